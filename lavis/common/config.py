@@ -1,0 +1,175 @@
+"""Experiment configs: LAVIS-style YAML (``model:``, ``datasets:``, ``run:``) -> typed dataclasses.
+
+Layers, later wins:
+  1. the registered class's dataclass defaults;
+  2. its preset YAML (``configs/models/...`` for ``model_type``, ``configs/datasets/<name>/...``);
+  3. the experiment YAML;
+  4. ``--options key.path=value ...`` from the command line.
+Each layer is checked for unknown keys against the schema and errors name that layer's file.
+``${...}`` interpolations are resolved after merging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from omegaconf import OmegaConf
+
+from lavis.common.registry import registry
+from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
+from lavis.runners.config import RunConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("model", "datasets", "run")
+OPTIONS_SOURCE = "--options"
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    model: Any  # the model class's config_class instance
+    datasets: dict[str, Any]  # builder name -> that builder's config_class instance
+    run: RunConfig
+    cfg_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": to_dict(self.model), "datasets": to_dict(self.datasets), "run": to_dict(self.run)}
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A config path as given (absolute or relative to the cwd), else relative to the repo root."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    in_repo = REPO_ROOT / path
+    return in_repo if in_repo.exists() else path
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    resolved = resolve_path(path)
+    if not resolved.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(resolved), resolve=False)
+    except Exception as err:  # omegaconf/yaml raise several types; all mean "unreadable YAML"
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def parse_options(options: Iterable[str] | None) -> dict[str, Any]:
+    """``["run.max_epoch=3", "model.lora.r=16"]`` -> nested dict (values parsed as YAML)."""
+    options = list(options or [])
+    for opt in options:
+        if "=" not in opt:
+            raise ConfigError(f"{OPTIONS_SOURCE}: '{opt}' is not of the form key.path=value")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(options), resolve=False)
+    except Exception as err:
+        raise ConfigError(f"{OPTIONS_SOURCE}: cannot parse {options}: {err}") from None
+
+
+def _section(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _leaf_paths(data: Any, prefix: str = "") -> Iterable[str]:
+    if isinstance(data, Mapping) and data:
+        for key, value in data.items():
+            yield from _leaf_paths(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix
+
+
+def _preset_layer(path: str, section: str, name: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Read a preset YAML whose body sits under ``model:`` or ``datasets: <name>:``."""
+    data = load_yaml(path)
+    body = _section(data, section, path)
+    if name is not None:
+        body = _section(body, name, path)
+    return path, body
+
+
+def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) -> ExperimentConfig:
+    source = str(cfg_path)
+    experiment = load_yaml(cfg_path)
+    cli = parse_options(options)
+    for data, where in ((experiment, source), (cli, OPTIONS_SOURCE)):
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; valid: {list(SECTIONS)}")
+
+    # (source, {"model": ..., "datasets": {...}, "run": ...}) in merge order.
+    layers: list[tuple[str, dict[str, Any]]] = []
+    schemas: dict[str, type] = {"run": RunConfig}
+
+    model_exp = _section(experiment, "model", source)
+    model_cli = _section(cli, "model", OPTIONS_SOURCE)
+    arch = model_cli.get("arch", model_exp.get("arch"))
+    if arch is None:
+        raise ConfigError(f"{source}: 'model.arch' is required; registered models: {registry.names('model')}")
+    model_cls = registry.get("model", arch)
+    schemas["model"] = model_cls.config_class
+    model_type = model_cli.get("model_type", model_exp.get("model_type", model_cls.config_class().model_type))
+    presets = getattr(model_cls, "PRETRAINED_MODEL_CONFIG_DICT", {})
+    if model_type not in presets:
+        raise ConfigError(f"{source}: unknown model_type {model_type!r} for {arch}; valid: {sorted(presets)}")
+    preset_source, preset_body = _preset_layer(presets[model_type], "model")
+    layers.append((preset_source, {"model": preset_body}))
+
+    dataset_names = list(_section(experiment, "datasets", source)) + [
+        n for n in _section(cli, "datasets", OPTIONS_SOURCE) if n not in _section(experiment, "datasets", source)
+    ]
+    for name in dataset_names:
+        builder_cls = registry.get("builder", name)
+        schemas[f"datasets.{name}"] = builder_cls.config_class
+        default_path = getattr(builder_cls, "DATASET_CONFIG_DICT", {}).get("default")
+        if default_path:
+            preset_source, body = _preset_layer(default_path, "datasets", name)
+            layers.append((preset_source, {"datasets": {name: body}}))
+
+    layers.append((source, experiment))
+    layers.append((OPTIONS_SOURCE, cli))
+
+    provenance: dict[str, str] = {}
+    for layer_source, layer in layers:
+        for section in SECTIONS:
+            body = _section(layer, section, layer_source)
+            if section == "datasets":
+                for name, ds_body in body.items():
+                    check_keys(schemas[f"datasets.{name}"], ds_body or {}, layer_source, f"datasets.{name}")
+            else:
+                check_keys(schemas[section], body, layer_source, section)
+        for path in _leaf_paths(layer):
+            provenance[path] = layer_source
+
+    try:
+        merged = OmegaConf.merge(*(OmegaConf.create(layer) for _, layer in layers))
+        resolved = OmegaConf.to_container(merged, resolve=True)
+    except Exception as err:
+        raise ConfigError(f"{source}: cannot merge/resolve the config: {err}") from None
+
+    model_cfg = from_dict(schemas["model"], resolved.get("model"), source, "model", provenance)
+    datasets_cfg = {
+        name: from_dict(schemas[f"datasets.{name}"], body or {}, source, f"datasets.{name}", provenance)
+        for name, body in (resolved.get("datasets") or {}).items()
+    }
+    run_cfg = from_dict(RunConfig, resolved.get("run"), source, "run", provenance)
+    registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
+    return ExperimentConfig(model=model_cfg, datasets=datasets_cfg, run=run_cfg, cfg_path=source)
+
+
+def save_config(cfg: ExperimentConfig, output_dir: str | Path) -> Path:
+    """Write the resolved config next to a run's outputs (``<output_dir>/config.yaml``)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "config.yaml"
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict())))
+    return path

@@ -1,0 +1,116 @@
+"""One registry for every name a YAML config can mention.
+
+A config says ``arch: blip2_mr`` or ``fusion: gca``; the registry maps that name to a class.
+Registering modules are imported lazily: the first lookup of a kind imports every module of the
+package that holds that kind (``lavis.models`` for models and fusions, ...). So ``import lavis``
+stays light, and nothing needs a central list of modules or an ``import *``.
+
+LAVIS spelling works: ``@registry.register_model("blip2_mr")``, ``registry.get_model_class(name)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+# kind -> package whose modules are imported on the first lookup of that kind.
+KIND_PACKAGES: dict[str, str] = {
+    "model": "lavis.models",
+    "fusion": "lavis.models",
+    "builder": "lavis.datasets",
+    "processor": "lavis.datasets",
+    "task": "lavis.tasks",
+    "runner": "lavis.runners",
+    "strategy": "lavis.runners",
+    "hook": "lavis.runners",
+}
+
+
+class RegistryError(KeyError):
+    """A name that is unknown or registered twice. ``str()`` gives the plain message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _import_package_modules(package_name: str) -> None:
+    """Import every module under ``package_name`` (recursively) so their decorators run."""
+    package = importlib.import_module(package_name)
+    for info in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
+        importlib.import_module(info.name)
+
+
+class Registry:
+    def __init__(self, kind_packages: dict[str, str]):
+        self._kind_packages = dict(kind_packages)
+        self._entries: dict[str, dict[str, Any]] = {kind: {} for kind in kind_packages}
+        self._imported: set[str] = set()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in self._entries:
+            raise RegistryError(f"unknown registry kind {kind!r}; kinds are {sorted(self._entries)}")
+
+    def _ensure_imported(self, kind: str) -> None:
+        package = self._kind_packages[kind]
+        if package not in self._imported:
+            # Mark first: a module being imported may itself look something up.
+            self._imported.add(package)
+            _import_package_modules(package)
+
+    def register(self, kind: str, name: str) -> Callable[[T], T]:
+        self._check_kind(kind)
+
+        def decorator(obj: T) -> T:
+            table = self._entries[kind]
+            existing = table.get(name)
+            # Re-importing the same module (e.g. reload) is not a duplicate.
+            if existing is not None and _qualname(existing) != _qualname(obj):
+                raise RegistryError(
+                    f"{kind} name {name!r} is registered twice: by {_qualname(existing)} "
+                    f"and by {_qualname(obj)}"
+                )
+            table[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, kind: str, name: str) -> Any:
+        self._check_kind(kind)
+        if name not in self._entries[kind]:
+            self._ensure_imported(kind)
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {kind} {name!r}; registered {kind}s: {self.names(kind)}"
+            ) from None
+
+    def names(self, kind: str) -> list[str]:
+        self._check_kind(kind)
+        self._ensure_imported(kind)
+        return sorted(self._entries[kind])
+
+    # LAVIS spelling -------------------------------------------------------------------------
+    def __getattr__(self, attr: str) -> Callable[..., Any]:
+        for prefix, method in (("register_", self.register), ("get_", self.get)):
+            if attr.startswith(prefix):
+                kind = attr[len(prefix):]
+                if kind.endswith("_class"):
+                    kind = kind[: -len("_class")]
+                if kind in self._entries:
+                    return lambda name, _m=method, _k=kind: _m(_k, name)
+        raise AttributeError(attr)
+
+
+registry = Registry(KIND_PACKAGES)

@@ -1,0 +1,188 @@
+"""Plain dicts (from YAML) -> typed dataclasses, with errors that say where and what.
+
+Every error names the source (a YAML file or ``--options``), the dotted key path and, for an
+unknown key, the valid keys. Supported field types: dataclasses, ``int``, ``float`` (ints are
+accepted), ``bool`` (strict), ``str`` (numbers are accepted and turned into text), ``Literal``,
+``Optional``/unions, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]`` and ``Any``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, Mapping, Union
+
+Provenance = Mapping[str, str]  # dotted key path -> where its value came from
+
+
+class ConfigError(ValueError):
+    """A config value that does not fit its schema."""
+
+
+def _where(path: str, provenance: Provenance | None, default_source: str) -> str:
+    """The source that set ``path`` (or its nearest parent)."""
+    if provenance:
+        probe = path
+        while probe:
+            if probe in provenance:
+                return provenance[probe]
+            probe = probe.rpartition(".")[0]
+    return default_source
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def check_keys(cls: type, data: Mapping[str, Any], source: str, path: str = "") -> None:
+    """Fail on keys that ``cls`` (recursively) does not declare. Values are not checked."""
+    if not isinstance(data, Mapping):
+        return
+    types_ = field_types(cls)
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in types_:
+            raise ConfigError(
+                f"{source}: unknown key '{key_path}'; valid keys under "
+                f"'{path or '<top>'}': {sorted(types_)}"
+            )
+        sub = _dataclass_in(types_[key])
+        if sub is not None and isinstance(value, Mapping):
+            check_keys(sub, value, source, key_path)
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    """The dataclass inside ``tp`` (``X`` or ``Optional[X]``), if any."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None
+
+
+def from_dict(
+    cls: type,
+    data: Mapping[str, Any] | None,
+    source: str,
+    path: str = "",
+    provenance: Provenance | None = None,
+) -> Any:
+    """Build dataclass ``cls`` from ``data``; missing keys take the dataclass defaults."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{_where(path, provenance, source)}: '{path}' must be a mapping, got {data!r}"
+        )
+    types_ = field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in types_:
+            raise ConfigError(
+                f"{_where(key_path, provenance, source)}: unknown key '{key_path}'; valid keys "
+                f"under '{path or '<top>'}': {sorted(types_)}"
+            )
+        kwargs[key] = convert(types_[key], value, source, key_path, provenance)
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        where = f"'{path}'" if path else "the top level"
+        raise ConfigError(f"{source}: required key(s) {missing} missing under {where}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:  # __post_init__ checks
+        raise ConfigError(f"{source}: '{path or '<top>'}': {err}") from None
+
+
+def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance | None = None):
+    """Check ``value`` against type ``tp`` and return it converted (e.g. dict -> dataclass)."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(
+            f"{_where(path, provenance, source)}: '{path}' must be {expected}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
+
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, source, path, provenance)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return convert(arg, value, source, path, provenance)
+            except ConfigError:
+                continue
+        raise fail(" or ".join(_type_name(a) for a in args))
+    if origin is Literal:
+        if value in args:
+            return value
+        raise fail(f"one of {list(args)}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise fail(_type_name(tp))
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(value):
+                raise fail(_type_name(tp))
+            items = [convert(a, v, source, f"{path}[{i}]", provenance) for i, (a, v) in enumerate(zip(args, value))]
+            return tuple(items)
+        item_tp = args[0] if args else Any
+        items = [convert(item_tp, v, source, f"{path}[{i}]", provenance) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise fail("a mapping")
+        val_tp = args[1] if args else Any
+        return {str(k): convert(val_tp, v, source, f"{path}.{k}", provenance) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail("true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise fail("an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise fail("a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        # ``--options run.output_dir=2024`` parses as a number; the intent is the text.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise fail("a string")
+    raise ConfigError(f"{source}: '{path}': unsupported schema type {tp!r}")
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (possibly nested) -> plain dict of YAML-friendly values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,58 @@
+"""The ``run:`` section of an experiment YAML (LAVIS key names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+
+@dataclass
+class RunConfig:
+    task: str = "moment_retrieval"
+    runner: str = "runner_base"
+    # Distribution: "single" needs no torchrun; the others read torchrun's environment.
+    strategy: Literal["single", "ddp", "fsdp", "deepspeed"] = "single"
+    deepspeed_config: Optional[str] = None  # path to a DeepSpeed JSON/YAML (strategy: deepspeed)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # Length of training: max_iters (optimizer steps) wins when set.
+    max_epoch: int = 50
+    max_iters: Optional[int] = None
+
+    # Optimizer and schedule.
+    lr_sched: Literal["linear_warmup_cosine_lr", "constant_lr"] = "linear_warmup_cosine_lr"
+    init_lr: float = 3e-4
+    min_lr: float = 0.0
+    warmup_lr: float = 1e-8
+    warmup_steps: int = 1000
+    weight_decay: float = 0.05
+    beta2: float = 0.999
+    accum_grad_iters: int = 1
+    grad_clip_norm: Optional[float] = 1.0
+    # YAML reads a bare `off` as false; LAVIS configs say `amp: true`. Both are accepted and
+    # normalized to the strings below (true -> bf16, false -> off).
+    amp: Union[Literal["bf16", "fp16", "off"], bool] = "bf16"
+
+    # Batches and loading.
+    batch_size_train: int = 8
+    batch_size_eval: int = 8
+    num_workers: int = 4
+
+    seed: int = 42
+    output_dir: str = "checkpoints/runs/default"
+    resume_ckpt_path: Optional[str] = None
+    evaluate: bool = False  # evaluate only, no training
+
+    train_splits: list[str] = field(default_factory=lambda: ["train"])
+    valid_splits: list[str] = field(default_factory=lambda: ["val"])
+    test_splits: list[str] = field(default_factory=lambda: ["test"])
+    # Key of the evaluator's "brief" used to pick the best checkpoint on the validation split.
+    valid_metric: str = "MR-full-R1@0.5"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amp, bool):
+            self.amp = "bf16" if self.amp else "off"
+        if self.accum_grad_iters < 1:
+            raise ValueError(f"accum_grad_iters must be >= 1, got {self.accum_grad_iters}")
+        if self.max_iters is not None and self.max_iters < 1:
+            raise ValueError(f"max_iters must be >= 1 or null, got {self.max_iters}")

@@ -1,0 +1,16 @@
+"""``python -m lavis.train --cfg-path X [--options k=v ...]``"""
+
+from __future__ import annotations
+
+import sys
+
+from lavis.common.cli import experiment_parser, run_entry_point
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = experiment_parser("Train a moment-retrieval model from an experiment YAML.").parse_args(argv)
+    return run_entry_point(args.cfg_path, args.options, evaluate_only=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def requirements() -> list[str]:
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+setup(
+    name="sms-lavis",
+    version="0.1.0",
+    description="Audio-visual video moment retrieval with LLMs (SMS: Sight meets Sound), LAVIS-style",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["lavis", "lavis.*", "mr_data", "mr_data.*"]),
+    install_requires=requirements(),
+    extras_require={
+        "deepspeed": ["deepspeed>=0.15"],
+        "wandb": ["wandb>=0.18"],
+        "tensorboard": ["tensorboard>=2.15"],
+        "dev": ["pytest>=8", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "lavis-train=lavis.train:main",
+            "lavis-evaluate=lavis.evaluate:main",
+            "lavis-mr-eval=lavis.tasks.mr_eval:main",
+        ]
+    },
+)
