@@ -1,0 +1,58 @@
+"""Write real MP4 files (H.264 video + AAC audio) with PyAV, for the synthetic benchmark and tests."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+AAC_FRAME = 1024  # samples per AAC frame
+
+
+def write_av_file(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 48000,
+    crf: int = 23,
+    gop: int | None = None,
+) -> Path:
+    """Encode ``frames`` (uint8 ``[N, H, W, 3]``, RGB; H and W even) and optional mono ``audio``
+    (float ``[S]`` in [-1, 1]) into an MP4. ``gop`` is the keyframe interval in frames (default:
+    the encoder's); real videos have keyframes every few seconds, which is what seeking must cope
+    with.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        options = {"crf": str(crf), "preset": "veryfast"}
+        if gop is not None:
+            options.update({"g": str(gop), "keyint_min": str(gop)})
+        video.options = options
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
+        for frame in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode(None))
+        if sound is not None:
+            samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+            for start in range(0, len(samples), AAC_FRAME):
+                chunk = samples[start : start + AAC_FRAME]
+                out = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                out.sample_rate, out.pts = sample_rate, start
+                container.mux(sound.encode(out))
+            container.mux(sound.encode(None))
+    return path
