@@ -38,10 +38,18 @@ class RunConfig:
     batch_size_eval: int = 8
     num_workers: int = 4
 
+    # Stop with a clear error on a NaN/inf loss (naming the step and the batch's qids), or skip
+    # that batch's update and count it.
+    nonfinite_loss: Literal["stop", "skip"] = "stop"
+
     seed: int = 42
     output_dir: str = "checkpoints/runs/default"
     resume_ckpt_path: Optional[str] = None
     evaluate: bool = False  # evaluate only, no training
+    keep_last_ckpts: int = 2  # besides checkpoint_best.pt
+    save_every_iters: Optional[int] = None  # also checkpoint every N optimizer steps
+    log_freq: int = 10  # optimizer steps between train log records
+    hooks: list[str] = field(default_factory=lambda: ["metrics_jsonl"])  # + tensorboard, wandb
 
     train_splits: list[str] = field(default_factory=lambda: ["train"])
     valid_splits: list[str] = field(default_factory=lambda: ["val"])

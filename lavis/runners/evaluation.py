@@ -1,0 +1,58 @@
+"""Distributed prediction over one split: each query predicted exactly once, gathered in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from lavis.runners.samplers import EvalSampler
+
+
+def make_loader(
+    dataset: Dataset, sampler, batch_size: int, num_workers: int, pin_memory: bool, drop_last: bool = False, seed: int = 0
+) -> DataLoader:
+    # A private generator: creating the iterator would otherwise draw from the global torch RNG
+    # and shift every random number after a mid-epoch resume.
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=getattr(dataset, "collater", None),
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+@torch.no_grad()
+def predict_split(model: nn.Module, dataset: Dataset, task: Any, strategy: Any, batch_size: int, num_workers: int, progress=None) -> tuple[list[dict], int]:
+    """All ranks predict their share; every rank returns all predictions (in rank-interleaved
+    order; the task writes them in annotation order) and the number of samples the dataset
+    skipped (unreadable videos) across ranks."""
+    sampler = EvalSampler(len(dataset), strategy.rank, strategy.world_size)
+    loader = make_loader(dataset, sampler, batch_size, num_workers, strategy.device.type == "cuda")
+    inner = strategy.unwrap(model)
+    was_training = inner.training
+    inner.eval()
+    local: list[dict] = []
+    skipped = 0
+    try:
+        for batch in loader:
+            skipped += int(batch.get("num_skipped", 0))
+            if not batch.get("qid"):
+                continue  # every sample of this batch was unreadable
+            batch = task.move_to_device(batch, strategy.device)
+            with strategy.autocast():
+                preds = task.valid_step(model, batch)
+            local.extend(preds)
+            if progress is not None:
+                progress.update(len(preds))
+    finally:
+        inner.train(was_training)
+    gathered = strategy.all_gather_objects((local, skipped))
+    return [pred for part, _ in gathered for pred in part], sum(n for _, n in gathered)

@@ -1,0 +1,55 @@
+"""Optimizer and learning-rate schedule (LAVIS run keys)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lavis.runners.config import RunConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters in two groups: decayed matrices, and undecayed norms/biases/1-d
+    tensors (decaying a LayerNorm gain or a bias only pulls it towards an arbitrary value)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
+    groups = param_groups(model, cfg.weight_decay)
+    if not groups:
+        raise ValueError("the model has no trainable parameters; check the freeze_* and lora options")
+    on_cuda = all(p.is_cuda for g in groups for p in g["params"])
+    # The fused kernel is one launch for all parameters on CUDA; the CPU uses the foreach path.
+    return torch.optim.AdamW(groups, lr=cfg.init_lr, betas=(0.9, cfg.beta2), fused=on_cuda or None)
+
+
+def lr_factor(step: int, cfg: RunConfig, total_steps: int) -> float:
+    """Multiplier of ``init_lr`` at optimizer step ``step`` (0-based).
+
+    linear_warmup_cosine_lr: linear from ``warmup_lr`` to ``init_lr`` over ``warmup_steps``, then
+    cosine from ``init_lr`` down to ``min_lr`` at ``total_steps``. constant_lr: warmup, then flat.
+    """
+    if cfg.init_lr <= 0:
+        return 0.0
+    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    if step < warmup:
+        lr = cfg.warmup_lr + (cfg.init_lr - cfg.warmup_lr) * step / warmup
+    elif cfg.lr_sched == "constant_lr":
+        lr = cfg.init_lr
+    else:
+        span = max(total_steps - warmup, 1)
+        progress = min((step - warmup) / span, 1.0)
+        lr = cfg.min_lr + (cfg.init_lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr / cfg.init_lr
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, total_steps: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))

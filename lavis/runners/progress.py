@@ -1,0 +1,42 @@
+"""The training progress bar (main process only): loss, lr, samples/s and ETA."""
+
+from __future__ import annotations
+
+import time
+
+from tqdm.auto import tqdm
+
+
+class StepProgress:
+    def __init__(self, total_steps: int, start_step: int, enabled: bool):
+        self._bar = tqdm(total=total_steps, initial=start_step, disable=not enabled, unit="step", dynamic_ncols=True)
+        self._last_time = time.perf_counter()
+        self._samples = 0
+        self._loss_ema: float | None = None
+        self._lr = 0.0
+        self._rate = 0.0
+        self._interval_loss, self._interval_steps = 0.0, 0
+
+    def update(self, step: int, loss: float, lr: float, samples: int) -> None:
+        now = time.perf_counter()
+        self._samples += samples
+        elapsed = now - self._last_time
+        if elapsed >= 1.0:  # a rate over at least a second, not one noisy step
+            self._rate = self._samples / elapsed
+            self._samples, self._last_time = 0, now
+        if loss == loss:  # not NaN
+            self._interval_loss += loss
+            self._interval_steps += 1
+            self._loss_ema = loss if self._loss_ema is None else 0.9 * self._loss_ema + 0.1 * loss
+        self._lr = lr
+        self._bar.set_postfix(loss=f"{self._loss_ema or 0:.4f}", lr=f"{lr:.2e}", sps=f"{self._rate:.1f}", refresh=False)
+        self._bar.update(step - self._bar.n)
+
+    def log_record(self) -> dict[str, float]:
+        """Mean loss since the previous record (the bar shows a smoothed loss), lr, samples/s."""
+        loss = self._interval_loss / max(self._interval_steps, 1)
+        self._interval_loss, self._interval_steps = 0.0, 0
+        return {"loss": loss, "lr": self._lr, "samples_per_s": round(self._rate, 3)}
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,24 @@
+"""Multi-process runs on CPU with gloo, launched through torchrun like a user would."""
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers.toy_run import train_losses
+
+
+def torchrun(nproc, *args):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "tests/helpers/ddp_worker.py", *map(str, args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one_on_the_same_global_batch(tmp_path, strategy):
+    torchrun(1, tmp_path / "one", "single", 4)
+    torchrun(2, tmp_path / "two", strategy, 2)
+    one, two = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
+    assert sorted(one) == sorted(two) == list(range(1, 7))
+    for step in one:
+        assert two[step] == pytest.approx(one[step], abs=1e-4), step

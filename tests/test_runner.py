@@ -1,0 +1,114 @@
+import json
+import signal
+
+import pytest
+import torch
+
+from helpers.toy_run import toy_experiment, train_losses
+from lavis.runners import checkpoint as ckpt_mod
+from lavis.runners.runner import NonFiniteLossError, RunnerBase, TrainingInterrupted
+
+
+def run(tmp_path, name, **overrides):
+    cfg, task, model, datasets = toy_experiment(tmp_path / name, **overrides)
+    runner = RunnerBase(cfg, task, model, datasets)
+    return runner, runner.train()
+
+
+def test_train_validates_picks_best_and_tests(tmp_path):
+    runner, results = run(tmp_path, "a")
+    out = tmp_path / "a"
+    assert results["test"]["brief"]["n"] == 11 and len(set(results["test"]["qids"])) == 11
+    assert (out / "checkpoint_best.pt").exists() and (out / "config.yaml").exists()
+    assert json.loads((out / "metrics_test.json").read_text())["brief"]["n"] == 11
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert len(epochs) == 2 and all("valid_score" in r and r["skipped_videos"] == 0 for r in epochs)
+    # 24 samples / batch 4 = 6 steps per epoch, 2 epochs.
+    assert sorted(train_losses(out)) == list(range(1, 13))
+    # Best + last 2 step checkpoints only.
+    assert sorted(p.name for p in out.glob("checkpoint_step*.pt")) == ["checkpoint_step12.pt", "checkpoint_step6.pt"]
+
+
+def test_loss_decreases(tmp_path):
+    _, _ = run(tmp_path, "a", max_epoch=6, dropout=0.0)
+    losses = train_losses(tmp_path / "a")
+    assert losses[max(losses)] < 0.5 * losses[1]
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_resume_mid_epoch_reproduces_the_same_losses(tmp_path, accum):
+    full_runner, _ = run(tmp_path, "full", accum_grad_iters=accum, batch_size_train=2)
+    full = train_losses(tmp_path / "full")
+
+    cfg, task, model, datasets = toy_experiment(tmp_path / "cut", accum_grad_iters=accum, batch_size_train=2)
+    runner = RunnerBase(cfg, task, model, datasets)
+
+    class StopAt:  # deliver a SIGTERM-equivalent after step 4 (mid-epoch)
+        def on_train_step(self, step, logs):
+            if step == 4:
+                runner._signal = signal.SIGTERM
+
+        def on_evaluation(self, *a): ...
+        def on_epoch_end(self, *a): ...
+        def close(self): ...
+
+    runner.hooks.append(StopAt())
+    with pytest.raises(TrainingInterrupted) as stopped:
+        runner.train()
+    assert stopped.value.checkpoint.name == "checkpoint_step4.pt"
+
+    cfg, task, model, datasets = toy_experiment(
+        tmp_path / "cut", accum_grad_iters=accum, batch_size_train=2, resume_ckpt_path=str(stopped.value.checkpoint)
+    )
+    RunnerBase(cfg, task, model, datasets).train()
+    resumed = train_losses(tmp_path / "cut")
+    assert sorted(resumed) == sorted(full)
+    for step in full:
+        assert resumed[step] == pytest.approx(full[step], abs=1e-7), step
+
+
+def test_nonfinite_loss_stops_with_step_and_qids(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"step \d+; batch qids: .*t5"):
+        run(tmp_path, "a", nan_at_qid=["t5"])
+
+
+def test_nonfinite_loss_skip_policy_counts(tmp_path):
+    run(tmp_path, "a", nan_at_qid=["t5"], nonfinite_loss="skip")
+    epochs = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("nonfinite_steps", 0) for r in epochs if r["type"] == "epoch") == 2  # once per epoch
+
+
+def test_evaluate_only_loads_weights(tmp_path):
+    runner, _ = run(tmp_path, "a")
+    trained = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    cfg, task, model, datasets = toy_experiment(tmp_path / "b", evaluate=True, resume_ckpt_path=str(tmp_path / "a" / "checkpoint_best.pt"))
+    results = RunnerBase(cfg, task, model, datasets).train()
+    assert set(results) == {"val", "test"}
+    best = torch.load(tmp_path / "a" / "checkpoint_best.pt", weights_only=False)["model"]
+    for key, value in best.items():
+        assert torch.equal(model.state_dict()[key], value)
+    assert trained  # the best checkpoint may be from epoch 1; weights above come from it
+
+
+def test_crash_mid_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    ckpt_mod.atomic_torch_save({"a": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError):
+        ckpt_mod.atomic_torch_save({"a": 2}, path)
+    monkeypatch.undo()
+    assert ckpt_mod.load_checkpoint(path) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "checkpoint_step3.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="not a readable checkpoint"):
+        ckpt_mod.load_checkpoint(tmp_path)
