@@ -51,5 +51,34 @@ def lr_factor(step: int, cfg: RunConfig, total_steps: int) -> float:
     return lr / cfg.init_lr
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, total_steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))
+class WarmupCosineSchedule:
+    """Sets every param group's lr from ``lr_factor`` after each optimizer step. Works with any
+    optimizer exposing ``param_groups`` (torch's, DeepSpeed's ZeRO wrappers)."""
+
+    def __init__(self, optimizer, cfg: RunConfig, total_steps: int):
+        self.optimizer, self.cfg, self.total_steps = optimizer, cfg, total_steps
+        self.step_count = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        lr = self.cfg.init_lr * lr_factor(self.step_count, self.cfg, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        self.step_count += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "total_steps": self.total_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step_count"]
+        self._apply()
+
+
+def build_scheduler(optimizer, cfg: RunConfig, total_steps: int) -> WarmupCosineSchedule:
+    return WarmupCosineSchedule(optimizer, cfg, total_steps)

@@ -166,7 +166,7 @@ class RunnerBase:
                 f"x accum_grad_iters={rc.accum_grad_iters} x {self.strategy.world_size} processes"
             )
         total_steps = rc.max_iters or rc.max_epoch * steps_per_epoch
-        optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc))
+        self.model, optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), total_steps)
         scheduler = build_scheduler(optimizer, rc, total_steps)
 
         epoch, step, batches_done, best = 0, 0, 0, {"metric": rc.valid_metric, "value": None, "step": None}

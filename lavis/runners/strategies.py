@@ -76,8 +76,9 @@ class SingleDevice:
     def unwrap(self, model: nn.Module) -> nn.Module:
         return getattr(model, "module", model)
 
-    def prepare_optimizer(self, model: nn.Module, optimizer: torch.optim.Optimizer):
-        return optimizer
+    def prepare_optimizer(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int):
+        """(model, optimizer) to train with; DeepSpeed replaces both with its engine's."""
+        return model, optimizer
 
     def no_sync(self, model: nn.Module) -> contextlib.AbstractContextManager:
         """Skip gradient synchronisation on accumulation micro-steps (DDP)."""
@@ -110,7 +111,7 @@ class SingleDevice:
         ViT-g, the LLM) are never gathered: they come from the pretrained files."""
         trainable = {n for n, p in self.unwrap(model).named_parameters() if p.requires_grad}
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
-        state = get_model_state_dict(model, options=options)
+        state = get_model_state_dict(self.unwrap(model), options=options)
         return {k: v for k, v in state.items() if k in trainable}
 
     def load_trainable_state_dict(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -122,7 +123,7 @@ class SingleDevice:
                 f"checkpoint does not match the model's trainable parameters: missing {missing[:10]}"
                 f"{'...' if len(missing) > 10 else ''}, unexpected {unexpected[:10]}"
             )
-        set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+        set_model_state_dict(self.unwrap(model), state, options=StateDictOptions(full_state_dict=True, strict=False))
 
     def optimizer_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         return get_optimizer_state_dict(model, optimizer, options=self._full)
