@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 
 
@@ -20,26 +22,35 @@ def experiment_parser(description: str) -> argparse.ArgumentParser:
 
 
 def run_entry_point(cfg_path: str, options: list[str], evaluate_only: bool) -> int:
-    """Validate the config and build what it names; errors become one clear line and exit 2."""
+    """Validate the config, build what it names and run the configured runner.
+
+    Config and input errors become one clear line and exit code 2; a run stopped by
+    SIGTERM/SIGINT exits 128 + signal after saving a resumable checkpoint.
+    """
     from lavis.common.build import build_experiment
     from lavis.common.config import load_experiment
-    from lavis.common.registry import RegistryError
+    from lavis.common.registry import RegistryError, registry
     from lavis.common.typed import ConfigError
+    from lavis.datasets.schema import AnnotationError
+    from lavis.runners.runner import TrainingInterrupted
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_experiment(cfg_path, options)
         if evaluate_only:
             cfg.run.evaluate = True
         experiment = build_experiment(cfg)
-    except (ConfigError, RegistryError, FileNotFoundError) as err:
+        runner = registry.get("runner", cfg.run.runner)(cfg, experiment.task, experiment.model, experiment.datasets)
+    except (ConfigError, RegistryError, AnnotationError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(
-        f"config {cfg_path} is valid and built: task={type(experiment.task).__name__}, "
-        f"model={type(experiment.model).__name__}, datasets={sorted(experiment.datasets)}",
-        file=sys.stderr,
-    )
-    # The training/evaluation loop is the runner's job (issue #5); until it lands we stop here
-    # rather than pretend to train.
-    print("error: no runner is implemented yet; nothing was trained or evaluated", file=sys.stderr)
-    return 3
+    try:
+        results = runner.train()
+    except TrainingInterrupted as stop:
+        print(f"stopped: {stop}", file=sys.stderr)
+        return 128 + int(stop.signum)
+    if runner.strategy.is_main:
+        for split, metrics in results.items():
+            print(f"{split}: {json.dumps(metrics.get('brief', metrics))}")
+    runner.strategy.teardown()
+    return 0
