@@ -14,6 +14,7 @@ def experiment_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--options",
         nargs="+",
+        action="extend",  # several --options flags add up (the run scripts pass their own)
         default=[],
         metavar="KEY=VALUE",
         help="override config keys, e.g. run.max_epoch=3 model.lora.r=16",
