@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable
 
 import av
 import numpy as np
@@ -13,7 +15,7 @@ AAC_FRAME = 1024  # samples per AAC frame
 
 def write_av_file(
     path: str | Path,
-    frames: np.ndarray,
+    frames: np.ndarray | Iterable[np.ndarray],
     fps: float,
     audio: np.ndarray | None = None,
     sample_rate: int = 48000,
@@ -21,14 +23,20 @@ def write_av_file(
     gop: int | None = None,
 ) -> Path:
     """Encode ``frames`` (uint8 ``[N, H, W, 3]``, RGB; H and W even) and optional mono ``audio``
-    (float ``[S]`` in [-1, 1]) into an MP4. ``gop`` is the keyframe interval in frames (default:
-    the encoder's); real videos have keyframes every few seconds, which is what seeking must cope
-    with.
+    (float ``[S]`` in [-1, 1]) into an MP4. ``frames`` may also be an iterable of uint8
+    ``[H, W, 3]`` frames, so long high-resolution videos (30 s of 480p is ~1 GB raw) are encoded
+    without holding them in memory. ``gop`` is the keyframe interval in frames (default: the
+    encoder's); real videos have keyframes every few seconds, which is what seeking must cope with.
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+    if isinstance(frames, np.ndarray) and frames.ndim != 4:
         raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
-    height, width = frames.shape[1:3]
+    stream_of_frames = iter(frames)
+    first = next(stream_of_frames, None)
+    if first is None:
+        raise ValueError("frames is empty: a video needs at least one frame")
+    if first.ndim != 3 or first.shape[-1] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"each frame must be uint8 [H, W, 3], got {first.dtype} {first.shape}")
+    height, width = first.shape[:2]
     if height % 2 or width % 2:
         raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
     path = Path(path)
@@ -44,7 +52,9 @@ def write_av_file(
         if audio is not None:
             sound = container.add_stream("aac", rate=sample_rate)
             sound.layout = "mono"
-        for frame in frames:
+        for frame in itertools.chain([first], stream_of_frames):
+            if frame.shape != first.shape or frame.dtype != np.uint8:
+                raise ValueError(f"frame of {frame.dtype} {frame.shape} differs from the first, {first.shape}")
             container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(video.encode(None))
         if sound is not None:
