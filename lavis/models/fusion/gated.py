@@ -1,0 +1,99 @@
+"""SMS's gated cross-attention fusions: ``gca`` (the published default) and ``bigca``.
+
+Both follow the public SMS code (github.com/globc/mr-Audio, ``GatedCrossAttention.py`` and
+``BiGatedCrossAttention.py``) and keep its parameter names, so its fusion weights map onto ours
+key for key (``bigca``: see its docstring for the two tensors that differ).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lavis.common.registry import registry
+from lavis.models.fusion.attention import CrossAttention
+from lavis.models.fusion.base import Fusion
+from lavis.models.fusion.config import FusionConfig
+
+
+@registry.register_fusion("gca")
+class GatedCrossAttention(Fusion):
+    """SMS's gated cross-attention, as published.
+
+    The frame's audio embedding, projected to ``D``, queries the frame's ``Q`` visual tokens; a
+    sigmoid gate computed from the audio mixes that audio-selected summary into every token::
+
+        a = audio_proj(audio)                       [N, 1, D]
+        s = cross_attn(query=a, key/value=video)     [N, 1, D]
+        g = sigmoid(gate(a))                         [N, 1, 1]
+        out = g * s + (1 - g) * video                [N, Q, D]
+
+    Same math as the reference, which expands the audio to ``Q`` identical query rows (giving
+    ``Q`` identical attention rows); one query row is that result at ``1/Q`` of the cost. The
+    gate starts near 0.5 (the reference's default Linear init), so every weight has a gradient
+    from the first step. Difference: frames without audio keep their tokens (the reference
+    mixes in a summary steered by a zero/garbage embedding).
+    """
+
+    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+        super().__init__(dim, audio_dim)
+        self.audio_proj = nn.Linear(audio_dim, dim)
+        self.cross_attn = CrossAttention(dim, cfg.num_heads, cfg.dropout)
+        self.gate = nn.Linear(dim, 1)
+
+    def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        a = self.audio_proj(audio).unsqueeze(1)
+        summary = self.cross_attn(a, video)
+        g = torch.sigmoid(self.gate(a))
+        return video + g * (summary - video)
+
+
+@registry.register_fusion("bigca")
+class BiGatedCrossAttention(Fusion):
+    """Bidirectional gated cross-attention: the reference's block, with its two degeneracies fixed.
+
+    Reference block: audio->vision attention (audio queries the tokens, as in ``gca``) and
+    vision->audio attention (every token queries the audio), weighted by a softmax "modality
+    gate", then ``norm1(fused + audio + video)``, a feed-forward with residual and ``norm2``::
+
+        w = softmax(gate(a))                                       [N, 1, 2]
+        fused = w0 * a2v + w1 * v2a                                [N, Q, D]
+        h = norm1(fused + a + video);  h = norm2(h + ff(h))        [N, Q, D]
+        out = video + tanh(mix) * (h - video)
+
+    Differences from the reference, each its evident intent:
+      * the gate is ``Linear(D, 2)``; the reference's ``Linear(D, 1)`` + softmax is a softmax
+        over one value, always 1, so both directions were simply summed and the gate never
+        learned (its comment says ``[batch, 2]``);
+      * vision->audio attention has a learned null key/value (``CrossAttention(null_kv)``): over
+        the single audio embedding (the reference's 32 identical copies) the attention ignored
+        its queries and its query/key weights got no gradient;
+      * the block's output is mixed into the tokens by a tanh gate ``mix`` (``fusion.gate_init``)
+        instead of replacing them: training starts near the pretrained tokens, and frames
+        without audio keep their tokens.
+    Parameter names are the reference's, plus ``mix`` and ``vision_to_audio_attn.bias_k/bias_v``;
+    ``gate`` is ``[2, D]`` instead of ``[1, D]`` (the reference's never trained: nothing is lost
+    by not loading it).
+    """
+
+    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+        super().__init__(dim, audio_dim)
+        self.audio_proj = nn.Linear(audio_dim, dim)
+        self.audio_to_vision_attn = CrossAttention(dim, cfg.num_heads, cfg.dropout)
+        self.vision_to_audio_attn = CrossAttention(dim, cfg.num_heads, cfg.dropout, null_kv=True)
+        self.gate = nn.Linear(dim, 2)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, cfg.ff_mult * dim), nn.ReLU(), nn.Linear(cfg.ff_mult * dim, dim))
+        self.ff_dropout = nn.Dropout(cfg.dropout)  # outside ``ff``: keeps the reference's ff.0/ff.2 names
+        self.mix = nn.Parameter(torch.full((1,), float(cfg.gate_init)))  # [1]: shardable (FSDP2)
+
+    def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        a = self.audio_proj(audio).unsqueeze(1)
+        a2v = self.audio_to_vision_attn(a, video)
+        v2a = self.vision_to_audio_attn(video, a)
+        w = torch.softmax(self.gate(a), dim=-1)
+        fused = w[..., :1] * a2v + w[..., 1:] * v2a
+        h = self.norm1(fused + a + video)
+        h = self.norm2(h + self.ff_dropout(self.ff(h)))
+        return video + torch.tanh(self.mix) * (h - video)
