@@ -1,0 +1,62 @@
+"""Tiny test videos with known content: a bright square in chosen frames, a tone in a time range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from mr_data.media import write_av_file
+
+SIZE = 64
+DARK, BRIGHT = 16, 240
+SQUARE = (slice(8, 40), slice(8, 40))  # rows, cols of the bright square
+
+
+def make_video(
+    path: Path,
+    num_frames: int = 60,
+    fps: float = 10.0,
+    square_frames: Iterable[int] = (),
+    tone: Optional[tuple[float, float]] = None,
+    tone_hz: float = 1000.0,
+    audio_seconds: Optional[float] = None,
+    with_audio: bool = True,
+    sample_rate: int = 16000,
+    gop: Optional[int] = 10,
+) -> Path:
+    """A 64x64 video: dark frames, a bright square in ``square_frames``; a ``tone_hz`` sine in
+    ``tone = (start, end)`` seconds of an otherwise silent track (``audio_seconds`` long,
+    default the video's length); no audio stream when ``with_audio`` is False."""
+    frames = np.full((num_frames, SIZE, SIZE, 3), DARK, dtype=np.uint8)
+    for index in square_frames:
+        frames[index][SQUARE] = BRIGHT
+    audio = None
+    if with_audio:
+        seconds = num_frames / fps if audio_seconds is None else audio_seconds
+        audio = np.zeros(int(round(seconds * sample_rate)), dtype=np.float32)
+        if tone is not None:
+            lo, hi = (int(round(t * sample_rate)) for t in tone)
+            t = np.arange(hi - lo) / sample_rate
+            audio[lo:hi] = 0.5 * np.sin(2 * np.pi * tone_hz * t)
+    return write_av_file(path, frames, fps, audio, sample_rate, crf=18, gop=gop)
+
+
+def square_brightness(frame: np.ndarray) -> float:
+    """Mean value inside the square region of an ``[H, W, 3]`` uint8 frame."""
+    return float(frame[SQUARE].mean())
+
+
+def remux_faststart(src: Path, dst: Path) -> Path:
+    """Copy ``src`` with its index (moov) at the front, as streaming-ready MP4s have it."""
+    import av
+
+    with av.open(str(src)) as source, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is None:
+                continue  # flush packets
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
