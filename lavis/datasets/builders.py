@@ -1,0 +1,169 @@
+"""Dataset builders (``datasets: <name>:`` in an experiment YAML): charades_sta, qvh, synthetic_av.
+
+A builder reads the normalized annotation files of each split (train / val / test; a split whose
+path is null is not built), checks that the video folder and every video exist, and returns one
+``MomentRetrievalDataset`` per split: the train split with the train processor and random
+sampling, the others with the eval processor and deterministic sampling.
+
+Paths: ``root`` is the dataset folder (default YAMLs read it from an environment variable, e.g.
+``SMS_CHARADES_ROOT``, falling back to ``data/<name>``); annotation paths and ``video_root`` are
+relative to it unless absolute. A missing folder, annotation file or video fails at build time
+with the count and the first few names; ``allow_missing_videos`` turns missing videos into a
+warning (each is then skipped and counted when loaded).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from lavis.common.registry import registry
+from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
+from lavis.datasets.processors import build_processor
+from lavis.datasets.schema import read_annotations
+from lavis.datasets.video_io import VideoBackend
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+SHOW_MISSING = 5  # missing names listed in an error
+
+
+@dataclass
+class SplitPaths:
+    train: Optional[str] = "train.jsonl"
+    val: Optional[str] = "val.jsonl"
+    test: Optional[str] = "test.jsonl"
+
+
+@dataclass
+class VisProcessors:
+    """``{name: <registered processor>, <its config fields>}`` per stage (LAVIS layout)."""
+
+    train: dict[str, Any] = field(default_factory=lambda: {"name": "blip2_video_train", "image_size": 224})
+    eval: dict[str, Any] = field(default_factory=lambda: {"name": "blip_video_eval", "image_size": 224})
+
+    def __post_init__(self) -> None:
+        # Build once now so a bad name or key fails when the config loads, not in a worker.
+        for stage in ("train", "eval"):
+            build_processor(getattr(self, stage), f"vis_processor.{stage}")
+
+
+@dataclass
+class MomentDatasetConfig:
+    root: str = ""  # the dataset folder; relative paths below are under it
+    annotations: SplitPaths = field(default_factory=SplitPaths)
+    video_root: str = "videos"
+    video_ext: str = ".mp4"  # for records without a video_file: <vid><video_ext>
+    num_frames: int = 20
+    vis_processor: VisProcessors = field(default_factory=VisProcessors)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    video_backend: VideoBackend = "pyav"
+    strict: bool = False  # raise on an unreadable video instead of skipping and counting it
+    allow_missing_videos: bool = False  # at build time: warn about missing videos, do not fail
+    allow_no_windows: bool = False  # accept unlabeled records (e.g. the QVHighlights test release)
+    seed: int = 0  # train-time frame sampling and crops (experiments may set ${run.seed})
+
+    def __post_init__(self) -> None:
+        if self.num_frames <= 0:
+            raise ValueError(f"num_frames must be positive, got {self.num_frames}")
+
+
+@dataclass
+class CharadesSTAConfig(MomentDatasetConfig):
+    """Charades-STA: normalized train / val (held-out whole train videos) / test files."""
+
+    root: str = "data/charades_sta"
+
+
+@dataclass
+class QVHConfig(MomentDatasetConfig):
+    """QVHighlights: the official train / val releases and the test file with labels, each
+    converted with ``python -m mr_data.convert`` (or used as released: the format is the same)."""
+
+    root: str = "data/qvh"
+
+
+@dataclass
+class SyntheticAVConfig(MomentDatasetConfig):
+    """The synthetic audio-visual benchmark written by ``python -m mr_data.synthetic``."""
+
+    root: str = "data/synthetic_av"
+
+
+class MomentRetrievalBuilder:
+    config_class: type[MomentDatasetConfig] = MomentDatasetConfig
+    DATASET_CONFIG_DICT: dict[str, str] = {}
+
+    def __init__(self, cfg: Optional[MomentDatasetConfig] = None):
+        self.cfg = cfg if cfg is not None else self.config_class()
+
+    def _under_root(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() or not self.cfg.root else Path(self.cfg.root) / p
+
+    def build_datasets(self) -> dict[str, MomentRetrievalDataset]:
+        cfg = self.cfg
+        name = type(self).__name__
+        video_root = self._under_root(cfg.video_root)
+        if not video_root.is_dir():
+            raise FileNotFoundError(
+                f"{name}: video folder not found: {video_root} (set the dataset's 'root' or "
+                f"'video_root', or the environment variable its default YAML names)"
+            )
+        datasets = {}
+        for split in SPLITS:
+            ann = getattr(cfg.annotations, split)
+            if not ann:
+                continue
+            records, _ = read_annotations(self._under_root(ann), cfg.allow_no_windows, strict=True)
+            self._check_videos(records, video_root, split)
+            is_train = split == "train"
+            datasets[split] = MomentRetrievalDataset(
+                records,
+                video_root,
+                build_processor(cfg.vis_processor.train if is_train else cfg.vis_processor.eval, f"vis_processor.{split}"),
+                num_frames=cfg.num_frames,
+                audio=cfg.audio,
+                video_backend=cfg.video_backend,
+                video_ext=cfg.video_ext,
+                train=is_train,
+                strict=cfg.strict,
+                seed=cfg.seed,
+            )
+        if not datasets:
+            raise ValueError(f"{name}: no split has an annotation path (annotations.train/val/test)")
+        return datasets
+
+    def _check_videos(self, records, video_root: Path, split: str) -> None:
+        paths = sorted({video_path(r, video_root, self.cfg.video_ext) for r in records})
+        missing = [p for p in paths if not p.is_file()]
+        if not missing:
+            return
+        shown = ", ".join(p.name for p in missing[:SHOW_MISSING])
+        more = f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING else ""
+        message = f"{split}: {len(missing)} of {len(paths)} videos missing under {video_root}: {shown}{more}"
+        if not self.cfg.allow_missing_videos:
+            raise FileNotFoundError(f"{type(self).__name__}: {message} (allow_missing_videos: true to skip them)")
+        logger.warning("%s; they will be skipped and counted", message)
+
+
+@registry.register_builder("charades_sta")
+class CharadesSTABuilder(MomentRetrievalBuilder):
+    config_class = CharadesSTAConfig
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/charades_sta/defaults.yaml"}
+
+
+@registry.register_builder("qvh")
+class QVHBuilder(MomentRetrievalBuilder):
+    config_class = QVHConfig
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/qvh/defaults.yaml"}
+
+
+@registry.register_builder("synthetic_av")
+class SyntheticAVBuilder(MomentRetrievalBuilder):
+    config_class = SyntheticAVConfig
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/synthetic_av/defaults.yaml"}

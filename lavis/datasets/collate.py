@@ -1,0 +1,49 @@
+"""Samples -> the batch dict every model and task reads (B = batch, T = frames per video).
+
+    video           float32 [B, T, 3, H, W]   CLIP-normalized pixels (padding frames: 0)
+    frame_mask      bool    [B, T]            True = a real frame
+    timestamps      float32 [B, T]            seconds (padding: 0)
+    audio_features  float32 [B, T, F, M]      CLAP log-mel per frame clip (F mel frames, M mels)
+    audio_mask      bool    [B, T]            False = no audio for this clip
+    duration        float32 [B]               seconds
+    query, qid, vid, kind, windows            lists of length B
+    num_skipped     int                       samples of this batch the dataset could not read
+
+A sample the dataset could not read is ``None``; the collate drops it and counts it in
+``num_skipped``, which is how the count crosses DataLoader worker processes to the runner. A batch
+whose samples were all unreadable has only ``num_skipped`` and empty lists (``qid == []``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+FRAME_KEYS = ("video", "frame_mask", "timestamps", "audio_features", "audio_mask")  # [T, ...]
+LIST_KEYS = ("query", "qid", "vid", "kind", "windows")
+
+
+def pad_frames(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero/False-pad dim 0 (frames) of ``tensor`` to ``length``."""
+    missing = length - tensor.shape[0]
+    if missing < 0:
+        raise ValueError(f"cannot pad {tensor.shape[0]} frames down to {length}")
+    if missing == 0:
+        return tensor
+    return torch.cat([tensor, tensor.new_zeros((missing, *tensor.shape[1:]))])
+
+
+def collate(samples: list[Optional[dict[str, Any]]]) -> dict[str, Any]:
+    """Stack samples (see the module doc), padding frames to the longest sample's T."""
+    present = [s for s in samples if s is not None]
+    batch: dict[str, Any] = {"num_skipped": len(samples) - len(present)}
+    for key in LIST_KEYS:
+        batch[key] = [s[key] for s in present]
+    if not present:
+        return batch
+    length = max(s["frame_mask"].shape[0] for s in present)
+    for key in FRAME_KEYS:
+        batch[key] = torch.stack([pad_frames(s[key], length) for s in present])
+    batch["duration"] = torch.tensor([float(s["duration"]) for s in present], dtype=torch.float32)
+    return batch

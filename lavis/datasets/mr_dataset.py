@@ -1,0 +1,120 @@
+"""The moment-retrieval dataset: annotation records + a video folder -> one sample per query.
+
+``dataset[i]`` decodes the T sampled frames of record i's video (seek, not a full decode), its
+per-frame audio clips and their CLAP log-mel features, all on the CPU in the DataLoader worker
+(nothing here touches CUDA). Keys and shapes are those of ``collate.py`` without the batch dim;
+frames are padded to ``num_frames`` with ``frame_mask`` False for videos that are too short.
+
+Unreadable videos (missing, zero-length, truncated, undecodable): in strict mode the error is
+raised (naming the file and the reason); otherwise a warning names the file and ``dataset[i]``
+returns None, which ``collate`` drops and counts in the batch's ``num_skipped``. We skip rather
+than substitute another sample: evaluation must predict every query once and report the misses,
+and training should not silently see one video twice.
+
+Train-time randomness (frame choice within each interval, the crop) comes from a generator seeded
+by (seed, epoch, index): the same sample is the same whatever the number of workers, and a
+resumed run sees what it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lavis.datasets.audio_features import AudioConfig, ClapLogMel
+from lavis.datasets.audio_io import cut_clips, read_audio
+from lavis.datasets.collate import collate, pad_frames
+from lavis.datasets.schema import MomentRecord
+from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
+
+logger = logging.getLogger(__name__)
+
+
+def video_path(record: MomentRecord, video_root: str | Path, video_ext: str = ".mp4") -> Path:
+    """The record's ``video_file`` under ``video_root``, else ``<vid><video_ext>``."""
+    return Path(video_root) / (record.video_file or f"{record.vid}{video_ext}")
+
+
+class MomentRetrievalDataset(Dataset):
+    collater = staticmethod(collate)  # the runner's DataLoader uses ``dataset.collater``
+
+    def __init__(
+        self,
+        records: list[MomentRecord],
+        video_root: str | Path,
+        processor: Any,
+        *,
+        num_frames: int = 20,
+        audio: AudioConfig | None = None,
+        video_backend: VideoBackend = "pyav",
+        video_ext: str = ".mp4",
+        train: bool = False,
+        strict: bool = False,
+        seed: int = 0,
+    ):
+        if num_frames <= 0:
+            raise ValueError(f"num_frames must be positive, got {num_frames}")
+        self.records = records
+        self.video_root = Path(video_root)
+        self.processor = processor
+        self.num_frames = num_frames
+        self.audio = audio or AudioConfig()
+        self.log_mel = ClapLogMel(self.audio)
+        self.video_backend = video_backend
+        self.video_ext = video_ext
+        self.train = train
+        self.strict = strict
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New train-time randomness each epoch (the runner calls this before each epoch)."""
+        self.epoch = epoch
+
+    def video_path(self, record: MomentRecord) -> Path:
+        return video_path(record, self.video_root, self.video_ext)
+
+    def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
+        record = self.records[index]
+        path = self.video_path(record)
+        generator = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+        try:
+            return self.load(record, path, generator)
+        except VideoDecodeError as err:
+            if self.strict:
+                raise VideoDecodeError(f"qid {record.qid}: {err}") from None
+            logger.warning("skipping unreadable video (qid %s): %s", record.qid, err)
+            return None
+
+    def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
+        """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
+        try:
+            sampled = read_frames(path, self.num_frames, self.video_backend, self.train, generator)
+            waveform = read_audio(path, self.audio.sampling_rate)
+        except av.error.FFmpegError as err:  # anything the readers did not already wrap
+            raise VideoDecodeError(f"{path}: {err}") from None
+        clips, audio_mask = cut_clips(waveform, sampled.timestamps, self.audio.clip_len, self.audio.sampling_rate)
+        count = len(sampled.indices)
+        T = self.num_frames
+        return {
+            "video": pad_frames(self.processor(sampled.frames, generator), T),  # [T, 3, S, S]
+            "frame_mask": pad_frames(torch.ones(count, dtype=torch.bool), T),
+            "timestamps": pad_frames(torch.from_numpy(sampled.timestamps), T),
+            "audio_features": pad_frames(self.log_mel(clips), T),  # [T, F, n_mels]
+            "audio_mask": pad_frames(torch.from_numpy(audio_mask), T),
+            "duration": float(record.duration),
+            "query": record.query,
+            "qid": record.qid,
+            "vid": record.vid,
+            "kind": record.kind,
+            "windows": [tuple(w) for w in record.windows],
+        }
