@@ -1,0 +1,109 @@
+"""Evaluate a moment-retrieval prediction file (the QVHighlights evaluator's command line).
+
+    python -m lavis.tasks.mr_eval --submission_path preds.jsonl --gt_path GT --save_path metrics.json
+
+``GT`` is a QVHighlights / normalized JSON Lines file or a Mr. BLIP / SMS JSON list. Files that
+repeat qids (the Mr. BLIP / SMS Charades-STA files: one qid per video) get unique ids
+``"<qid>#<k>"`` (k = order among the records sharing that qid in the file, from 0), and the
+predictions must use those ids. The predictions are JSON Lines (or a JSON list) of
+``{"qid", "pred_relevant_windows": [[start, end, score], ...] best first,
+"pred_saliency_scores": [...] (optional), "invalid": bool (optional)}``, matched by ``str(qid)``.
+See ``lavis.tasks.metrics`` for the output keys and ``lavis.tasks.metrics_check`` for what a
+prediction may contain. Exit status: 0 on success, 1 on a bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from lavis.datasets.schema import AnnotationError, load_annotations
+from lavis.tasks.metrics import PredictionError, evaluate_predictions
+
+
+def read_predictions(path: str | Path, lenient: bool) -> tuple[list[Any], list[str]]:
+    """Objects of a JSON Lines (or JSON list) file and the problems of unreadable lines.
+
+    Strict: an unreadable line raises PredictionError naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionError(f"prediction file not found: {path}")
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        try:
+            return json.loads(text), []
+        except json.JSONDecodeError as err:
+            raise PredictionError(f"{path}: not valid JSON: {err}") from None
+    preds, problems = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            preds.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            message = f"{path}: line {lineno}: not valid JSON: {err}"
+            if not lenient:
+                raise PredictionError(message) from None
+            problems.append(message)
+    return preds, problems
+
+
+def brief_table(metrics: dict) -> str:
+    """The ``brief`` numbers as an aligned two-column table, plus the number of queries."""
+    brief = metrics["brief"]
+    width = max(len(k) for k in brief)
+    lines = [f"{key:<{width}}  {'-' if value is None else value}" for key, value in brief.items()]
+    counts = metrics["num_queries"]
+    lines.append(
+        f"queries evaluated: {counts['full']} "
+        f"(short {counts['short']}, middle {counts['middle']}, long {counts['long']})"
+    )
+    if "validation" in metrics:
+        summary = ", ".join(f"{n} {kind}" for kind, n in metrics["validation"]["counts"].items())
+        lines.append(f"lenient: {summary}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lavis-mr-eval",
+        description=__doc__.split("\n\n")[0],
+        epilog="Ground-truth files that repeat a qid get unique ids '<qid>#<k>' (k = order within the "
+        "file among records with that qid); predictions must use them.",
+    )
+    parser.add_argument("--submission_path", required=True, help="predictions, JSON Lines")
+    parser.add_argument("--gt_path", required=True, help="ground truth: QVHighlights JSONL or Mr. BLIP/SMS JSON list")
+    parser.add_argument("--save_path", help="where to write the metrics JSON (optional)")
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="skip bad/duplicate/unknown predictions and count queries without a usable prediction "
+        "as misses, reporting the counts, instead of failing",
+    )
+    parser.add_argument("--clip_length", type=float, default=2.0, help="saliency clip length in seconds (default 2)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        records = load_annotations(args.gt_path)
+        preds, problems = read_predictions(args.submission_path, args.lenient)
+        metrics = evaluate_predictions(preds, records, lenient=args.lenient, clip_length=args.clip_length, problems=problems)
+    except (AnnotationError, PredictionError) as err:
+        sys.stderr.write(f"lavis-mr-eval: error: {err}\n")
+        return 1
+    if args.save_path:
+        save_path = Path(args.save_path)
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+        save_path.write_text(json.dumps(metrics, indent=4))
+    sys.stdout.write(brief_table(metrics) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
