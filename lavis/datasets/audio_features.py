@@ -2,7 +2,8 @@
 
 The features are those of transformers' ``ClapFeatureExtractor`` (channel 0 of its
 ``input_features``), computed for all T clips of a video at once in torch instead of T calls of
-the extractor's per-frame numpy loop (about 10x faster; tests check they agree).
+the extractor's numpy loop (20 clips of 1.5 s: ~30 ms instead of ~0.9 s of CPU; tests check
+that they agree).
 
 Padding choice: a clip (``clip_len``, e.g. 1.5 s) is shorter than CLAP's input
 (``max_length_s``, 10 s), so it is padded with the extractor's ``"repeatpad"``: the clip is
@@ -91,7 +92,7 @@ class ClapLogMel:
 
     A repeat-padded clip is periodic, so most of its ~1000 frames are copies of ~L/hop distinct
     ones (150 for 1.5 s at hop 480): we transform each distinct frame once and gather. Exact, not
-    an approximation; it makes the features ~6x cheaper than a full STFT.
+    an approximation; it makes the features ~9x cheaper than a full ``torch.stft``.
     """
 
     def __init__(self, cfg: AudioConfig):
