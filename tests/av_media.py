@@ -60,3 +60,29 @@ def remux_faststart(src: Path, dst: Path) -> Path:
             packet.stream = streams[packet.stream.index]
             out.mux(packet)
     return dst
+
+
+def make_late_video(path: Path, first_pts: int = 5, num_frames: int = 30, fps: int = 10) -> Path:
+    """A video stream whose first frame is shown at ``first_pts / fps`` s, after a silent
+    audio track that starts at 0 (so the file's clock starts with the audio)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = SIZE, SIZE, "yuv420p"
+        sound = container.add_stream("aac", rate=16000)
+        sound.layout = "mono"
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((SIZE, SIZE, 3), DARK, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = first_pts + i, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        seconds = (first_pts + num_frames) / fps
+        for start in range(0, int(seconds * 16000), 1024):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, start
+            container.mux(sound.encode(chunk))
+        container.mux(sound.encode(None))
+    return path

@@ -2,7 +2,7 @@ import av
 import numpy as np
 import pytest
 
-from av_media import BRIGHT, DARK, make_video, remux_faststart, square_brightness
+from av_media import BRIGHT, DARK, make_late_video, make_video, remux_faststart, square_brightness
 from lavis.datasets.video_io import VideoDecodeError, read_frames, sample_frame_indices
 
 
@@ -122,3 +122,13 @@ def test_decord_gives_the_same_indices_timestamps_and_frames(square_video):
         np.testing.assert_array_equal(a.frames, b.frames)
         assert a.num_video_frames == b.num_video_frames
         assert a.duration == pytest.approx(b.duration, abs=0.05)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_timestamps_are_on_the_file_clock_when_video_starts_late(tmp_path, backend):
+    # Audio from 0 s, first video frame at 0.5 s: frame i is shown at 0.5 + i / 10 s.
+    if backend == "decord":
+        pytest.importorskip("decord")
+    got = read_frames(make_late_video(tmp_path / "late.mp4", first_pts=5, num_frames=30), 5, backend)
+    assert got.indices.tolist() == [3, 9, 15, 21, 27]
+    np.testing.assert_allclose(got.timestamps, [0.8, 1.4, 2.0, 2.6, 3.2], atol=1e-4)

@@ -185,8 +185,14 @@ def _read_pyav(path: Path, num_samples: int, train: bool, generator) -> SampledF
 def _read_decord(path: Path, num_samples: int, train: bool, generator) -> SampledFrames:
     import decord  # optional dependency; imported here so the package imports without it
 
-    with _open(path) as container:  # decord does not expose the container's start time
-        origin = container_origin(container)
+    # decord's timestamps count from the video stream's first frame; ours from the file's time 0
+    # (the earliest stream), which is where the audio and the annotations are measured from.
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        origin = container_origin(container) - stream_start
         duration = container.duration / av.time_base if container.duration else None
     try:
         reader = decord.VideoReader(str(path), num_threads=1)
