@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from av_media import make_video
-from lavis.common.config import _preset_layer
+from lavis.common.config import _preset_layer, load_experiment
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, from_dict
 from lavis.datasets.builders import SyntheticAVBuilder, SyntheticAVConfig
@@ -76,6 +76,26 @@ def test_bad_processor_or_unknown_key_fails_when_the_config_loads():
         config(vis_processor={"train": {"name": "blip2_image_train"}})
     with pytest.raises(ConfigError, match="valid keys"):
         config(num_frame=8)
+
+
+def test_an_experiment_yaml_layers_env_preset_yaml_and_options(layout, tmp_path, monkeypatch):
+    arch = registry.names("model")[0]  # any model: this test is about the datasets section
+    model_type = sorted(registry.get("model", arch).PRETRAINED_MODEL_CONFIG_DICT)[0]
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(
+        f"model: {{arch: {arch}, model_type: {model_type}}}\n"
+        "datasets:\n  synthetic_av:\n    num_frames: 8\n    seed: ${run.seed}\n"
+        "    vis_processor: {train: {name: blip2_video_train, image_size: 32}}\n"
+        "run: {seed: 7}\n"
+    )
+    monkeypatch.setenv("SMS_SYNTHETIC_ROOT", str(layout))
+    cfg = load_experiment(experiment, ["datasets.synthetic_av.audio.clip_len=1.0"]).datasets["synthetic_av"]
+    assert (cfg.root, cfg.num_frames, cfg.seed, cfg.audio.clip_len) == (str(layout), 8, 7, 1.0)
+    assert cfg.vis_processor.train == {"name": "blip2_video_train", "image_size": 32}
+    assert cfg.vis_processor.eval == {"name": "blip_video_eval", "image_size": 224}
+    assert sorted(SyntheticAVBuilder(cfg).build_datasets()) == ["test", "train", "val"]
+    with pytest.raises(ConfigError, match="unknown processor 'nope'"):
+        load_experiment(experiment, ["datasets.synthetic_av.vis_processor.eval.name=nope"])
 
 
 def test_real_qvhighlights_annotations_build_and_count_missing_videos(shared_data, tmp_path):
