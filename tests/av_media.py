@@ -86,3 +86,20 @@ def make_late_video(path: Path, first_pts: int = 5, num_frames: int = 30, fps: i
             container.mux(sound.encode(chunk))
         container.mux(sound.encode(None))
     return path
+
+
+def make_stereo_audio(path: Path, left: np.ndarray, right: np.ndarray, sample_rate: int = 16000) -> Path:
+    """An AAC-only MP4 with two channels (float ``[S]`` each)."""
+    import av
+
+    samples = np.stack([left, right]).astype(np.float32)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=sample_rate)
+        stream.layout = "stereo"
+        for start in range(0, samples.shape[1], 1024):
+            chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = sample_rate, start
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from av_media import make_video
+from av_media import make_stereo_audio, make_video
 from lavis.datasets.audio_features import AudioConfig, ClapLogMel
 from lavis.datasets.audio_io import Waveform, cut_clips, read_audio
 from lavis.datasets.video_io import read_frames
@@ -33,6 +33,15 @@ def test_audio_is_aligned_by_presentation_time_after_resampling(tmp_path):
     onset = wave.start + np.argmax(np.abs(wave.samples) > 0.1) / 48000
     assert onset == pytest.approx(1.0, abs=0.003)
     assert len(wave.samples) / 48000 == pytest.approx(3.0, abs=0.05)
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    t = np.arange(2 * SR) / SR
+    tone = 0.6 * np.sin(2 * np.pi * 500 * t)
+    wave = read_audio(make_stereo_audio(tmp_path / "stereo.mp4", tone, np.zeros_like(tone)), SR)
+    assert wave.samples.ndim == 1
+    # The mean of the channels (0.3 peak), not swresample's -3 dB sum (0.42).
+    assert np.abs(wave.samples[SR // 2 : SR]).max() == pytest.approx(0.3, abs=0.02)
 
 
 def test_edge_clips_are_zero_padded_without_wrap_around(tmp_path):

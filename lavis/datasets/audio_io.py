@@ -1,9 +1,10 @@
 """A video's soundtrack, read once, cut into one clip per sampled frame.
 
-The soundtrack is decoded once per video (all audio packets, no video decoding), down-mixed to
-mono and resampled to the audio encoder's rate with PyAV's ``AudioResampler``. It is placed on the
-file's clock by the first decoded frame's presentation time (AAC encoder priming is removed by
-the demuxer's edit list, so counting samples from the file start would shift it).
+The soundtrack is decoded once per video (all audio packets, no video decoding), resampled to
+the audio encoder's rate with PyAV's ``AudioResampler`` and averaged over its channels (mono).
+It is placed on the file's clock by the first decoded frame's presentation time (AAC encoder
+priming is removed by the demuxer's edit list, so counting samples from the file start would
+shift it).
 
 Clip i is centred on frame i's timestamp and lasts ``clip_len`` seconds; the part of a clip that
 falls before the file's start or outside the decoded audio is zeros. Nothing wraps around: the
@@ -43,14 +44,17 @@ def read_audio(path: str | Path, sample_rate: int) -> Waveform | None:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        # Resample every channel (planar float, [C, S] arrays), then average them: the mono
+        # that librosa, and so CLAP's training data, uses. swresample's own down-mix adds the
+        # channels at -3 dB each, which is 3 dB louder than the mean for correlated channels.
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
         chunks, start = [], None
         try:
             for frame in container.decode(stream):
                 if start is None and frame.pts is not None:
                     start = float(frame.pts * frame.time_base) - container_origin(container)
-                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+                chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(None))
         except av.error.FFmpegError as err:
             raise VideoDecodeError(f"{path}: audio decoding failed ({err})") from None
     if not chunks:
