@@ -1,0 +1,228 @@
+"""Typed config of the ``blip2_mr`` model (the SMS / Mr. BLIP architecture).
+
+Every field is read somewhere in ``lavis/models/blip2_mr/``. Defaults are the full-size
+``pretrain_flant5xl`` preset (EVA ViT-g/14 at 224, a 12-layer Q-Former with 32 queries,
+Flan-T5-XL, CLAP htsat-fused); ``configs/models/blip2_mr_tiny.yaml`` shrinks every part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from lavis.models.fusion import FusionConfig
+
+TimeFormatName = Literal["seconds_integers", "seconds_floats", "relative_integers"]
+
+
+@dataclass
+class VisionConfig:
+    """``Blip2VisionModel`` (EVA ViT-g at full size). Frames are ``[3, image_size, image_size]``."""
+
+    image_size: int = 224
+    patch_size: int = 14
+    hidden_size: int = 1408
+    intermediate_size: int = 6144
+    num_layers: int = 39
+    num_heads: int = 16
+    layer_norm_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"vision.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"vision.hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+
+
+@dataclass
+class QFormerConfig:
+    """``Blip2QFormerModel`` plus ``num_query_tokens`` learned queries (query path only)."""
+
+    num_query_tokens: int = 32
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    cross_attention_frequency: int = 2
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"qformer.hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+
+
+@dataclass
+class LLMConfig:
+    """``T5ForConditionalGeneration`` (Flan-T5-XL at full size)."""
+
+    vocab_size: Optional[int] = 32128  # null: the tokenizer's size (built-in tokenizer)
+    d_model: int = 2048
+    d_kv: int = 64
+    d_ff: int = 5120
+    num_layers: int = 24
+    num_decoder_layers: int = 24
+    num_heads: int = 32
+    feed_forward_proj: str = "gated-gelu"
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-6
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    # Flan-T5 has a separate lm_head; tying also scales decoder outputs by d_model**-0.5 (T5 v1.0).
+    tie_word_embeddings: bool = False
+    # "sincos": every single-token integer's embedding starts as sin/cos of its value, so nearby
+    # numbers start out similar (what a from-scratch tiny LLM needs to learn times quickly).
+    number_embedding_init: Literal["random", "sincos"] = "random"
+
+
+@dataclass
+class AudioConfig:
+    """``ClapAudioModelWithProjection`` (the HTSAT audio tower of CLAP htsat-fused at full size).
+
+    Input: one log-mel per frame, ``[n_frames, num_mel_bins]`` with ``n_frames`` at most
+    ``spec_size * (spec_size // num_mel_bins)`` (1024 for htsat: 10 s at hop 480 is 1001 frames).
+    """
+
+    num_mel_bins: int = 64
+    spec_size: int = 256
+    window_size: int = 8
+    patch_size: int = 4
+    patch_stride: int = 4
+    patch_embeds_hidden_size: int = 96
+    depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
+    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    projection_dim: int = 512
+    enable_fusion: bool = True
+    fusion_type: str = "aff_2d"
+    normalize: bool = True  # L2-normalize the embedding, as CLAP's get_audio_features does
+
+    def __post_init__(self) -> None:
+        if self.spec_size % self.num_mel_bins:
+            raise ValueError(f"audio.spec_size {self.spec_size} is not a multiple of num_mel_bins {self.num_mel_bins}")
+        if len(self.depths) != len(self.num_heads):
+            raise ValueError(f"audio.depths {self.depths} and audio.num_heads {self.num_heads} differ in length")
+
+    @property
+    def max_frames(self) -> int:
+        return self.spec_size * (self.spec_size // self.num_mel_bins)
+
+
+@dataclass
+class LoraConfig:
+    """LoRA on the LLM through ``peft`` (never on ``lm_head``)."""
+
+    enabled: bool = True
+    r: int = 8
+    alpha: int = 8
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "wi_0", "wi_1", "wo"])
+
+    def __post_init__(self) -> None:
+        if self.enabled and (self.r < 1 or not self.target_modules):
+            raise ValueError("lora needs r >= 1 and at least one target module when enabled")
+
+
+@dataclass
+class PromptConfig:
+    """How frames, timestamps and text become the LLM's input, and windows its target text."""
+
+    time_format: TimeFormatName = "seconds_integers"
+    interleave: bool = True  # frame i's tokens, then its timestamp; else all timestamps first
+    # "token": the timestamp's token embedding(s) follow the frame (SMS/Mr. BLIP);
+    # "additive": the timestamp's embedding is added onto each of that frame's tokens.
+    timestamp_mode: Literal["token", "additive"] = "token"
+    frame_token_aggregation: Literal["none", "mean"] = "none"  # mean: one token per frame
+    separator: str = ">"  # before the duration (and between timestamps when not interleaved)
+    # Mr. BLIP's published wording (its `query_prompt` + `task_prompt`).
+    template: str = "Query: {query}\nGiven the video and the query, find the relevant windows.\nRelevant windows: "
+    max_text_tokens: int = 200  # the prompt text is cut to this many tokens
+
+    def __post_init__(self) -> None:
+        if "{query}" not in self.template:
+            raise ValueError(f"prompt.template must contain '{{query}}', got {self.template!r}")
+
+
+@dataclass
+class TokenizerConfig:
+    # auto: a pretrained tokenizer from `path`, else from weights.blip2_hf_dir / weights.llm_dir
+    # when set; the built-in one when none is set.
+    source: Literal["auto", "builtin", "pretrained"] = "auto"
+    path: Optional[str] = None
+    max_number: int = 300  # built-in: every integer 0..max_number is one token
+    words: list[str] = field(default_factory=list)  # built-in: extra whole-word tokens
+
+
+@dataclass
+class GenerationConfig:
+    num_beams: int = 5
+    num_return_sequences: Optional[int] = None  # beams returned per sample; null: num_beams
+    max_new_tokens: int = 50
+    min_new_tokens: int = 1
+    length_penalty: float = 1.0  # beam scores are sum(log p) / length**length_penalty
+    max_windows: int = 10
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1 or self.max_new_tokens < 1 or self.max_windows < 1:
+            raise ValueError("generation.num_beams, max_new_tokens and max_windows must be >= 1")
+        if self.num_return_sequences is not None and not 1 <= self.num_return_sequences <= self.num_beams:
+            raise ValueError(
+                f"generation.num_return_sequences must be in [1, num_beams={self.num_beams}], "
+                f"got {self.num_return_sequences}"
+            )
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError("generation.min_new_tokens must not exceed max_new_tokens")
+
+
+@dataclass
+class WeightsConfig:
+    """Local paths only (null: random init). See checkpoints/README.md for what goes where."""
+
+    blip2_hf_dir: Optional[str] = None  # HF-format Blip2ForConditionalGeneration (Flan-T5-XL) dir
+    eva_vit_pth: Optional[str] = None  # LAVIS eva_vit_g.pth
+    blip2_lavis_pth: Optional[str] = None  # LAVIS blip2_pretrained_flant5xl.pth
+    llm_dir: Optional[str] = None  # HF T5 dir (Flan-T5-XL): LLM weights (+ tokenizer)
+    clap_dir: Optional[str] = None  # HF CLAP dir (laion/clap-htsat-fused): the audio tower
+    finetuned: Optional[str] = None  # ours (.safetensors) or a Mr. BLIP / SMS .pth, loaded last
+    # Trainable parameters `finetuned` may lack (key prefixes), e.g. ["fusion."] to start SMS
+    # from a video-only Mr. BLIP checkpoint with a fresh fusion module.
+    finetuned_allow_missing: list[str] = field(default_factory=list)
+    # Key prefixes of the fusion module in a reference .pth (renamed to `fusion.`).
+    finetuned_fusion_prefixes: list[str] = field(default_factory=lambda: ["fusion."])
+
+    def __post_init__(self) -> None:
+        if self.blip2_hf_dir and (self.eva_vit_pth or self.blip2_lavis_pth):
+            raise ValueError("weights: give blip2_hf_dir or the LAVIS files (eva_vit_pth, blip2_lavis_pth), not both")
+
+
+@dataclass
+class Blip2MRConfig:
+    arch: str = "blip2_mr"
+    model_type: str = "pretrain_flant5xl"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    # Freezing. Trainable by default: LoRA, the fusion, the projection, the ViT's final LayerNorm.
+    freeze_vit: bool = True  # patch embedding + transformer blocks
+    freeze_vit_ln: bool = False  # the ViT's final LayerNorm (LAVIS `ln_vision`)
+    freeze_qformer: bool = True  # Q-Former and its query tokens
+    freeze_audio: bool = True  # CLAP audio tower
+    freeze_llm: bool = True  # the LLM's own weights (LoRA adapters stay trainable)
+    # bfloat16: frozen Linear/Conv/Embedding weights are stored in bf16 (halves the frozen
+    # ViT-g/T5/CLAP memory on GPU) and the model runs under bf16 autocast.
+    frozen_dtype: Literal["float32", "bfloat16"] = "float32"
+    gradient_checkpointing: bool = False  # ViT, Q-Former and LLM blocks recompute activations
+
+    def __post_init__(self) -> None:
+        if self.lora.enabled and not self.freeze_llm:
+            raise ValueError("lora.enabled with freeze_llm: false trains the LLM twice; pick one")
+
+    @property
+    def uses_audio(self) -> bool:
+        return self.fusion.name != "none"
