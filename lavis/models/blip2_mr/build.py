@@ -1,0 +1,161 @@
+"""The model's parts from transformers/peft, sized by the typed config; freezing and dtypes.
+
+Nothing here reads files: weights are loaded afterwards (``checkpoint.py``), so the same code
+builds the full preset on the meta device for inspection.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import inject_adapter_in_model
+from torch import nn
+from transformers import Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel, T5Config
+from transformers import T5ForConditionalGeneration
+
+from lavis.models.blip2_mr.config import Blip2MRConfig, LLMConfig, LoraConfig, QFormerConfig, VisionConfig
+from lavis.models.blip2_mr.tokenizer import TextTokenizer
+
+LORA_MARK = "lora_"  # peft names every adapter parameter lora_A / lora_B / lora_embedding_*
+
+
+def build_vision(cfg: VisionConfig) -> Blip2VisionModel:
+    return Blip2VisionModel(
+        Blip2VisionConfig(
+            hidden_size=cfg.hidden_size,
+            intermediate_size=cfg.intermediate_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            image_size=cfg.image_size,
+            patch_size=cfg.patch_size,
+            layer_norm_eps=cfg.layer_norm_eps,
+            qkv_bias=True,
+        )
+    )
+
+
+def build_qformer(cfg: QFormerConfig, vision_width: int) -> tuple[Blip2QFormerModel, nn.Parameter]:
+    """The Q-Former (query path only, no text embeddings) and its learned query tokens."""
+    qformer = Blip2QFormerModel(
+        Blip2QFormerConfig(
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            intermediate_size=cfg.intermediate_size,
+            cross_attention_frequency=cfg.cross_attention_frequency,
+            encoder_hidden_size=vision_width,
+            hidden_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.dropout,
+            layer_norm_eps=cfg.layer_norm_eps,
+        )
+    )
+    # BLIP-2 initialises its queries like BERT weights: N(0, 0.02).
+    query_tokens = nn.Parameter(torch.randn(1, cfg.num_query_tokens, cfg.hidden_size) * 0.02)
+    return qformer, query_tokens
+
+
+def build_llm(cfg: LLMConfig, vocab_size: int) -> T5ForConditionalGeneration:
+    t5 = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=vocab_size,
+            d_model=cfg.d_model,
+            d_kv=cfg.d_kv,
+            d_ff=cfg.d_ff,
+            num_layers=cfg.num_layers,
+            num_decoder_layers=cfg.num_decoder_layers,
+            num_heads=cfg.num_heads,
+            feed_forward_proj=cfg.feed_forward_proj,
+            dropout_rate=cfg.dropout,
+            layer_norm_epsilon=cfg.layer_norm_eps,
+            relative_attention_num_buckets=cfg.relative_attention_num_buckets,
+            relative_attention_max_distance=cfg.relative_attention_max_distance,
+            tie_word_embeddings=cfg.tie_word_embeddings,
+            decoder_start_token_id=0,
+        )
+    )
+    if not cfg.tie_word_embeddings:
+        # transformers ties lm_head to the input embeddings at construction; Flan-T5 has its own.
+        t5.lm_head.weight = nn.Parameter(t5.shared.weight.detach().clone())
+        t5.all_tied_weights_keys.pop("lm_head.weight", None)
+    return t5
+
+
+def init_number_embeddings(embedding: nn.Embedding, tokenizer: TextTokenizer, max_number: int) -> int:
+    """Set the embedding of every single-token integer ``v`` in ``0..max_number`` to sin/cos
+    features of ``v`` (periods up to ~2*pi*2*max_number, so the whole range stays ordered),
+    scaled to the embedding's current RMS. Returns how many tokens were set."""
+    weight = embedding.weight
+    found = [(v, ids[0]) for v in range(max_number + 1) if len(ids := tokenizer.encode(str(v))) == 1]
+    if not found or weight.is_meta:
+        return len(found)
+    dim = weight.shape[1]
+    values = torch.tensor([v for v, _ in found], dtype=torch.float64)
+    freqs = (2.0 * max_number) ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = values[:, None] * freqs[None, :]
+    features = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)[:, :dim]
+    rms = weight.detach().float().pow(2).mean().sqrt()
+    features = features * (rms / features.pow(2).mean().sqrt())
+    with torch.no_grad():
+        weight[torch.tensor([i for _, i in found])] = features.to(weight.dtype)
+    return len(found)
+
+
+def add_lora(llm: nn.Module, cfg: LoraConfig) -> None:
+    """LoRA adapters on the LLM's ``target_modules`` (in place; module names gain ``base_layer``)."""
+    peft_cfg = PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), bias="none"
+    )
+    inject_adapter_in_model(peft_cfg, llm)
+
+
+def is_lora_parameter(name: str) -> bool:
+    return LORA_MARK in name
+
+
+def set_trainable(model: nn.Module, cfg: Blip2MRConfig) -> None:
+    """``requires_grad`` from the freezing flags (see ``Blip2MRConfig``)."""
+    vision = model.vision_model
+    for module, frozen in ((vision.embeddings, cfg.freeze_vit), (vision.encoder, cfg.freeze_vit)):
+        module.requires_grad_(not frozen)
+    vision.post_layernorm.requires_grad_(not cfg.freeze_vit_ln)
+    model.qformer.requires_grad_(not cfg.freeze_qformer)
+    model.query_tokens.requires_grad_(not cfg.freeze_qformer)
+    model.language_projection.requires_grad_(True)
+    model.fusion.requires_grad_(True)
+    for name, param in model.language_model.named_parameters():
+        param.requires_grad_(is_lora_parameter(name) or not cfg.freeze_llm)
+    if model.audio_encoder is not None:
+        model.audio_encoder.requires_grad_(not cfg.freeze_audio)
+        for param in model.audio_encoder.unused_parameters():
+            param.requires_grad_(False)  # never reached: a trainable one would get no gradient
+
+
+def cast_frozen(model: nn.Module, dtype: torch.dtype) -> None:
+    """Store frozen Linear/Conv/Embedding weights in ``dtype`` (norms, biases of trainable
+    layers and everything trainable stay fp32, the optimizer's master copy)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding)):
+            for param in module.parameters(recurse=False):
+                if not param.requires_grad:
+                    param.data = param.data.to(dtype)
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    for part in (model.vision_model, model.qformer, model.language_model):
+        part.activation_checkpointing_enable()
+
+
+def check_vocab(llm_vocab: int | None, tokenizer: TextTokenizer) -> int:
+    size = llm_vocab if llm_vocab is not None else tokenizer.vocab_size
+    if size < tokenizer.vocab_size:
+        raise ValueError(f"model.llm.vocab_size {size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size})")
+    return size
+
+
+def parameter_counts(module: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameters, each tied tensor counted once."""
+    total = trainable = 0
+    for param in module.parameters():
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    return total, trainable

@@ -1,0 +1,204 @@
+"""``blip2_mr``: SMS (Sight meets Sound) / Mr. BLIP for video moment retrieval.
+
+frames ``[B, T, 3, H, W]`` -> ViT (``[N, 1+P, Dv]``, N = the fed frames) -> Q-Former with learned
+queries (``[N, Q, Dq]``) -> fusion with the frame's CLAP audio embedding (``[N, Da]``; early:
+here, at Dq) -> projection (``[N, Q, D]``; late fusion: here, at the LLM width D) -> optional
+per-frame mean (Q = 1) -> interleaved with timestamp tokens, ``>`` + duration and the prompt
+(``prompt.py``) -> T5 with LoRA -> ``[[24, 30]]``.
+
+``forward`` (teacher-forced loss) and ``generate`` share ``encode``. The model does no I/O and no
+logging; weights are read by ``from_config`` (``checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from lavis.common.registry import registry
+from lavis.models.blip2_mr import build
+from lavis.models.blip2_mr.audio import ClapAudioEncoder
+from lavis.models.blip2_mr.config import Blip2MRConfig
+from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
+from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
+from lavis.models.fusion import build_fusion
+
+IGNORE_INDEX = -100
+
+
+def _pad(rows: list[list[int]], value: int, device: torch.device) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
+
+
+@registry.register_model("blip2_mr")
+class Blip2MR(nn.Module):
+    config_class = Blip2MRConfig
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "pretrain_flant5xl": "configs/models/blip2_mr_pretrain_flant5xl.yaml",
+        "tiny": "configs/models/blip2_mr_tiny.yaml",
+    }
+
+    def __init__(self, cfg: Blip2MRConfig, tokenizer: TextTokenizer):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.prompt = PromptBuilder(cfg.prompt, tokenizer)
+        self.vision_model = build.build_vision(cfg.vision)
+        self.qformer, self.query_tokens = build.build_qformer(cfg.qformer, cfg.vision.hidden_size)
+        self.language_model = build.build_llm(cfg.llm, build.check_vocab(cfg.llm.vocab_size, tokenizer))
+        if cfg.llm.number_embedding_init == "sincos":
+            build.init_number_embeddings(self.language_model.get_input_embeddings(), tokenizer, cfg.tokenizer.max_number)
+        self.language_projection = nn.Linear(cfg.qformer.hidden_size, cfg.llm.d_model)
+        self.audio_encoder = ClapAudioEncoder(cfg.audio) if cfg.uses_audio else None
+        fusion_dim = cfg.qformer.hidden_size if cfg.fusion.position == "early" else cfg.llm.d_model
+        self.fusion = build_fusion(cfg.fusion, fusion_dim, cfg.audio.projection_dim)
+        if cfg.lora.enabled:
+            build.add_lora(self.language_model, cfg.lora)
+        build.set_trainable(self, cfg)
+        if cfg.gradient_checkpointing:
+            build.enable_checkpointing(self)
+        if cfg.frozen_dtype == "bfloat16":
+            build.cast_frozen(self, torch.bfloat16)
+        self.train()
+
+    @classmethod
+    def from_config(cls, cfg: Blip2MRConfig, load_weights: bool = True) -> "Blip2MR":
+        """Build, then load the weights ``cfg.weights`` names (skipped with ``load_weights=False``,
+        e.g. on the meta device)."""
+        from lavis.models.blip2_mr.checkpoint import load_configured_weights
+
+        model = cls(cfg, build_tokenizer(cfg))
+        if load_weights:
+            load_configured_weights(model, cfg.weights)
+        return model
+
+    # Modes and precision ---------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Blip2MR":
+        """Frozen encoders stay in eval mode (no dropout; CLAP's batch norm keeps its statistics)."""
+        super().train(mode)
+        cfg = self.cfg
+        frozen = [
+            (self.vision_model, cfg.freeze_vit),
+            (self.qformer, cfg.freeze_qformer),
+            (self.audio_encoder, cfg.freeze_audio),
+        ]
+        for module, is_frozen in frozen:
+            if module is not None and is_frozen:
+                module.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.query_tokens.device
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        # bf16-stored weights mean bf16 compute. Otherwise leave precision to the caller's
+        # autocast (the runner's `amp`); an `enabled=False` block here would switch it off.
+        if self.cfg.frozen_dtype == "bfloat16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # Encoding --------------------------------------------------------------------------------
+    def frame_tokens(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The LLM-width tokens of every fed frame (``frame_mask`` True), in (sample, frame) order:
+        ``[N, Q', D]`` (Q' = Q, or 1 with the per-frame mean, or more if the fusion appends)."""
+        video, frame_mask = batch["video"], batch["frame_mask"].bool()
+        size = self.cfg.vision.image_size
+        if video.shape[-2:] != (size, size):
+            raise ValueError(f"video frames are {tuple(video.shape[-2:])}, model.vision.image_size is {size}")
+        frames = video[frame_mask]  # [N, 3, H, W]
+        image = self.vision_model(pixel_values=frames).last_hidden_state  # [N, 1+P, Dv]
+        queries = self.query_tokens.expand(frames.shape[0], -1, -1)
+        tokens = self.qformer(query_embeds=queries, encoder_hidden_states=image).last_hidden_state  # [N, Q, Dq]
+        audio, audio_mask = self._audio(batch, frame_mask)
+        if self.cfg.fusion.position == "early":
+            tokens = self.fusion(tokens, audio, audio_mask)
+        tokens = self.language_projection(tokens)  # [N, Q, D]
+        if self.cfg.fusion.position == "late":
+            tokens = self.fusion(tokens, audio, audio_mask)
+        if self.cfg.prompt.frame_token_aggregation == "mean":
+            tokens = tokens.mean(dim=1, keepdim=True)
+        return tokens
+
+    def _audio(self, batch: dict[str, Any], frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, Da]`` CLAP embeddings of the fed frames' clips (zero where there is no audio) and
+        the ``[N]`` audio mask."""
+        n = int(frame_mask.sum())
+        if self.audio_encoder is None:
+            zeros = torch.zeros(n, self.cfg.audio.projection_dim, device=frame_mask.device)
+            return zeros, torch.zeros(n, dtype=torch.bool, device=frame_mask.device)
+        for key in ("audio_features", "audio_mask"):
+            if key not in batch:
+                raise KeyError(f"batch has no '{key}', which fusion '{self.cfg.fusion.name}' needs")
+        audio_mask = batch["audio_mask"].bool()[frame_mask]
+        return self.audio_encoder(batch["audio_features"][frame_mask], audio_mask), audio_mask
+
+    def encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LLM encoder's input: ``inputs_embeds [B, L, D]`` and ``attention_mask [B, L]``
+        (right-padded). Frames with ``frame_mask`` False are not in the sequence at all."""
+        tokens = self.frame_tokens(batch)
+        frame_mask = batch["frame_mask"].bool().cpu()
+        times = batch["timestamps"].float().cpu()
+        durations = batch["duration"].float().cpu().tolist()
+        samples = [
+            self.prompt.encoder_sample(times[b][frame_mask[b]].tolist(), durations[b], query, tokens.shape[1])
+            for b, query in enumerate(batch["query"])
+        ]
+        device = tokens.device
+        pad_slot = -2  # not FRAME, not a token id
+        ids = _pad([s.ids for s in samples], pad_slot, device)
+        embed = self.language_model.get_input_embeddings()
+        text = embed(ids.clamp(min=0))
+        if self.cfg.prompt.timestamp_mode == "additive":
+            tokens = tokens + self._timestamp_embeddings([t for s in samples for t in s.timestamp_ids], embed, device)
+        is_frame = (ids == FRAME).unsqueeze(-1)
+        dtype = torch.promote_types(text.dtype, tokens.dtype)
+        inputs = text.to(dtype).masked_scatter(is_frame, tokens.to(dtype))
+        return inputs, ids != pad_slot
+
+    @staticmethod
+    def _timestamp_embeddings(ids: list[list[int]], embed: nn.Embedding, device: torch.device) -> torch.Tensor:
+        """``[N, 1, D]``: each fed frame's timestamp embedding (the mean over its tokens)."""
+        padded = _pad(ids, 0, device)
+        lengths = torch.tensor([len(i) for i in ids], device=device)
+        weight = (torch.arange(padded.shape[1], device=device) < lengths[:, None]).unsqueeze(-1)
+        emb = embed(padded) * weight
+        return (emb.sum(1) / lengths[:, None]).unsqueeze(1)
+
+    # Training --------------------------------------------------------------------------------
+    def target_labels(self, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
+        """``[B, Lt]`` target ids (``[[s, e], ...]`` + eos), padded with -100 (ignored)."""
+        durations = batch["duration"].float().cpu().tolist()
+        rows = [self.prompt.target_ids(w, d) for w, d in zip(batch["windows"], durations)]
+        return _pad(rows, IGNORE_INDEX, device)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Teacher-forced cross-entropy of the target text: ``{"loss": scalar}``."""
+        with self._autocast():
+            inputs, attention_mask = self.encode(batch)
+            labels = self.target_labels(batch, inputs.device)
+            out = self.language_model(inputs_embeds=inputs, attention_mask=attention_mask, labels=labels)
+        return {"loss": out.loss}
+
+    # Inference -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, batch: dict[str, Any]) -> list[list[tuple[str, float]]]:
+        """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
+        length-normalized sequence log-probability as score."""
+        from lavis.models.blip2_mr.generation import beam_search
+
+        with self._autocast():
+            return beam_search(self, *self.encode(batch))
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> list:
+        """Per sample a ``lavis.tasks.parsing.ScoredWindows``: at most ``generation.max_windows``
+        ``[start, end, score]`` windows in seconds, best first."""
+        from lavis.models.blip2_mr.generation import beams_to_windows
+
+        durations = batch["duration"].float().cpu().tolist()
+        return beams_to_windows(self.generate(batch), durations, self.prompt.time_format, self.cfg.generation.max_windows)
