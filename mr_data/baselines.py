@@ -7,8 +7,8 @@ be fitted directly against ``window / duration``.
 
     python -m mr_data.baselines --train train.jsonl --test test.jsonl [--out preds.jsonl]
 
-writes predictions in the QVHighlights submission format and logs a quick R1 / mIoU check (the
-project's evaluator is the authority on metrics; this check only uses the one temporal IoU).
+writes predictions in the QVHighlights submission format and logs their scores by the project's
+evaluator (``lavis.tasks.metrics.evaluate_predictions``) when the test file has labels.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lavis.datasets.schema import MomentRecord, load_annotations
-from lavis.tasks.windows import pairwise_temporal_iou, temporal_iou
+from lavis.tasks.metrics import evaluate_predictions
+from lavis.tasks.windows import pairwise_temporal_iou
 
 logger = logging.getLogger(__name__)
 CANDIDATE_CHUNK = 64  # candidate windows scored at once: bounds memory on 12k-query splits
@@ -75,24 +76,6 @@ def duration_prior_predictions(
     ]
 
 
-def top1_check(predictions: Sequence[dict], records: Sequence[MomentRecord]) -> dict[str, float]:
-    """R1 at IoU 0.5 / 0.7 and mean IoU of each prediction's first window (best over a query's
-    ground-truth windows), for a quick look at a baseline; queries without labels are ignored."""
-    by_qid = {p["qid"]: p["pred_relevant_windows"][0] for p in predictions}
-    best = [
-        max(temporal_iou(by_qid[r.qid], gt) for gt in r.windows) for r in records if r.windows
-    ]
-    if not best:
-        raise ValueError("no labelled query to score")
-    values = np.asarray(best)
-    return {
-        "R1@0.5": float((values >= 0.5).mean()),
-        "R1@0.7": float((values >= 0.7).mean()),
-        "mIoU": float(values.mean()),
-        "queries": len(values),
-    }
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, type=Path, help="annotations to fit on")
@@ -108,7 +91,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.out.write_text("".join(json.dumps(p) + "\n" for p in predictions))
         logger.info("wrote %d predictions to %s", len(predictions), args.out)
     if any(r.windows for r in test):
-        logger.info("quick check on %s: %s", args.test, json.dumps(top1_check(predictions, test)))
+        brief = evaluate_predictions(predictions, [r for r in test if r.windows])["brief"]
+        logger.info("duration-only guess on %s: %s", args.test, json.dumps(brief))
     return 0
 
 
