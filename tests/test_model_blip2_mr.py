@@ -210,3 +210,31 @@ def test_tiny_model_overfits_a_few_samples_until_generation_is_exact():
     assert texts == wanted, f"after {step + 1} steps (loss {loss.item():.3f}) generated {texts}"
     windows = [p.windows[0][:2] for p in model.predict(batch)]
     assert windows == [[0.0, 5.0], [5.0, 10.0], [10.0, 15.0], [12.0, 18.0]]
+
+
+def test_greedy_generation_and_activation_checkpointing():
+    model = tiny("model.generation.num_beams=1", "model.gradient_checkpointing=true")
+    batch = batch_for(model)
+    model(batch)["loss"].backward()
+    assert_every_trainable_param_has_grad(model)
+    beams = model.eval().generate(batch)
+    assert [len(b) for b in beams] == [1, 1] and all(b[0][1] <= 0 for b in beams)
+
+
+def test_pretrained_tokenizer_from_a_local_directory(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", "</s>", "<unk>", "[", "]", ",", ">", ":", "?", ".", *map(str, range(60)), "Query", "a", "dog", "barks"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    hf = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    hf.save_pretrained(tmp_path / "tok")
+    model = tiny(f"model.tokenizer.path={tmp_path / 'tok'}", "model.tokenizer.source=pretrained", "model.tokenizer.max_number=59")
+    assert model.tokenizer.vocab_size == len(words) and model.language_model.config.vocab_size == len(words)
+    assert model.tokenizer.encode("[[12, 30]]") == [3, 3, 22, 5, 40, 4, 4]
+    batch = batch_for(model)
+    batch["windows"] = [[(2.0, 9.0)], [(4.0, 6.0)]]
+    assert torch.isfinite(model(batch)["loss"])
+    with pytest.raises(FileNotFoundError, match="no tokenizer files"):
+        tiny(f"model.tokenizer.path={tmp_path}", "model.tokenizer.source=pretrained")
