@@ -238,3 +238,25 @@ def test_pretrained_tokenizer_from_a_local_directory(tmp_path):
     assert torch.isfinite(model(batch)["loss"])
     with pytest.raises(FileNotFoundError, match="no tokenizer files"):
         tiny(f"model.tokenizer.path={tmp_path}", "model.tokenizer.source=pretrained")
+
+
+def test_full_size_clap_tower_on_the_data_pipelines_features():
+    """The data side's log-mels (htsat-fused settings, 1.5 s clips) through the full-size audio
+    tower equal what transformers' own extractor + CLAP give, with ``is_longer`` False for every
+    clip (the extractor itself flags one random short clip as longer: the reference's defect)."""
+    from lavis.datasets.audio_features import AudioConfig as DataAudioConfig
+    from lavis.datasets.audio_features import ClapLogMel
+    from lavis.models.blip2_mr.audio import ClapAudioEncoder
+    from lavis.models.blip2_mr.config import AudioConfig
+
+    torch.manual_seed(0)
+    encoder = ClapAudioEncoder(AudioConfig()).eval()
+    data = DataAudioConfig()
+    clips = torch.randn(2, int(1.5 * data.sampling_rate)) * 0.1
+    ours = encoder(ClapLogMel(data)(clips), torch.tensor([True, True]))
+    hf_inputs = data.feature_extractor()([c.numpy() for c in clips], sampling_rate=data.sampling_rate, return_tensors="pt")
+    assert hf_inputs["input_features"].shape == (2, 4, 1001, 64)
+    with torch.no_grad():
+        ref = encoder.clap(input_features=hf_inputs["input_features"], is_longer=torch.zeros(2, 1, dtype=torch.bool))
+    torch.testing.assert_close(ours, torch.nn.functional.normalize(ref.audio_embeds, dim=-1), rtol=1e-5, atol=1e-5)
+    assert ours.shape == (2, 512)
