@@ -43,23 +43,32 @@ class Source:
 SOURCES = {
     "blip2-flan-t5-xl": Source(
         "BLIP-2 Flan-T5-XL, HF format (ViT-g, Q-Former, projection, Flan-T5-XL, tokenizer)",
-        "blip2-flan-t5-xl", "model.weights.blip2_hf_dir", hf_repo="Salesforce/blip2-flan-t5-xl",
+        "blip2-flan-t5-xl",
+        "model.weights.blip2_hf_dir",
+        hf_repo="Salesforce/blip2-flan-t5-xl",
     ),
     "flan-t5-xl": Source(
-        "Flan-T5-XL (LLM + tokenizer; with the LAVIS files)", "flan-t5-xl", "model.weights.llm_dir",
+        "Flan-T5-XL (LLM + tokenizer; with the LAVIS files)",
+        "flan-t5-xl",
+        "model.weights.llm_dir",
         hf_repo="google/flan-t5-xl",
     ),
     "clap-htsat-fused": Source(
-        "CLAP htsat-fused (the audio tower is used)", "clap-htsat-fused", "model.weights.clap_dir",
+        "CLAP htsat-fused (the audio tower is used)",
+        "clap-htsat-fused",
+        "model.weights.clap_dir",
         hf_repo="laion/clap-htsat-fused",
     ),
     "lavis-blip2-flant5xl": Source(
-        "LAVIS BLIP-2 files: eva_vit_g.pth + blip2_pretrained_flant5xl.pth", "lavis",
+        "LAVIS BLIP-2 files: eva_vit_g.pth + blip2_pretrained_flant5xl.pth",
+        "lavis",
         "model.weights.eva_vit_pth / model.weights.blip2_lavis_pth",
         urls=(LAVIS_URL + "eva_vit_g.pth", LAVIS_URL + "blip2_pretrained_flant5xl.pth"),
     ),
     "mr-blip": Source(
-        "Mr. BLIP / SMS fine-tuned checkpoints (.pth)", "mr_blip", "model.weights.finetuned",
+        "Mr. BLIP / SMS fine-tuned checkpoints (.pth)",
+        "mr_blip",
+        "model.weights.finetuned",
         manual="the Google Drive folder linked from the Mr. BLIP / SMS READMEs (download by hand)",
     ),
 }
@@ -115,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown name(s) {unknown}; valid: {list(SOURCES)}", file=sys.stderr)
         return 2
-    hosts = {os.environ.get("HF_ENDPOINT", "https://huggingface.co") if SOURCES[n].hf_repo else SOURCES[n].urls[0] for n in names if not SOURCES[n].manual}
+    hosts = {
+        os.environ.get("HF_ENDPOINT", "https://huggingface.co") if SOURCES[n].hf_repo else SOURCES[n].urls[0]
+        for n in names
+        if not SOURCES[n].manual
+    }
     if not all(_reachable(h) for h in hosts):
         print(_offline_message(names, root), file=sys.stderr)
         return 1

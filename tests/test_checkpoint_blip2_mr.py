@@ -12,8 +12,12 @@ from lavis.models.loading import model_config
 
 # The full preset's setup (frozen parts, LoRA) at tiny sizes, with pretrained-style random LLM init.
 PUBLISHED = [
-    "model.freeze_vit=true", "model.freeze_qformer=true", "model.freeze_audio=true", "model.freeze_llm=true",
-    "model.lora.enabled=true", "model.llm.number_embedding_init=random",
+    "model.freeze_vit=true",
+    "model.freeze_qformer=true",
+    "model.freeze_audio=true",
+    "model.freeze_llm=true",
+    "model.lora.enabled=true",
+    "model.llm.number_embedding_init=random",
 ]
 
 
@@ -51,8 +55,13 @@ def test_hf_blip2_directory_loads_through_the_preset_path(tmp_path):
     model = tiny(f"model.weights.blip2_hf_dir={tmp_path / 'blip2'}", "model.tokenizer.source=builtin", seed=2)
     q = "encoder.block.0.layer.0.SelfAttention.q"
     assert_same(model.language_model.get_submodule(q).base_layer.weight, hf.language_model.get_submodule(q).weight)
-    assert_same(model.vision_model.encoder.layers[1].self_attn.qkv.bias, hf.vision_model.encoder.layers[1].self_attn.qkv.bias)
-    assert_same(model.qformer.encoder.layer[0].crossattention.attention.key.weight, hf.qformer.encoder.layer[0].crossattention.attention.key.weight)
+    assert_same(
+        model.vision_model.encoder.layers[1].self_attn.qkv.bias, hf.vision_model.encoder.layers[1].self_attn.qkv.bias
+    )
+    assert_same(
+        model.qformer.encoder.layer[0].crossattention.attention.key.weight,
+        hf.qformer.encoder.layer[0].crossattention.attention.key.weight,
+    )
     assert_same(model.query_tokens, hf.query_tokens)
     assert_same(model.language_projection.weight, hf.language_projection.weight)
     assert_same(model.language_model.shared.weight, hf.language_model.shared.weight)
@@ -60,7 +69,11 @@ def test_hf_blip2_directory_loads_through_the_preset_path(tmp_path):
 
 def test_sincos_numbers_refuse_pretrained_llm_weights(tmp_path):
     with pytest.raises(WeightsMismatchError, match="sincos"):
-        tiny("model.llm.number_embedding_init=sincos", f"model.weights.llm_dir={tmp_path}", "model.tokenizer.source=builtin")
+        tiny(
+            "model.llm.number_embedding_init=sincos",
+            f"model.weights.llm_dir={tmp_path}",
+            "model.tokenizer.source=builtin",
+        )
 
 
 def test_llm_and_clap_directories(tmp_path):
@@ -69,18 +82,39 @@ def test_llm_and_clap_directories(tmp_path):
     ref.language_model.config.save_pretrained(tmp_path / "t5")
     t5_state = {k.replace(".base_layer", ""): v for k, v in ref.language_model.state_dict().items() if "lora_" not in k}
     tied = ("lm_head.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
-    clap = ClapModel(ClapConfig(text_config={"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 1,
-                                             "num_attention_heads": 2, "intermediate_size": 37, "projection_dim": 32},
-                                audio_config=ref.audio_encoder.clap.config.to_dict(), projection_dim=32))
+    clap = ClapModel(
+        ClapConfig(
+            text_config={
+                "vocab_size": 99,
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 37,
+                "projection_dim": 32,
+            },
+            audio_config=ref.audio_encoder.clap.config.to_dict(),
+            projection_dim=32,
+        )
+    )
     clap.save_pretrained(tmp_path / "clap")
-    save_file({k: v.contiguous() for k, v in t5_state.items() if k not in tied}, str(tmp_path / "t5" / "model.safetensors"))
-    model = tiny(f"model.weights.llm_dir={tmp_path / 't5'}", f"model.weights.clap_dir={tmp_path / 'clap'}",
-                 "model.tokenizer.source=builtin", seed=3)
-    assert_same(model.language_model.encoder.block[1].layer[1].DenseReluDense.wo.base_layer.weight,
-                t5_state["encoder.block.1.layer.1.DenseReluDense.wo.weight"])
+    save_file(
+        {k: v.contiguous() for k, v in t5_state.items() if k not in tied}, str(tmp_path / "t5" / "model.safetensors")
+    )
+    model = tiny(
+        f"model.weights.llm_dir={tmp_path / 't5'}",
+        f"model.weights.clap_dir={tmp_path / 'clap'}",
+        "model.tokenizer.source=builtin",
+        seed=3,
+    )
+    assert_same(
+        model.language_model.encoder.block[1].layer[1].DenseReluDense.wo.base_layer.weight,
+        t5_state["encoder.block.1.layer.1.DenseReluDense.wo.weight"],
+    )
     assert_same(model.audio_encoder.clap.audio_projection.linear1.weight, clap.audio_projection.linear1.weight)
-    assert_same(model.audio_encoder.clap.audio_model.audio_encoder.batch_norm.running_var,
-                clap.audio_model.audio_encoder.batch_norm.running_var)
+    assert_same(
+        model.audio_encoder.clap.audio_model.audio_encoder.batch_norm.running_var,
+        clap.audio_model.audio_encoder.batch_norm.running_var,
+    )
 
 
 def _to_lavis(model: Blip2MR) -> tuple[dict, dict]:
@@ -93,7 +127,11 @@ def _to_lavis(model: Blip2MR) -> tuple[dict, dict]:
             name = {"class_embedding": "cls_token", "position_embedding": "pos_embed"}.get(key.split(".")[-1])
             eva[name or key.replace("vision_model.embeddings.patch_embedding.", "patch_embed.proj.")] = v
         elif key.startswith("vision_model.encoder.layers."):
-            k = key.replace("vision_model.encoder.layers.", "blocks.").replace("layer_norm1", "norm1").replace("layer_norm2", "norm2")
+            k = (
+                key.replace("vision_model.encoder.layers.", "blocks.")
+                .replace("layer_norm1", "norm1")
+                .replace("layer_norm2", "norm2")
+            )
             k = k.replace("self_attn.projection", "attn.proj").replace("self_attn.qkv", "attn.qkv")
             if k.endswith("attn.qkv.bias"):
                 eva[k.replace("qkv.bias", "q_bias")], eva[k.replace("qkv.bias", "v_bias")] = v[:dim], v[2 * dim :]
@@ -102,7 +140,9 @@ def _to_lavis(model: Blip2MR) -> tuple[dict, dict]:
         elif key.startswith("vision_model.post_layernorm."):
             blip2[key.replace("vision_model.post_layernorm.", "ln_vision.")] = v
         elif key.startswith("qformer."):
-            k = key.replace("qformer.layernorm.", "qformer.embeddings.LayerNorm.").replace("qformer.", "Qformer.bert.", 1)
+            k = key.replace("qformer.layernorm.", "qformer.embeddings.LayerNorm.").replace(
+                "qformer.", "Qformer.bert.", 1
+            )
             blip2[k.replace("attention.attention.", "attention.self.")] = v
         elif key == "query_tokens" or key.startswith("language_projection."):
             blip2[key.replace("language_projection.", "t5_proj.")] = v
@@ -125,8 +165,11 @@ def test_lavis_pretrained_files_load(tmp_path):
     eva, blip2 = _to_lavis(src)
     torch.save(eva, tmp_path / "eva_vit_g.pth")
     torch.save(blip2, tmp_path / "blip2_pretrained_flant5xl.pth")
-    model = tiny(f"model.weights.eva_vit_pth={tmp_path / 'eva_vit_g.pth'}",
-                 f"model.weights.blip2_lavis_pth={tmp_path / 'blip2_pretrained_flant5xl.pth'}", seed=5)
+    model = tiny(
+        f"model.weights.eva_vit_pth={tmp_path / 'eva_vit_g.pth'}",
+        f"model.weights.blip2_lavis_pth={tmp_path / 'blip2_pretrained_flant5xl.pth'}",
+        seed=5,
+    )
     ours = model.state_dict()
     for key, value in src.state_dict().items():
         if key.startswith(("vision_model.", "qformer.", "query_tokens", "language_projection.")):
@@ -140,7 +183,10 @@ def test_lavis_files_with_missing_and_unknown_keys_are_listed(tmp_path):
     torch.save(eva, tmp_path / "eva.pth")
     torch.save(blip2, tmp_path / "blip2.pth")
     with pytest.raises(WeightsMismatchError) as err:
-        tiny(f"model.weights.eva_vit_pth={tmp_path / 'eva.pth'}", f"model.weights.blip2_lavis_pth={tmp_path / 'blip2.pth'}")
+        tiny(
+            f"model.weights.eva_vit_pth={tmp_path / 'eva.pth'}",
+            f"model.weights.blip2_lavis_pth={tmp_path / 'blip2.pth'}",
+        )
     msg = str(err.value)
     assert "missing (1): vision_model.encoder.layers.0.mlp.fc1.weight" in msg
     assert "unexpected (1): qformer.pooler.dense.weight" in msg
@@ -169,7 +215,11 @@ def test_mr_blip_sms_checkpoint_with_lora_and_fusion_keys(tmp_path):
             if p.requires_grad:
                 p.normal_()
     torch.save(_mr_blip_checkpoint(src, "attn_fusion."), tmp_path / "sms.pth")
-    model = tiny(f"model.weights.finetuned={tmp_path / 'sms.pth'}", "model.weights.finetuned_fusion_prefixes=[attn_fusion.]", seed=7)
+    model = tiny(
+        f"model.weights.finetuned={tmp_path / 'sms.pth'}",
+        "model.weights.finetuned_fusion_prefixes=[attn_fusion.]",
+        seed=7,
+    )
     trained = dict(src.named_parameters())
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -185,13 +235,15 @@ def test_mr_blip_sms_checkpoint_with_lora_and_fusion_keys(tmp_path):
 
 def test_converter_renames_old_peft_and_qv_bias():
     q, v = torch.arange(4.0), torch.arange(4.0) + 10
-    out = convert_lavis_state_dict({
-        "t5_model.base_model.model.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight": torch.ones(1),
-        "t5_model.encoder.final_layer_norm.weight": torch.ones(1),
-        "visual_encoder.blocks.3.attn.q_bias": q,
-        "visual_encoder.blocks.3.attn.v_bias": v,
-        "Qformer.bert.encoder.layer.2.crossattention.self.value.bias": torch.ones(1),
-    })
+    out = convert_lavis_state_dict(
+        {
+            "t5_model.base_model.model.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight": torch.ones(1),
+            "t5_model.encoder.final_layer_norm.weight": torch.ones(1),
+            "visual_encoder.blocks.3.attn.q_bias": q,
+            "visual_encoder.blocks.3.attn.v_bias": v,
+            "Qformer.bert.encoder.layer.2.crossattention.self.value.bias": torch.ones(1),
+        }
+    )
     assert set(out) == {
         "language_model.encoder.block.0.layer.0.SelfAttention.q.lora_A.default.weight",
         "language_model.encoder.final_layer_norm.weight",
@@ -221,7 +273,9 @@ def test_safetensors_round_trip(tmp_path, trainable_only):
 
 def test_safetensors_of_another_config_is_a_clear_error(tmp_path):
     path = save_weights(tiny("model.lora.r=4"), tmp_path / "r4.safetensors")
-    with pytest.raises(WeightsMismatchError, match=r"wrong shape \(\d+\): language_model\..*lora_A.*file \(4, 64\) vs model \(8, 64\)"):
+    with pytest.raises(
+        WeightsMismatchError, match=r"wrong shape \(\d+\): language_model\..*lora_A.*file \(4, 64\) vs model \(8, 64\)"
+    ):
         load_weights(tiny(), path)
     with pytest.raises(WeightsMismatchError, match="unexpected"):
         load_weights(tiny("model.fusion.name=none"), path)

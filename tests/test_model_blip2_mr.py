@@ -12,8 +12,13 @@ from lavis.tasks.parsing import ScoredWindows
 
 # The published (full-size) training setup at tiny sizes: frozen encoders and LLM, LoRA.
 PUBLISHED = [
-    "model.freeze_vit=true", "model.freeze_qformer=true", "model.freeze_audio=true", "model.freeze_llm=true",
-    "model.lora.enabled=true", "model.prompt.timestamp_mode=token", "model.llm.number_embedding_init=random",
+    "model.freeze_vit=true",
+    "model.freeze_qformer=true",
+    "model.freeze_audio=true",
+    "model.freeze_llm=true",
+    "model.lora.enabled=true",
+    "model.prompt.timestamp_mode=token",
+    "model.llm.number_embedding_init=random",
 ]
 
 
@@ -32,14 +37,18 @@ def tiny(*options, seed=0):
 
 
 def batch_for(model, b=2, t=4, seed=0, **kw):
-    return random_batch(model.cfg, b, t, duration=20.0, audio_frames=40, generator=torch.Generator().manual_seed(seed), **kw)
+    return random_batch(
+        model.cfg, b, t, duration=20.0, audio_frames=40, generator=torch.Generator().manual_seed(seed), **kw
+    )
 
 
 def assert_every_trainable_param_has_grad(model):
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"trainable parameters without gradient: {missing}"
     # LoRA's B starts at zero, so A's first gradient is zero; everything else must move.
-    zero = [n for n, p in model.named_parameters() if p.requires_grad and "lora_A" not in n and not p.grad.abs().sum() > 0]
+    zero = [
+        n for n, p in model.named_parameters() if p.requires_grad and "lora_A" not in n and not p.grad.abs().sum() > 0
+    ]
     assert not zero, f"trainable parameters with an all-zero gradient: {zero}"
 
 
@@ -107,7 +116,7 @@ def test_sequence_layout_shapes(options, tokens_per_frame):
         fed = batch["timestamps"][b][batch["frame_mask"][b]].tolist()
         sample = model.prompt.encoder_sample(fed, float(batch["duration"][b]), batch["query"][b], tokens_per_frame)
         assert length == len(sample.ids) and sample.ids.count(FRAME) == tokens_per_frame * len(fed)
-    assert lengths[0] > lengths[1] and not mask[1, lengths[1]:].any()
+    assert lengths[0] > lengths[1] and not mask[1, lengths[1] :].any()
     model(batch)["loss"].backward()
     assert_every_trainable_param_has_grad(model)
 
@@ -161,6 +170,7 @@ def test_bf16_autocast_reaches_every_part():
         "llm_decoder": model.language_model.decoder.block[0].layer[0].SelfAttention.q,
     }
     dtypes = {}
+
     def record(name):
         def hook(module, inputs, output):
             dtypes.setdefault(name, output.dtype)
@@ -180,7 +190,9 @@ def test_bf16_autocast_reaches_every_part():
 def test_frozen_weights_stored_in_bf16():
     model = tiny(*PUBLISHED, "model.frozen_dtype=bfloat16")
     frozen = model.language_model.encoder.block[0].layer[0].SelfAttention.q.base_layer.weight
-    assert frozen.dtype == torch.bfloat16 and model.vision_model.encoder.layers[0].mlp.fc1.weight.dtype == torch.bfloat16
+    assert (
+        frozen.dtype == torch.bfloat16 and model.vision_model.encoder.layers[0].mlp.fc1.weight.dtype == torch.bfloat16
+    )
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
     loss = model(batch_for(model))["loss"]  # no outer autocast: the model runs its own
     assert torch.isfinite(loss)
@@ -225,12 +237,30 @@ def test_pretrained_tokenizer_from_a_local_directory(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = ["<pad>", "</s>", "<unk>", "[", "]", ",", ">", ":", "?", ".", *map(str, range(60)), "Query", "a", "dog", "barks"]
+    words = [
+        "<pad>",
+        "</s>",
+        "<unk>",
+        "[",
+        "]",
+        ",",
+        ">",
+        ":",
+        "?",
+        ".",
+        *map(str, range(60)),
+        "Query",
+        "a",
+        "dog",
+        "barks",
+    ]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     hf = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     hf.save_pretrained(tmp_path / "tok")
-    model = tiny(f"model.tokenizer.path={tmp_path / 'tok'}", "model.tokenizer.source=pretrained", "model.tokenizer.max_number=59")
+    model = tiny(
+        f"model.tokenizer.path={tmp_path / 'tok'}", "model.tokenizer.source=pretrained", "model.tokenizer.max_number=59"
+    )
     assert model.tokenizer.vocab_size == len(words) and model.language_model.config.vocab_size == len(words)
     assert model.tokenizer.encode("[[12, 30]]") == [3, 3, 22, 5, 40, 4, 4]
     batch = batch_for(model)
@@ -254,7 +284,9 @@ def test_full_size_clap_tower_on_the_data_pipelines_features():
     data = DataAudioConfig()
     clips = torch.randn(2, int(1.5 * data.sampling_rate)) * 0.1
     ours = encoder(ClapLogMel(data)(clips), torch.tensor([True, True]))
-    hf_inputs = data.feature_extractor()([c.numpy() for c in clips], sampling_rate=data.sampling_rate, return_tensors="pt")
+    hf_inputs = data.feature_extractor()(
+        [c.numpy() for c in clips], sampling_rate=data.sampling_rate, return_tensors="pt"
+    )
     assert hf_inputs["input_features"].shape == (2, 4, 1001, 64)
     with torch.no_grad():
         ref = encoder.clap(input_features=hf_inputs["input_features"], is_longer=torch.zeros(2, 1, dtype=torch.bool))

@@ -17,7 +17,9 @@ def test_full_preset_train_step_and_generate_in_bf16():
     cfg = model_config("blip2_mr", "pretrain_flant5xl", ["model.tokenizer.source=builtin"])
     with torch.device("cuda"):
         model = Blip2MR.from_config(cfg)
-    batch = random_batch(cfg, 8, 20, duration=30.0, audio_frames=1001, generator=torch.Generator().manual_seed(0), device="cuda")
+    batch = random_batch(
+        cfg, 8, 20, duration=30.0, audio_frames=1001, generator=torch.Generator().manual_seed(0), device="cuda"
+    )
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     torch.cuda.reset_peak_memory_stats()
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -29,5 +31,6 @@ def test_full_preset_train_step_and_generate_in_bf16():
     model.eval()
     with torch.autocast("cuda", dtype=torch.bfloat16):
         preds = model.predict(batch)
-    print(f"loss {loss.item():.3f}, train-step peak {train_peak:.1f} GiB, after generate {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    generate_peak = torch.cuda.max_memory_allocated() / 2**30
+    print(f"loss {loss.item():.3f}, peak memory: train step {train_peak:.1f} GiB, with generate {generate_peak:.1f} GiB")
     assert torch.isfinite(loss) and len(preds) == 8

@@ -41,7 +41,15 @@ def t5_params(c):
 
 def lora_params(c, r, targets):
     d, inner, f = c.d_model, c.d_kv * c.num_heads, c.d_ff
-    shapes = {"q": (d, inner), "k": (d, inner), "v": (d, inner), "o": (inner, d), "wi_0": (d, f), "wi_1": (d, f), "wo": (f, d)}
+    shapes = {
+        "q": (d, inner),
+        "k": (d, inner),
+        "v": (d, inner),
+        "o": (inner, d),
+        "wi_0": (d, f),
+        "wi_1": (d, f),
+        "wo": (f, d),
+    }
     per = {t: r * sum(shapes[t]) for t in targets}
     attn = sum(per.get(t, 0) for t in "qkvo")
     ffn = sum(per.get(t, 0) for t in ("wi_0", "wi_1", "wo"))

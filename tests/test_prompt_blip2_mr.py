@@ -66,7 +66,17 @@ def test_interleaved_token_layout(tokenizer):
     b = _builder(tokenizer)
     s = b.encoder_sample([1.2, 3.7], duration=9.6, query="dog barks", tokens_per_frame=2)
     sep, prompt = tokenizer.encode(">"), b.prompt_ids("dog barks")
-    expected = [FRAME, FRAME, *tokenizer.encode("1"), FRAME, FRAME, *tokenizer.encode("4"), *sep, *tokenizer.encode("10"), *prompt]
+    expected = [
+        FRAME,
+        FRAME,
+        *tokenizer.encode("1"),
+        FRAME,
+        FRAME,
+        *tokenizer.encode("4"),
+        *sep,
+        *tokenizer.encode("10"),
+        *prompt,
+    ]
     assert s.ids == expected and prompt[-1] == tokenizer.eos_id
     assert s.timestamp_ids == [tokenizer.encode("1"), tokenizer.encode("4")]
 

@@ -26,7 +26,11 @@ def _model_section(data: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def model_config(
-    arch: str, model_type: str | None = None, options: Iterable[str] = (), model_section: Mapping[str, Any] | None = None, source: str = "<code>"
+    arch: str,
+    model_type: str | None = None,
+    options: Iterable[str] = (),
+    model_section: Mapping[str, Any] | None = None,
+    source: str = "<code>",
 ) -> Any:
     """The typed config of model ``arch`` (see the module docstring for the layers)."""
     cli = parse_options(options)
@@ -43,7 +47,11 @@ def model_config(
     if model_type not in presets:
         raise ConfigError(f"{source}: unknown model_type {model_type!r} for {arch}; valid: {sorted(presets)}")
     preset_path = presets[model_type]
-    layers = [(preset_path, _model_section(load_yaml(preset_path), preset_path)), (source, given), (OPTIONS_SOURCE, cli_model)]
+    layers = [
+        (preset_path, _model_section(load_yaml(preset_path), preset_path)),
+        (source, given),
+        (OPTIONS_SOURCE, cli_model),
+    ]
     for layer_source, body in layers:
         check_keys(schema, body, layer_source, "model")
     merged = OmegaConf.to_container(OmegaConf.merge(*(OmegaConf.create(body) for _, body in layers)), resolve=True)

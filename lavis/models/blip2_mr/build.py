@@ -148,7 +148,9 @@ def enable_checkpointing(model: nn.Module) -> None:
 def check_vocab(llm_vocab: int | None, tokenizer: TextTokenizer) -> int:
     size = llm_vocab if llm_vocab is not None else tokenizer.vocab_size
     if size < tokenizer.vocab_size:
-        raise ValueError(f"model.llm.vocab_size {size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size})")
+        raise ValueError(
+            f"model.llm.vocab_size {size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size})"
+        )
     return size
 
 

@@ -39,7 +39,9 @@ class WeightsMismatchError(RuntimeError):
 
 def _show(keys: Iterable[str], limit: int = 20) -> str:
     keys = sorted(keys)
-    return ", ".join(keys[:limit]) + (f" ... ({len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
+    return (
+        ", ".join(keys[:limit]) + (f" ... ({len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
+    )
 
 
 def read_state_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -83,7 +85,11 @@ def _alias_groups(model: nn.Module) -> dict[str, set[str]]:
 
 
 def load_checked(
-    model: nn.Module, state: Mapping[str, torch.Tensor], expected: Iterable[str], source: str, allow_missing: Iterable[str] = ()
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    expected: Iterable[str],
+    source: str,
+    allow_missing: Iterable[str] = (),
 ) -> None:
     """Load ``state`` after checking it: every ``expected`` key (or a tied alias) present unless
     it starts with an ``allow_missing`` prefix, and no key the model does not have."""
@@ -96,10 +102,13 @@ def load_checked(
     unexpected = present - set(model_state)
     bad_shapes = {k for k in present - unexpected if tuple(state[k].shape) != tuple(model_state[k].shape)}
     if missing or unexpected or bad_shapes:
-        shapes = ", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}" for k in sorted(bad_shapes)[:10])
+        shapes = ", ".join(
+            f"{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}" for k in sorted(bad_shapes)[:10]
+        )
         raise WeightsMismatchError(
             f"{source} does not fit the model:\n  missing ({len(missing)}): {_show(missing)}\n"
-            f"  unexpected ({len(unexpected)}): {_show(unexpected)}\n  wrong shape ({len(bad_shapes)}): {shapes or 'none'}"
+            f"  unexpected ({len(unexpected)}): {_show(unexpected)}\n"
+            f"  wrong shape ({len(bad_shapes)}): {shapes or 'none'}"
         )
     model.load_state_dict(dict(state), strict=False)
 
@@ -119,7 +128,11 @@ def load_lavis_pretrained(model: nn.Module, eva_vit_pth: str | None, blip2_pth: 
     state: dict[str, torch.Tensor] = {}
     if eva_vit_pth:
         raw = read_state_file(eva_vit_pth)
-        state.update(convert_lavis_state_dict(raw, prefix="" if any(k.startswith("visual_encoder.") for k in raw) else "visual_encoder."))
+        state.update(
+            convert_lavis_state_dict(
+                raw, prefix="" if any(k.startswith("visual_encoder.") for k in raw) else "visual_encoder."
+            )
+        )
     if blip2_pth:
         state.update(convert_lavis_state_dict(read_state_file(blip2_pth)))
     expected = pretrained_keys(model, PRETRAINED_PARTS[:-1])
@@ -175,7 +188,9 @@ def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str
     load_checked(model, load_file(str(path)), set(expected), f"{path} ({kind} weights)", allow_missing)
 
 
-def load_finetuned(model: nn.Module, path: str | Path, allow_missing: Iterable[str] = (), fusion_prefixes: Iterable[str] = ("fusion.",)) -> None:
+def load_finetuned(
+    model: nn.Module, path: str | Path, allow_missing: Iterable[str] = (), fusion_prefixes: Iterable[str] = ("fusion.",)
+) -> None:
     """Ours (``.safetensors``) or a Mr. BLIP / SMS ``.pth`` (LAVIS names, converted). A ``.pth``
     must provide every trainable parameter (except ``allow_missing`` prefixes)."""
     if Path(path).suffix == ".safetensors":
@@ -189,7 +204,9 @@ def load_configured_weights(model: nn.Module, cfg: WeightsConfig) -> None:
     """Load every source ``cfg`` names, in the order of the module docstring."""
     llm_weights = cfg.blip2_hf_dir or cfg.llm_dir
     if llm_weights and model.cfg.llm.number_embedding_init == "sincos":
-        raise WeightsMismatchError("llm.number_embedding_init: sincos would be overwritten by the pretrained LLM weights")
+        raise WeightsMismatchError(
+            "llm.number_embedding_init: sincos would be overwritten by the pretrained LLM weights"
+        )
     if cfg.blip2_hf_dir:
         load_blip2_hf_dir(model, cfg.blip2_hf_dir)
     elif cfg.eva_vit_pth or cfg.blip2_lavis_pth:

@@ -35,12 +35,16 @@ def generation_config(model: "Blip2MR") -> GenerationConfig:
     )
 
 
-def beam_search(model: "Blip2MR", inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> list[list[tuple[str, float]]]:
+def beam_search(
+    model: "Blip2MR", inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+) -> list[list[tuple[str, float]]]:
     """``inputs_embeds [B, L, D]`` -> per sample ``num_return_sequences`` ``(text, score)``, best
     first. Scores are ``sum(log p) / length**length_penalty`` (beam search's own ranking score)."""
     llm = model.language_model
     encoder_outputs = BaseModelOutput(
-        last_hidden_state=llm.get_encoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        last_hidden_state=llm.get_encoder()(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        ).last_hidden_state
     )
     gen_cfg = generation_config(model)
     out = llm.generate(encoder_outputs=encoder_outputs, attention_mask=attention_mask, generation_config=gen_cfg)

@@ -21,10 +21,13 @@ from torch import nn
 from lavis.common.registry import registry
 from lavis.models.blip2_mr import build
 from lavis.models.blip2_mr.audio import ClapAudioEncoder
+from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
+from lavis.models.blip2_mr.generation import beam_search, beams_to_windows
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
 from lavis.models.fusion import build_fusion
+from lavis.tasks.parsing import ScoredWindows
 
 IGNORE_INDEX = -100
 
@@ -51,7 +54,9 @@ class Blip2MR(nn.Module):
         self.qformer, self.query_tokens = build.build_qformer(cfg.qformer, cfg.vision.hidden_size)
         self.language_model = build.build_llm(cfg.llm, build.check_vocab(cfg.llm.vocab_size, tokenizer))
         if cfg.llm.number_embedding_init == "sincos":
-            build.init_number_embeddings(self.language_model.get_input_embeddings(), tokenizer, cfg.tokenizer.max_number)
+            build.init_number_embeddings(
+                self.language_model.get_input_embeddings(), tokenizer, cfg.tokenizer.max_number
+            )
         self.language_projection = nn.Linear(cfg.qformer.hidden_size, cfg.llm.d_model)
         self.audio_encoder = ClapAudioEncoder(cfg.audio) if cfg.uses_audio else None
         fusion_dim = cfg.qformer.hidden_size if cfg.fusion.position == "early" else cfg.llm.d_model
@@ -69,8 +74,6 @@ class Blip2MR(nn.Module):
     def from_config(cls, cfg: Blip2MRConfig, load_weights: bool = True) -> "Blip2MR":
         """Build, then load the weights ``cfg.weights`` names (skipped with ``load_weights=False``,
         e.g. on the meta device)."""
-        from lavis.models.blip2_mr.checkpoint import load_configured_weights
-
         model = cls(cfg, build_tokenizer(cfg))
         if load_weights:
             load_configured_weights(model, cfg.weights)
@@ -189,16 +192,14 @@ class Blip2MR(nn.Module):
     def generate(self, batch: dict[str, Any]) -> list[list[tuple[str, float]]]:
         """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
         length-normalized sequence log-probability as score."""
-        from lavis.models.blip2_mr.generation import beam_search
-
         with self._autocast():
             return beam_search(self, *self.encode(batch))
 
     @torch.no_grad()
-    def predict(self, batch: dict[str, Any]) -> list:
-        """Per sample a ``lavis.tasks.parsing.ScoredWindows``: at most ``generation.max_windows``
-        ``[start, end, score]`` windows in seconds, best first."""
-        from lavis.models.blip2_mr.generation import beams_to_windows
-
+    def predict(self, batch: dict[str, Any]) -> list[ScoredWindows]:
+        """Per sample at most ``generation.max_windows`` ``[start, end, score]`` windows in
+        seconds, best first (beams parsed, merged and scored by ``windows_from_beams``)."""
         durations = batch["duration"].float().cpu().tolist()
-        return beams_to_windows(self.generate(batch), durations, self.prompt.time_format, self.cfg.generation.max_windows)
+        return beams_to_windows(
+            self.generate(batch), durations, self.prompt.time_format, self.cfg.generation.max_windows
+        )

@@ -116,7 +116,9 @@ class PromptBuilder:
         ids = self.tokenizer.encode(self.cfg.template.format(query=query))
         return ids[: self.cfg.max_text_tokens] + [self.tokenizer.eos_id]
 
-    def encoder_sample(self, timestamps: Sequence[float], duration: float, query: str, tokens_per_frame: int) -> SampleText:
+    def encoder_sample(
+        self, timestamps: Sequence[float], duration: float, query: str, tokens_per_frame: int
+    ) -> SampleText:
         """Layout of one sample; ``timestamps`` are the fed frames' times in seconds."""
         fmt = self.time_format
         ts_ids = [self.number_ids(fmt.text(fmt.value(t, duration))) for t in timestamps]
