@@ -292,3 +292,23 @@ def test_full_size_clap_tower_on_the_data_pipelines_features():
         ref = encoder.clap(input_features=hf_inputs["input_features"], is_longer=torch.zeros(2, 1, dtype=torch.bool))
     torch.testing.assert_close(ours, torch.nn.functional.normalize(ref.audio_embeds, dim=-1), rtol=1e-5, atol=1e-5)
     assert ours.shape == (2, 512)
+
+
+def test_generation_runs_the_encoder_once_uses_the_kv_cache_and_obeys_the_config():
+    model = tiny("model.generation.num_beams=3", "model.generation.max_new_tokens=5").eval()
+    calls = {"encoder": 0, "decoder_inputs": []}
+
+    def on_encoder(module, args, kwargs):
+        calls["encoder"] += 1
+
+    def on_decoder(module, args, kwargs):
+        calls["decoder_inputs"].append(kwargs["input_ids"].shape[1])
+
+    h1 = model.language_model.encoder.register_forward_pre_hook(on_encoder, with_kwargs=True)
+    h2 = model.language_model.decoder.register_forward_pre_hook(on_decoder, with_kwargs=True)
+    beams = model.generate(batch_for(model))
+    h1.remove()
+    h2.remove()
+    assert calls["encoder"] == 1
+    assert calls["decoder_inputs"] and set(calls["decoder_inputs"]) == {1}  # one new token per step: cached
+    assert len(calls["decoder_inputs"]) <= 5 and all(len(b) == 3 for b in beams)  # max_new_tokens, num_beams
