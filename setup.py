@@ -21,6 +21,7 @@ setup(
     install_requires=requirements(),
     extras_require={
         "deepspeed": ["deepspeed>=0.15"],
+        "decord": ["decord>=0.6"],  # optional video backend (x86 wheels only)
         "wandb": ["wandb>=0.18"],
         "tensorboard": ["tensorboard>=2.15"],
         "dev": ["pytest>=8", "ruff>=0.6"],

@@ -148,3 +148,8 @@ def test_amp_off_survives_yaml_boolean_parsing(experiment):
     assert load_experiment(experiment, ["run.amp=off"]).run.amp == "off"
     assert load_experiment(experiment, ["run.amp=true"]).run.amp == "bf16"
     assert load_experiment(experiment, ["run.amp=fp16"]).run.amp == "fp16"
+
+
+def test_cross_field_check_blames_the_options(experiment):
+    with pytest.raises(ConfigError, match=r"^--options: 'run': accum_grad_iters must be >= 1"):
+        load_experiment(experiment, ["run.accum_grad_iters=0"])

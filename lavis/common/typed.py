@@ -31,6 +31,16 @@ def _where(path: str, provenance: Provenance | None, default_source: str) -> str
     return default_source
 
 
+def _blame(path: str, message: str, provenance: Provenance | None, default_source: str) -> str:
+    """For a check across fields (``__post_init__``): the source of a key the message names."""
+    prefix = f"{path}." if path else ""
+    for key, where in (provenance or {}).items():
+        leaf = key[len(prefix):] if key.startswith(prefix) else None
+        if leaf and "." not in leaf and leaf in message:
+            return where
+    return default_source
+
+
 def field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -100,7 +110,7 @@ def from_dict(
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:  # __post_init__ checks
-        raise ConfigError(f"{source}: '{path or '<top>'}': {err}") from None
+        raise ConfigError(f"{_blame(path, str(err), provenance, source)}: '{path or '<top>'}': {err}") from None
 
 
 def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance | None = None):

@@ -198,8 +198,11 @@ class RunnerBase:
                 for batch in loader:
                     if batches_done >= steps_per_epoch * rc.accum_grad_iters or step >= total_steps:
                         break
-                    group.append(batch)
                     batches_done += 1
+                    if not batch.get("qid"):  # every video of this batch was unreadable
+                        epoch_stats["skipped_videos"] += int(batch.get("num_skipped", 0))
+                        continue
+                    group.append(batch)
                     if len(group) < rc.accum_grad_iters:
                         continue
                     loss = self._optimizer_step(group, optimizer, scheduler, step, epoch_stats)
