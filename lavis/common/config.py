@@ -137,6 +137,14 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
 
     layers.append((source, experiment))
     layers.append((OPTIONS_SOURCE, cli))
+    # The classes' own defaults go first, so `${run.seed}` and friends resolve even when no
+    # YAML spells the key out.
+    defaults = {
+        "model": to_dict(schemas["model"]()),
+        "datasets": {name: to_dict(schemas[f"datasets.{name}"]()) for name in dataset_names},
+        "run": to_dict(RunConfig()),
+    }
+    layers.insert(0, ("class defaults", defaults))
 
     provenance: dict[str, str] = {}
     for layer_source, layer in layers:

@@ -218,8 +218,10 @@ class RunnerBase:
                         path = self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
                         if stop:
                             raise TrainingInterrupted(self._signal or signal.SIGTERM, path)
-                if batches_done >= steps_per_epoch * rc.accum_grad_iters:
-                    epoch, batches_done = epoch + 1, 0
+                epoch_done = batches_done >= steps_per_epoch * rc.accum_grad_iters
+                if epoch_done or step >= total_steps:  # max_iters may end training mid-epoch
+                    if epoch_done:
+                        epoch, batches_done = epoch + 1, 0
                     best = self._end_epoch(epoch, step, epoch_stats, best)
                     self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
         finally:

@@ -1,7 +1,7 @@
-"""The ``moment_retrieval`` task: predictions held in memory -> metrics and output files.
+"""The ``moment_retrieval`` task: a batch -> a loss or predictions; predictions -> metrics and files.
 
-This is the evaluation side; the runner calls ``evaluate`` on rank 0 with every prediction of
-a split gathered, then ``write_outputs``. Predictions are QVHighlights submission dicts
+The runner calls ``train_step`` / ``valid_step`` inside its autocast, then ``evaluate`` on rank 0
+with every prediction of a split gathered, then ``write_outputs``. Predictions are QVHighlights submission dicts
 (``qid``, ``pred_relevant_windows`` as ``[start, end, score]`` best first, optional
 ``pred_saliency_scores`` and ``invalid``), see ``lavis.tasks.metrics``.
 """
@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
+
+import torch
 
 from lavis.common.registry import registry
 from lavis.datasets.schema import MomentRecord
@@ -33,6 +36,26 @@ class MomentRetrievalTask:
         """Build from an ``ExperimentConfig`` (the task has no options of its own yet)."""
         return cls()
 
+    @staticmethod
+    def move_to_device(batch: dict, device: torch.device) -> dict:
+        """Tensors to ``device`` (non-blocking: loaders pin memory on CUDA); lists stay."""
+        return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    @staticmethod
+    def train_step(model: Any, batch: dict) -> torch.Tensor:
+        return model(batch)["loss"]
+
+    @staticmethod
+    def valid_step(model: Any, batch: dict) -> list[dict]:
+        """Scored windows per query in the submission format, plus the best beam's text."""
+        # DDP and DeepSpeed wrap the model in `.module`; FSDP2 registers `predict` on the root.
+        predictor = getattr(model, "module", model)
+        out = []
+        for qid, scored in zip(batch["qid"], predictor.predict(batch)):
+            text = scored.texts[0] if scored.texts else ""
+            out.append({"qid": qid, "pred_relevant_windows": scored.windows, "invalid": scored.invalid, "pred_text": text})
+        return out
+
     def evaluate(self, predictions: Sequence[dict], records: Sequence[MomentRecord], skipped_videos: int = 0) -> dict:
         """Metrics of one split (the evaluator's JSON, see ``lavis.tasks.metrics``).
 
@@ -45,7 +68,26 @@ class MomentRetrievalTask:
             logger.warning("%d unreadable video(s) were skipped; their queries count as misses", skipped_videos)
         metrics = evaluate_predictions(predictions, records, lenient=lenient, clip_length=self.clip_length)
         metrics["skipped_videos"] = skipped_videos
+        by_kind = self._by_kind(predictions, records)
+        if by_kind:
+            metrics["by_kind"] = by_kind
         return metrics
+
+    def _by_kind(self, predictions: Sequence[dict], records: Sequence[MomentRecord]) -> dict:
+        """The brief metrics per event kind (the synthetic benchmark: visual / audio / audio_visual)."""
+        groups: dict[str, list[MomentRecord]] = defaultdict(list)
+        for record in records:
+            if record.kind:
+                groups[record.kind].append(record)
+        if not groups:
+            return {}
+        by_qid = {str(p["qid"]): p for p in predictions}
+        out = {}
+        for kind, group in sorted(groups.items()):
+            preds = [by_qid[str(r.qid)] for r in group if str(r.qid) in by_qid]
+            result = evaluate_predictions(preds, group, lenient=True, clip_length=self.clip_length)
+            out[kind] = {"num_queries": len(group), **result["brief"]}
+        return out
 
     def write_outputs(
         self, output_dir: str | Path, split: str, predictions: Sequence[dict], metrics: dict, records: Sequence[MomentRecord]
