@@ -127,3 +127,19 @@ def test_train_randomness_depends_on_seed_epoch_and_index_only(video_root):
         ds.set_epoch(epoch)
         seen.add(tuple(ds[0]["timestamps"].tolist()))
     assert len(seen) > 1
+
+
+def test_cache_decoded_reads_each_video_once(video_root, monkeypatch):
+    import lavis.datasets.mr_dataset as mr
+
+    calls = []
+    real = mr.read_frames
+    monkeypatch.setattr(mr, "read_frames", lambda *a, **k: calls.append(a) or real(*a, **k))
+    processor = BlipVideoTrainProcessor(VideoTrainProcessorConfig(image_size=S))
+    cached = MomentRetrievalDataset([record("a", "square"), record("b", "square")], video_root, processor,
+                                    num_frames=T, audio=AUDIO, train=True, cache_decoded=True)
+    first, second = cached[0], cached[1]
+    assert len(calls) == 1 and calls[0][3] is False  # one decode, with the eval-style frame choice
+    eval_sample = dataset(video_root, [record("a", "square")])[0]
+    assert torch.equal(first["timestamps"], eval_sample["timestamps"])
+    assert torch.equal(first["audio_features"], second["audio_features"])

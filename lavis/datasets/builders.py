@@ -66,6 +66,9 @@ class MomentDatasetConfig:
     allow_missing_videos: bool = False  # at build time: warn about missing videos, do not fail
     allow_no_windows: bool = False  # accept unlabeled records (e.g. the QVHighlights test release)
     seed: int = 0  # train-time frame sampling and crops (experiments may set ${run.seed})
+    # Keep decoded frames + audio features in memory after the first read (small datasets read
+    # for many epochs, e.g. the demo); frames are then the eval-style ones. See mr_dataset.py.
+    cache_decoded: bool = False
 
     def __post_init__(self) -> None:
         if self.num_frames <= 0:
@@ -133,6 +136,7 @@ class MomentRetrievalBuilder:
                 train=is_train,
                 strict=cfg.strict,
                 seed=cfg.seed,
+                cache_decoded=cfg.cache_decoded,
             )
         if not datasets:
             raise ValueError(f"{name}: no split has an annotation path (annotations.train/val/test)")

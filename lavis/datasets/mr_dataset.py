@@ -14,6 +14,12 @@ and training should not silently see one video twice.
 Train-time randomness (frame choice within each interval, the crop) comes from a generator seeded
 by (seed, epoch, index): the same sample is the same whatever the number of workers, and a
 resumed run sees what it would have seen.
+
+``cache_decoded`` keeps each video's decoded frames and audio features in memory after the first
+read, for small datasets read many times (the demo: 3 queries per video, many epochs, on a CPU).
+Frames are then always the eval-style middle frames (the random frame choice is given up; the
+random crop stays), and each DataLoader worker process holds its own cache, so it pays off with
+``num_workers: 0`` or persistent workers.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class MomentRetrievalDataset(Dataset):
         train: bool = False,
         strict: bool = False,
         seed: int = 0,
+        cache_decoded: bool = False,
     ):
         if num_frames <= 0:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
@@ -72,6 +79,8 @@ class MomentRetrievalDataset(Dataset):
         self.strict = strict
         self.seed = seed
         self.epoch = 0
+        self.cache_decoded = cache_decoded
+        self._decoded: dict[Path, tuple] = {}  # path -> (frames uint8, timestamps, mel, audio mask)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -95,21 +104,31 @@ class MomentRetrievalDataset(Dataset):
             logger.warning("skipping unreadable video (qid %s): %s", record.qid, err)
             return None
 
-    def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
-        """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
+    def decode(self, path: Path, generator: np.random.Generator | None) -> tuple:
+        """(frames uint8 [t,H,W,3], timestamps float32 [t], mel [t,F,n_mels], audio mask [t])."""
+        if self.cache_decoded and path in self._decoded:
+            return self._decoded[path]
+        train_sampling = self.train and not self.cache_decoded
         try:
-            sampled = read_frames(path, self.num_frames, self.video_backend, self.train, generator)
+            sampled = read_frames(path, self.num_frames, self.video_backend, train_sampling, generator)
             waveform = read_audio(path, self.audio.sampling_rate)
         except av.error.FFmpegError as err:  # anything the readers did not already wrap
             raise VideoDecodeError(f"{path}: {err}") from None
         clips, audio_mask = cut_clips(waveform, sampled.timestamps, self.audio.clip_len, self.audio.sampling_rate)
-        count = len(sampled.indices)
+        decoded = (sampled.frames, sampled.timestamps, self.log_mel(clips), audio_mask)
+        if self.cache_decoded:
+            self._decoded[path] = decoded
+        return decoded
+
+    def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
+        """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
+        frames, timestamps, mel, audio_mask = self.decode(path, generator)
         T = self.num_frames
         return {
-            "video": pad_frames(self.processor(sampled.frames, generator), T),  # [T, 3, S, S]
-            "frame_mask": pad_frames(torch.ones(count, dtype=torch.bool), T),
-            "timestamps": pad_frames(torch.from_numpy(sampled.timestamps), T),
-            "audio_features": pad_frames(self.log_mel(clips), T),  # [T, F, n_mels]
+            "video": pad_frames(self.processor(frames, generator), T),  # [T, 3, S, S]
+            "frame_mask": pad_frames(torch.ones(len(frames), dtype=torch.bool), T),
+            "timestamps": pad_frames(torch.from_numpy(timestamps), T),
+            "audio_features": pad_frames(mel, T),  # [T, F, n_mels]
             "audio_mask": pad_frames(torch.from_numpy(audio_mask), T),
             "duration": float(record.duration),
             "query": record.query,
