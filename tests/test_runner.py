@@ -112,3 +112,13 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="not a readable checkpoint"):
         ckpt_mod.load_checkpoint(tmp_path)
+
+
+def test_time_budget_stops_validates_and_tests(tmp_path):
+    runner, results = run(tmp_path, "a", max_epoch=100000, max_minutes=0.03, valid_every_epochs=0, min_lr=1e-4)
+    records = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert epochs and [r for r in epochs if "valid_score" in r] == epochs[-1:]  # validated once, at the end
+    assert results["test"]["brief"]["n"] == 11
+    lrs = [r["lr"] for r in records if r["type"] == "train"]
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.2)  # the cosine ran out with the time

@@ -15,9 +15,12 @@ class RunConfig:
     deepspeed_config: Optional[str] = None  # path to a DeepSpeed JSON/YAML (strategy: deepspeed)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
-    # Length of training: max_iters (optimizer steps) wins when set.
+    # Length of training: max_iters (optimizer steps) wins over max_epoch when set. max_minutes
+    # stops at a wall-clock budget and then drives the schedule by elapsed time (the cosine ends
+    # when the time does), e.g. for the CPU demo; such runs are not step-for-step reproducible.
     max_epoch: int = 50
     max_iters: Optional[int] = None
+    max_minutes: Optional[float] = None
 
     # Optimizer and schedule.
     lr_sched: Literal["linear_warmup_cosine_lr", "constant_lr"] = "linear_warmup_cosine_lr"
@@ -56,6 +59,8 @@ class RunConfig:
     test_splits: list[str] = field(default_factory=lambda: ["test"])
     # Key of the evaluator's "brief" used to pick the best checkpoint on the validation split.
     valid_metric: str = "MR-full-R1@0.5"
+    valid_every_epochs: int = 1  # 0: validate only when training ends
+    torch_threads: Optional[int] = None  # torch.set_num_threads per process (null: torch's default)
 
     def __post_init__(self) -> None:
         if isinstance(self.amp, bool):
@@ -64,3 +69,5 @@ class RunConfig:
             raise ValueError(f"accum_grad_iters must be >= 1, got {self.accum_grad_iters}")
         if self.max_iters is not None and self.max_iters < 1:
             raise ValueError(f"max_iters must be >= 1 or null, got {self.max_iters}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0 or null, got {self.max_minutes}")

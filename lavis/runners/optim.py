@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -31,11 +32,13 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.init_lr, betas=(0.9, cfg.beta2), fused=on_cuda or None)
 
 
-def lr_factor(step: int, cfg: RunConfig, total_steps: int) -> float:
+def lr_factor(step: int, cfg: RunConfig, total_steps: int, time_progress: float | None = None) -> float:
     """Multiplier of ``init_lr`` at optimizer step ``step`` (0-based).
 
     linear_warmup_cosine_lr: linear from ``warmup_lr`` to ``init_lr`` over ``warmup_steps``, then
     cosine from ``init_lr`` down to ``min_lr`` at ``total_steps``. constant_lr: warmup, then flat.
+    ``time_progress`` (elapsed / budget, for ``max_minutes`` runs) replaces the step-based
+    progress of the cosine.
     """
     if cfg.init_lr <= 0:
         return 0.0
@@ -46,7 +49,7 @@ def lr_factor(step: int, cfg: RunConfig, total_steps: int) -> float:
         lr = cfg.init_lr
     else:
         span = max(total_steps - warmup, 1)
-        progress = min((step - warmup) / span, 1.0)
+        progress = min((step - warmup) / span if time_progress is None else time_progress, 1.0)
         lr = cfg.min_lr + (cfg.init_lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return lr / cfg.init_lr
 
@@ -55,13 +58,15 @@ class WarmupCosineSchedule:
     """Sets every param group's lr from ``lr_factor`` after each optimizer step. Works with any
     optimizer exposing ``param_groups`` (torch's, DeepSpeed's ZeRO wrappers)."""
 
-    def __init__(self, optimizer, cfg: RunConfig, total_steps: int):
+    def __init__(self, optimizer, cfg: RunConfig, total_steps: int, time_progress: Callable[[], float] | None = None):
         self.optimizer, self.cfg, self.total_steps = optimizer, cfg, total_steps
+        self.time_progress = time_progress
         self.step_count = 0
         self._apply()
 
     def _apply(self) -> None:
-        lr = self.cfg.init_lr * lr_factor(self.step_count, self.cfg, self.total_steps)
+        progress = self.time_progress() if self.time_progress else None
+        lr = self.cfg.init_lr * lr_factor(self.step_count, self.cfg, self.total_steps, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
@@ -80,5 +85,5 @@ class WarmupCosineSchedule:
         self._apply()
 
 
-def build_scheduler(optimizer, cfg: RunConfig, total_steps: int) -> WarmupCosineSchedule:
-    return WarmupCosineSchedule(optimizer, cfg, total_steps)
+def build_scheduler(optimizer, cfg: RunConfig, total_steps: int, time_progress=None) -> WarmupCosineSchedule:
+    return WarmupCosineSchedule(optimizer, cfg, total_steps, time_progress)

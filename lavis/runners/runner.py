@@ -54,6 +54,8 @@ class RunnerBase:
         self.strategy = strategy or build_strategy(cfg.run)
         self.strategy.setup()
         seed_everything(self.run_cfg.seed + self.strategy.rank)
+        if self.run_cfg.torch_threads:
+            torch.set_num_threads(self.run_cfg.torch_threads)
         self.datasets = datasets
         self.output_dir = Path(self.run_cfg.output_dir)
         self.model = self.strategy.wrap_model(model)
@@ -167,7 +169,12 @@ class RunnerBase:
             )
         total_steps = rc.max_iters or rc.max_epoch * steps_per_epoch
         self.model, optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), total_steps)
-        scheduler = build_scheduler(optimizer, rc, total_steps)
+        # Elapsed training time as every rank agrees on it (the max, refreshed once per step), so
+        # a max_minutes schedule gives every replica the same learning rate.
+        self._elapsed = 0.0
+        budget = rc.max_minutes * 60 if rc.max_minutes else None
+        time_progress = (lambda: self._elapsed / budget) if budget else None
+        scheduler = build_scheduler(optimizer, rc, total_steps, time_progress)
 
         epoch, step, batches_done, best = 0, 0, 0, {"metric": rc.valid_metric, "value": None, "step": None}
         if rc.resume_ckpt_path:
@@ -182,10 +189,12 @@ class RunnerBase:
 
         self._install_signal_handlers()
         progress = StepProgress(total_steps, step, self.strategy.is_main)
+        start = time.time()
+        time_up = False
         model = self.model
         model.train()
         try:
-            while step < total_steps:
+            while step < total_steps and not time_up:
                 sampler.set_epoch(epoch, start=batches_done * rc.batch_size_train)
                 if hasattr(dataset, "set_epoch"):
                     dataset.set_epoch(epoch)
@@ -196,7 +205,7 @@ class RunnerBase:
                 epoch_stats = {"loss_sum": 0.0, "steps": 0, "skipped_videos": 0, "nonfinite_steps": 0, "start": time.time()}
                 group: list[dict] = []
                 for batch in loader:
-                    if batches_done >= steps_per_epoch * rc.accum_grad_iters or step >= total_steps:
+                    if batches_done >= steps_per_epoch * rc.accum_grad_iters or step >= total_steps or time_up:
                         break
                     batches_done += 1
                     if not batch.get("qid"):  # every video of this batch was unreadable
@@ -213,16 +222,19 @@ class RunnerBase:
                     if self.strategy.is_main and step % rc.log_freq == 0:
                         for hook in self.hooks:
                             hook.on_train_step(step, progress.log_record())
-                    stop = self.strategy.all_reduce_mean(float(self._signal is not None)) > 0
+                    stop_flag, self._elapsed = self.strategy.all_reduce_max([float(self._signal is not None), time.time() - start])
+                    stop = stop_flag > 0
+                    time_up = budget is not None and self._elapsed >= budget
                     if stop or (rc.save_every_iters and step % rc.save_every_iters == 0):
                         path = self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
                         if stop:
                             raise TrainingInterrupted(self._signal or signal.SIGTERM, path)
                 epoch_done = batches_done >= steps_per_epoch * rc.accum_grad_iters
-                if epoch_done or step >= total_steps:  # max_iters may end training mid-epoch
+                finished = step >= total_steps or time_up  # max_iters/max_minutes may end mid-epoch
+                if epoch_done or finished:
                     if epoch_done:
                         epoch, batches_done = epoch + 1, 0
-                    best = self._end_epoch(epoch, step, epoch_stats, best)
+                    best = self._end_epoch(epoch, step, epoch_stats, best, finished)
                     self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
         finally:
             progress.close()
@@ -258,7 +270,7 @@ class RunnerBase:
         scheduler.step()
         return loss_value
 
-    def _end_epoch(self, epoch: int, step: int, stats: dict, best: dict) -> dict:
+    def _end_epoch(self, epoch: int, step: int, stats: dict, best: dict, finished: bool) -> dict:
         summary = {
             "step": step,
             "train_loss": stats["loss_sum"] / max(stats["steps"], 1),
@@ -266,7 +278,9 @@ class RunnerBase:
             "nonfinite_steps": stats["nonfinite_steps"],
             "seconds": round(time.time() - stats["start"], 2),
         }
-        if self.run_cfg.valid_splits and any(self.split(s) for s in self.run_cfg.valid_splits):
+        every = self.run_cfg.valid_every_epochs
+        due = finished or (every > 0 and epoch % every == 0)
+        if due and self.run_cfg.valid_splits and any(self.split(s) for s in self.run_cfg.valid_splits):
             score = self._valid_score(self.evaluate(self.run_cfg.valid_splits, step))
             summary["valid_score"] = score
             if score is not None and (best["value"] is None or score > best["value"]):

@@ -157,6 +157,13 @@ class SingleDevice:
         dist.all_reduce(t)
         return float(t.item()) / self.world_size
 
+    def all_reduce_max(self, values: list[float]) -> list[float]:
+        if not dist.is_initialized():
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.tolist()
+
     def teardown(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
