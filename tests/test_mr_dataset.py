@@ -143,3 +143,13 @@ def test_cache_decoded_reads_each_video_once(video_root, monkeypatch):
     eval_sample = dataset(video_root, [record("a", "square")])[0]
     assert torch.equal(first["timestamps"], eval_sample["timestamps"])
     assert torch.equal(first["audio_features"], second["audio_features"])
+
+
+def test_video_only_dataset_reads_no_audio(video_root, monkeypatch):
+    import lavis.datasets.mr_dataset as mr
+
+    monkeypatch.setattr(mr, "read_audio", lambda *a, **k: pytest.fail("audio was read"))
+    processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S))
+    ds = MomentRetrievalDataset([record("a", "square")], video_root, processor, num_frames=T, audio=AUDIO, with_audio=False)
+    batch = collate([ds[0]])
+    assert "audio_features" not in batch and "audio_mask" not in batch and batch["video"].shape[1] == T

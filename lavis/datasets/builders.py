@@ -69,6 +69,7 @@ class MomentDatasetConfig:
     # Keep decoded frames + audio features in memory after the first read (small datasets read
     # for many epochs, e.g. the demo); frames are then the eval-style ones. See mr_dataset.py.
     cache_decoded: bool = False
+    with_audio: bool = True  # false: read no audio (video-only models such as Mr. BLIP)
 
     def __post_init__(self) -> None:
         if self.num_frames <= 0:
@@ -137,6 +138,7 @@ class MomentRetrievalBuilder:
                 strict=cfg.strict,
                 seed=cfg.seed,
                 cache_decoded=cfg.cache_decoded,
+                with_audio=cfg.with_audio,
             )
         if not datasets:
             raise ValueError(f"{name}: no split has an annotation path (annotations.train/val/test)")

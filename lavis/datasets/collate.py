@@ -5,6 +5,7 @@
     timestamps      float32 [B, T]            seconds (padding: 0)
     audio_features  float32 [B, T, F, M]      CLAP log-mel per frame clip (F mel frames, M mels)
     audio_mask      bool    [B, T]            False = no audio for this clip
+                                              (both absent when the dataset has with_audio off)
     duration        float32 [B]               seconds
     query, qid, vid, kind, windows            lists of length B
     num_skipped     int                       samples of this batch the dataset could not read
@@ -44,6 +45,8 @@ def collate(samples: list[Optional[dict[str, Any]]]) -> dict[str, Any]:
         return batch
     length = max(s["frame_mask"].shape[0] for s in present)
     for key in FRAME_KEYS:
+        if key not in present[0]:
+            continue  # audio keys of a video-only dataset
         batch[key] = torch.stack([pad_frames(s[key], length) for s in present])
     batch["duration"] = torch.tensor([float(s["duration"]) for s in present], dtype=torch.float32)
     return batch

@@ -64,6 +64,7 @@ class MomentRetrievalDataset(Dataset):
         strict: bool = False,
         seed: int = 0,
         cache_decoded: bool = False,
+        with_audio: bool = True,
     ):
         if num_frames <= 0:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
@@ -80,6 +81,7 @@ class MomentRetrievalDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.cache_decoded = cache_decoded
+        self.with_audio = with_audio  # False: no audio read at all (video-only models)
         self._decoded: dict[Path, tuple] = {}  # path -> (frames uint8, timestamps, mel, audio mask)
 
     def __len__(self) -> int:
@@ -105,17 +107,21 @@ class MomentRetrievalDataset(Dataset):
             return None
 
     def decode(self, path: Path, generator: np.random.Generator | None) -> tuple:
-        """(frames uint8 [t,H,W,3], timestamps float32 [t], mel [t,F,n_mels], audio mask [t])."""
+        """(frames uint8 [t,H,W,3], timestamps float32 [t], mel [t,F,n_mels], audio mask [t]);
+        the last two are None without ``with_audio``."""
         if self.cache_decoded and path in self._decoded:
             return self._decoded[path]
         train_sampling = self.train and not self.cache_decoded
         try:
             sampled = read_frames(path, self.num_frames, self.video_backend, train_sampling, generator)
-            waveform = read_audio(path, self.audio.sampling_rate)
+            waveform = read_audio(path, self.audio.sampling_rate) if self.with_audio else None
         except av.error.FFmpegError as err:  # anything the readers did not already wrap
             raise VideoDecodeError(f"{path}: {err}") from None
-        clips, audio_mask = cut_clips(waveform, sampled.timestamps, self.audio.clip_len, self.audio.sampling_rate)
-        decoded = (sampled.frames, sampled.timestamps, self.log_mel(clips), audio_mask)
+        mel = audio_mask = None
+        if self.with_audio:
+            clips, audio_mask = cut_clips(waveform, sampled.timestamps, self.audio.clip_len, self.audio.sampling_rate)
+            mel = self.log_mel(clips)
+        decoded = (sampled.frames, sampled.timestamps, mel, audio_mask)
         if self.cache_decoded:
             self._decoded[path] = decoded
         return decoded
@@ -124,12 +130,10 @@ class MomentRetrievalDataset(Dataset):
         """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
         frames, timestamps, mel, audio_mask = self.decode(path, generator)
         T = self.num_frames
-        return {
+        sample = {
             "video": pad_frames(self.processor(frames, generator), T),  # [T, 3, S, S]
             "frame_mask": pad_frames(torch.ones(len(frames), dtype=torch.bool), T),
             "timestamps": pad_frames(torch.from_numpy(timestamps), T),
-            "audio_features": pad_frames(mel, T),  # [T, F, n_mels]
-            "audio_mask": pad_frames(torch.from_numpy(audio_mask), T),
             "duration": float(record.duration),
             "query": record.query,
             "qid": record.qid,
@@ -137,3 +141,7 @@ class MomentRetrievalDataset(Dataset):
             "kind": record.kind,
             "windows": [tuple(w) for w in record.windows],
         }
+        if self.with_audio:
+            sample["audio_features"] = pad_frames(mel, T)  # [T, F, n_mels]
+            sample["audio_mask"] = pad_frames(torch.from_numpy(audio_mask), T)
+        return sample

@@ -68,7 +68,12 @@ class SingleDevice:
 
     # Model and optimizer --------------------------------------------------------------------
     def setup(self) -> None:
-        """Initialise the process group (no-op here)."""
+        """Initialise the process group (none for one process)."""
+        if self.world_size > 1:
+            raise RuntimeError(
+                f"run.strategy=single under torchrun with {self.world_size} processes would train "
+                "independent copies; use run.strategy=ddp (or fsdp/deepspeed), or NPROC=1"
+            )
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         return model.to(self.device)

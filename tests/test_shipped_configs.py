@@ -1,0 +1,40 @@
+"""Every experiment YAML in configs/ loads and validates (the data and weights need not exist)."""
+
+from pathlib import Path
+
+import pytest
+
+from lavis.common.config import REPO_ROOT, load_experiment
+
+EXPERIMENTS = sorted((REPO_ROOT / "configs" / "experiments").rglob("*.yaml"))
+
+
+def test_there_are_experiments_for_each_dataset():
+    names = {p.relative_to(REPO_ROOT / "configs" / "experiments").as_posix() for p in EXPERIMENTS}
+    for expected in ("charades_sta/sms.yaml", "charades_sta/mrblip.yaml", "qvh/sms.yaml", "qvh/mrblip.yaml",
+                     "charades_sta/sms_1gpu.yaml", "qvh/sms_1gpu.yaml", "synthetic/sms_tiny.yaml"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
+def test_experiment_validates(path: Path):
+    cfg = load_experiment(path)
+    assert cfg.run.task == "moment_retrieval"
+    for dataset in cfg.datasets.values():
+        assert dataset.num_frames > 0
+        if cfg.model.fusion.name == "none":
+            assert not dataset.with_audio, "a video-only model should not pay for audio decoding"
+        else:
+            assert dataset.with_audio
+
+
+def test_published_settings():
+    charades = load_experiment(REPO_ROOT / "configs/experiments/charades_sta/sms.yaml")
+    ds = charades.datasets["charades_sta"]
+    assert (ds.num_frames, ds.audio.clip_len, charades.model.fusion.name) == (20, 1.5, "gca")
+    qvh = load_experiment(REPO_ROOT / "configs/experiments/qvh/sms.yaml")
+    ds = qvh.datasets["qvh"]
+    assert (ds.num_frames, ds.audio.clip_len) == (60, 2.5)
+    for cfg in (charades, qvh):
+        assert (cfg.run.init_lr, cfg.run.max_epoch, cfg.model.generation.num_beams) == (3e-4, 50, 5)
+        assert cfg.run.valid_splits == ["val"] and cfg.run.test_splits == ["test"]
