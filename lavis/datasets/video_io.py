@@ -3,7 +3,9 @@
 Sampling (``sample_frame_indices``, the one definition): the video's N frames (in presentation
 order) are cut into T equal intervals; eval takes the middle frame of each, train a uniformly
 random frame of each (from a seeded generator, so a run is reproducible). A video with fewer than
-T frames gives all its N frames; the caller pads to T with a ``frame_mask``.
+T frames gives all its N frames; the caller pads to T with a ``frame_mask``. With a ``span``
+(start, end) in seconds, the same rule applies to the frames shown in ``[start, end)`` only (how
+a long video is covered window by window at inference).
 
 Decoding (PyAV, the default): the video packets are demuxed once (no decoding) to get every
 frame's presentation time and the keyframes. For each sampled frame we seek to the keyframe at or
@@ -135,7 +137,17 @@ def _decode_targets(
     return found, num_decoded
 
 
-def _read_pyav(path: Path, num_samples: int, train: bool, generator) -> SampledFrames:
+def _span_range(path: Path, times: np.ndarray, span: Optional[tuple[float, float]]) -> tuple[int, int]:
+    """``[first, last)`` indices of the frames whose times (seconds, increasing) lie in ``span``."""
+    if span is None:
+        return 0, len(times)
+    first, last = (int(i) for i in np.searchsorted(times, span, side="left"))
+    if last <= first:
+        raise VideoDecodeError(f"{path}: no video frame in [{span[0]:.3f}, {span[1]:.3f}) s")
+    return first, last
+
+
+def _read_pyav(path: Path, num_samples: int, train: bool, generator, span) -> SampledFrames:
     with _open(path) as container:
         if not container.streams.video:
             raise VideoDecodeError(f"{path}: no video stream")
@@ -165,10 +177,11 @@ def _read_pyav(path: Path, num_samples: int, train: bool, generator) -> SampledF
             )
         all_pts = np.sort(np.asarray(pts, dtype=np.int64))
         keyframes = np.sort(np.asarray(keyframe_pts or [all_pts[0]], dtype=np.int64))
-        indices = sample_frame_indices(len(all_pts), num_samples, train, generator)
+        origin = container_origin(container)
+        first, last = _span_range(path, all_pts * float(stream.time_base) - origin, span)
+        indices = first + sample_frame_indices(last - first, num_samples, train, generator)
         decoded, num_decoded = _decode_targets(path, container, stream, all_pts[indices], keyframes)
 
-        origin = container_origin(container)
         frame_step = int(all_pts[-1] - all_pts[-2]) if len(all_pts) > 1 else 0
         last_end = float((int(all_pts[-1]) + frame_step) * stream.time_base) - origin
         times = np.asarray([float(f.pts * f.time_base) - origin for f in decoded], dtype=np.float32)
@@ -182,7 +195,7 @@ def _read_pyav(path: Path, num_samples: int, train: bool, generator) -> SampledF
         )
 
 
-def _read_decord(path: Path, num_samples: int, train: bool, generator) -> SampledFrames:
+def _read_decord(path: Path, num_samples: int, train: bool, generator, span) -> SampledFrames:
     import decord  # optional dependency; imported here so the package imports without it
 
     # decord's timestamps count from the video stream's first frame; ours from the file's time 0
@@ -201,8 +214,12 @@ def _read_decord(path: Path, num_samples: int, train: bool, generator) -> Sample
     num_video_frames = len(reader)
     if num_video_frames == 0:
         raise VideoDecodeError(f"{path}: no video frames")
-    indices = sample_frame_indices(num_video_frames, num_samples, train, generator)
     try:
+        first, last = 0, num_video_frames
+        if span is not None:
+            starts = reader.get_frame_timestamp(list(range(num_video_frames)))[:, 0] - origin
+            first, last = _span_range(path, starts, span)
+        indices = first + sample_frame_indices(last - first, num_samples, train, generator)
         frames = reader.get_batch(indices.tolist()).asnumpy()
         spans = reader.get_frame_timestamp(indices.tolist())  # [t, 2] start/end, seconds
         last_end = float(reader.get_frame_timestamp([num_video_frames - 1])[0, 1]) - origin
@@ -223,11 +240,16 @@ def read_frames(
     backend: VideoBackend = "pyav",
     train: bool = False,
     generator: np.random.Generator | None = None,
+    span: Optional[tuple[float, float]] = None,
 ) -> SampledFrames:
-    """Decode the ``num_samples`` sampled frames of ``path``; raises ``VideoDecodeError``."""
+    """Decode the ``num_samples`` sampled frames of ``path`` (of its frames shown in ``span`` =
+    [start, end) seconds, when given); raises ``VideoDecodeError``. ``indices`` stay indices into
+    the whole video and ``timestamps`` stay on the file's clock."""
     path = Path(path)
+    if span is not None and not span[0] < span[1]:
+        raise ValueError(f"span must be (start, end) with start < end, got {span}")
     if backend == "pyav":
-        return _read_pyav(path, num_samples, train, generator)
+        return _read_pyav(path, num_samples, train, generator, span)
     if backend == "decord":
-        return _read_decord(path, num_samples, train, generator)
+        return _read_decord(path, num_samples, train, generator, span)
     raise ValueError(f"unknown video backend {backend!r}; valid: ['pyav', 'decord']")

@@ -1,0 +1,125 @@
+"""A trained run -> its config, its model with the checkpoint's weights, and its data settings.
+
+A run directory (``run.output_dir`` of a training run) holds ``config.yaml`` (the resolved
+experiment) and ``checkpoint_best.pt`` / ``checkpoint_step<N>.pt`` (the trainable weights under
+``"model"``). The model is built from the config, which also loads its pretrained parts from the
+local files ``model.weights`` names, then the checkpoint's trainable weights go on top, exactly as
+``python -m lavis.evaluate`` with ``run.resume_ckpt_path`` does it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from lavis.common.build import build_model
+from lavis.common.config import ExperimentConfig, load_experiment
+from lavis.datasets.schema import AnnotationError, read_annotations
+from lavis.runners.checkpoint import BEST_NAME, latest_checkpoint, load_checkpoint
+from lavis.runners.strategies import SingleDevice
+
+logger = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass
+class LoadedRun:
+    cfg: ExperimentConfig
+    model: Any  # the registered model, in eval mode, on ``strategy.device``
+    strategy: SingleDevice  # the device and the autocast the run's ``amp`` asks for
+    info: dict[str, Any]  # run id, checkpoint, arch, model_type, step: written into every prediction
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """``checkpoint_best.pt`` of a run, else its newest ``checkpoint_step<N>.pt``."""
+    best = run_dir / BEST_NAME
+    if best.is_file():
+        return best
+    last = latest_checkpoint(run_dir)
+    if last is None:
+        raise FileNotFoundError(f"{run_dir}: no {BEST_NAME} or checkpoint_step*.pt (is it a run's output_dir?)")
+    return last
+
+
+def load_run(
+    run_dir: str | Path | None = None,
+    cfg_path: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    device: Device = "auto",
+) -> LoadedRun:
+    """The model of a run directory, or of an experiment YAML + a checkpoint file.
+
+    ``cfg_path`` / ``checkpoint`` override the run directory's ``config.yaml`` / best checkpoint.
+    Raises ``FileNotFoundError`` for a missing directory/file and ``ConfigError`` for a bad config.
+    """
+    if run_dir is None and (cfg_path is None or checkpoint is None):
+        raise ValueError("give a run directory, or both a config (--cfg-path) and a checkpoint")
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run directory not found: {run_dir}")
+    cfg_file = Path(cfg_path) if cfg_path is not None else run_dir / "config.yaml"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"config not found: {cfg_file}")
+    ckpt_file = Path(checkpoint) if checkpoint is not None else find_checkpoint(run_dir)
+    cfg = load_experiment(cfg_file)
+    # bf16/fp16 autocast is for GPUs; on a CPU it is slow and changes the numbers.
+    run_cfg = dataclasses.replace(cfg.run, device=device, strategy="single")
+    strategy = SingleDevice(run_cfg)
+    if strategy.device.type != "cuda":
+        strategy = SingleDevice(dataclasses.replace(run_cfg, amp="off"))
+    state = load_checkpoint(ckpt_file)
+    if "model" not in state:
+        raise ValueError(f"{ckpt_file}: not a training checkpoint (no 'model' entry)")
+    model = build_model(cfg)
+    strategy.load_trainable_state_dict(model, state["model"])
+    model = strategy.wrap_model(model).eval()
+    info = {
+        "run": (run_dir or ckpt_file.parent).resolve().name,
+        "checkpoint": str(ckpt_file),
+        "arch": cfg.model.arch,
+        "model_type": cfg.model.model_type,
+        "step": (state.get("best") or {}).get("step", state.get("step")),
+    }
+    return LoadedRun(cfg, model, strategy, info)
+
+
+def data_section(cfg: ExperimentConfig) -> tuple[str, Any]:
+    """(builder name, dataset config) whose frame/audio settings the model was trained with: the
+    first ``datasets:`` entry (experiments mixing builders must use the same settings)."""
+    if not cfg.datasets:
+        raise ValueError("the run's config has no 'datasets' section: frame and audio settings unknown")
+    name, section = next(iter(cfg.datasets.items()))
+    for other, ds in cfg.datasets.items():
+        if (ds.num_frames, ds.audio) != (section.num_frames, section.audio):
+            logger.warning("datasets %s and %s differ in frames/audio; using %s's", name, other, name)
+    return name, section
+
+
+def under_root(section: Any, path: str) -> Path:
+    """A dataset path as its builder resolves it (relative paths are under ``root``)."""
+    p = Path(path)
+    return p if p.is_absolute() or not section.root else Path(section.root) / p
+
+
+def training_span(cfg: ExperimentConfig) -> Optional[float]:
+    """The longest video duration (seconds) of the run's training annotations, or None when no
+    training annotation file can be read here."""
+    longest = None
+    for section in cfg.datasets.values():
+        for split in cfg.run.train_splits:
+            ann = getattr(section.annotations, split, None)
+            if not ann or not under_root(section, ann).is_file():
+                continue
+            try:
+                records, _ = read_annotations(under_root(section, ann), allow_no_windows=True, strict=False)
+            except AnnotationError as err:
+                logger.warning("cannot read the training annotations for the span: %s", err)
+                continue
+            top = max(r.duration for r in records)
+            longest = top if longest is None else max(longest, top)
+    return longest

@@ -1,0 +1,86 @@
+"""Long videos: overlapping windows at the trained span, and their predictions merged back.
+
+A model trained on videos of at most ``span`` seconds sees a longer video one window at a time:
+windows of ``span`` seconds every ``span * (1 - overlap)`` seconds, the last one ending at the
+video's end. Each window is predicted as a video of its own (its frames' timestamps relative to
+its start, its length as the duration), its ``[start, end, score]`` windows are shifted back to
+the video's clock, and the union is merged by score-ordered non-maximum suppression: a moment
+seen by two overlapping windows is kept once, with the better score.
+
+Scores are only comparable across windows as far as the model's scores are: ``windows_from_beams``
+gives each window the share of beam probability that voted for it, which is relative to the
+window's own beams, so every window contributes a confident-looking best guess. The merged list
+is best first and still holds the right moment when the model finds it, but a high top score on
+a long video means less than on a short one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from lavis.tasks.windows import temporal_iou
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of the video that is predicted on its own (seconds on the video's clock)."""
+
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+def chunk_spans(duration: float, span: float, overlap: float = 0.5) -> list[Chunk]:
+    """Windows covering ``[0, duration]``: one when the video fits the span, else windows of
+    ``span`` s every ``span * (1 - overlap)`` s, the last one ending at ``duration``."""
+    if duration <= 0 or span <= 0:
+        raise ValueError(f"duration and span must be > 0 seconds, got {duration} and {span}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if duration <= span:
+        return [Chunk(0.0, float(duration))]
+    stride = span * (1.0 - overlap)
+    count = math.ceil((duration - span) / stride - 1e-9) + 1
+    starts = [min(i * stride, duration - span) for i in range(count)]
+    return [Chunk(float(s), float(s + span)) for s in starts]
+
+
+def to_video_clock(windows: Sequence[Sequence[float]], chunk: Chunk) -> list[list[float]]:
+    """``[start, end, score]`` relative to ``chunk`` -> on the video's clock, clipped to the chunk."""
+    out = []
+    for start, end, score in windows:
+        lo = min(max(chunk.start + float(start), chunk.start), chunk.end)
+        hi = min(max(chunk.start + float(end), chunk.start), chunk.end)
+        if hi > lo:
+            out.append([lo, hi, float(score)])
+    return out
+
+
+def non_maximum_suppression(
+    windows: Sequence[Sequence[float]], iou_threshold: float, max_windows: int | None = None
+) -> list[list[float]]:
+    """Best-first ``[start, end, score]`` windows, dropping each window whose temporal IoU with an
+    already kept (better) one is ``>= iou_threshold``. Ties keep the input order."""
+    kept: list[list[float]] = []
+    for window in sorted(windows, key=lambda w: -w[2]):
+        if all(temporal_iou(window[:2], k[:2]) < iou_threshold for k in kept):
+            kept.append([float(window[0]), float(window[1]), float(window[2])])
+            if max_windows is not None and len(kept) >= max_windows:
+                break
+    return kept
+
+
+def merge_chunk_windows(
+    per_chunk: Sequence[Sequence[Sequence[float]]], chunks: Sequence[Chunk], iou_threshold: float, max_windows: int
+) -> list[list[float]]:
+    """Each chunk's local ``[start, end, score]`` windows -> one best-first list on the video's
+    clock (NMS at ``iou_threshold``, at most ``max_windows``)."""
+    if len(per_chunk) != len(chunks):
+        raise ValueError(f"{len(per_chunk)} window lists for {len(chunks)} chunks")
+    pooled = [w for windows, chunk in zip(per_chunk, chunks) for w in to_video_clock(windows, chunk)]
+    return non_maximum_suppression(pooled, iou_threshold, max_windows)

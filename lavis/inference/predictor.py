@@ -1,0 +1,185 @@
+"""Find moments in your own video: ``load_model(run_dir).predict("my.mp4", ["a dog barks"])``.
+
+Each query's result is a JSON-ready dict (the CLI writes exactly these)::
+
+    {"video": "my.mp4", "query": "a dog barks", "duration": 61.2,
+     "windows": [[24.0, 30.0, 0.71], ...],      # [start, end, score] in seconds, best first
+     "text": "[[24, 30]]",                       # what the model wrote (its best beam)
+     "invalid": false,                           # the text needed repairs (parse_windows)
+     "audio": true,                              # false: no audio stream (masked) or a video-only model
+     "span": 30.0,                               # seconds the model sees at once
+     "chunks": [{"start": 0.0, "end": 30.0, "text": ..., "invalid": ..., "windows": [...]}, ...],
+     "model": {"run": "demo", "checkpoint": ..., "arch": "blip2_mr", "model_type": "tiny", "step": 400},
+     "gt": [[24, 31]], "iou": 0.86,              # only when a ground truth is given
+     "timeline": "out/my_q0.png"}                # only when a timeline folder is given
+
+A video longer than ``span`` is covered by overlapping chunks (``long_video.py``); ``chunks``
+lists what the model wrote for each, and ``windows`` is their merge on the video's clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from lavis.datasets.collate import collate
+from lavis.datasets.processors import build_processor
+from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
+from lavis.inference.long_video import merge_chunk_windows, to_video_clock
+from lavis.inference.timeline import draw_timeline, loudness_db
+from lavis.inference.video import DecodedVideo, VideoReader
+from lavis.tasks.moment_retrieval import MomentRetrievalTask
+from lavis.tasks.metrics_mr import top1_iou
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SPAN_S = 150.0  # QVHighlights' clip length: the longest videos the public benchmarks train on
+Windows = list[list[float]]
+
+
+@dataclass
+class PredictConfig:
+    span: Optional[float] = None  # seconds the model sees at once; None: the run's longest training video
+    overlap: float = 0.5  # share of a chunk that the next chunk repeats (long videos)
+    nms_iou: float = 0.5  # merged windows overlapping a better one at least this much are dropped
+    batch_size: int = 8  # (query, chunk) samples per forward pass
+
+    def __post_init__(self) -> None:
+        if self.span is not None and self.span <= 0:
+            raise ValueError(f"span must be > 0 seconds, got {self.span}")
+        if not 0 <= self.overlap < 1 or not 0 < self.nms_iou <= 1 or self.batch_size < 1:
+            raise ValueError(
+                f"need 0 <= overlap < 1, 0 < nms_iou <= 1, batch_size >= 1; got {self.overlap}, "
+                f"{self.nms_iou}, {self.batch_size}"
+            )
+
+
+def check_queries(queries: str | Sequence[str]) -> list[str]:
+    """A query or a list of them, each a non-empty string (stripped)."""
+    queries = [queries] if isinstance(queries, str) else list(queries)
+    if not queries:
+        raise ValueError("no query given")
+    for i, query in enumerate(queries):
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"query {i + 1} of {len(queries)} is empty: {query!r}")
+    return [q.strip() for q in queries]
+
+
+def query_iou(windows: Sequence[Sequence[float]], gt: Sequence[Sequence[float]]) -> float:
+    """The evaluator's top-1 IoU of one query: its first window vs. its best-matching GT window."""
+    preds = np.asarray(windows, dtype=np.float64).reshape(-1, 3)
+    return float(top1_iou([preds], [np.asarray(gt, dtype=np.float64).reshape(-1, 2)])[0])
+
+
+class Predictor:
+    """A trained model + the way its run reads videos. ``model`` is anything with
+    ``predict(batch) -> list[ScoredWindows]`` over the batch dict of ``lavis.datasets.collate``."""
+
+    def __init__(
+        self, model: Any, reader: VideoReader, span: float, settings: PredictConfig, info: dict[str, Any],
+        max_windows: int, device: torch.device = torch.device("cpu"),
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ):
+        self.model, self.reader, self.span, self.settings = model, reader, span, settings
+        self.info, self.max_windows, self.device, self.autocast = info, max_windows, device, autocast
+
+    @classmethod
+    def from_run(cls, run: LoadedRun, settings: PredictConfig) -> "Predictor":
+        name, section = data_section(run.cfg)
+        processor = build_processor(section.vis_processor.eval, f"datasets.{name}.vis_processor.eval")
+        reader = VideoReader(section.num_frames, processor, section.audio, section.video_backend, section.with_audio)
+        span = settings.span or training_span(run.cfg)
+        if span is None:
+            span = DEFAULT_SPAN_S
+            logger.warning("the run's training annotations are not readable here; using a %.0f s span "
+                           "(pass span= / --span for the length of the videos it was trained on)", span)
+        max_windows = run.cfg.model.generation.max_windows
+        return cls(run.model, reader, float(span), settings, run.info, max_windows, run.strategy.device, run.strategy.autocast)
+
+    def predict(
+        self, video: str | Path, queries: str | Sequence[str], gt: Optional[Sequence[Optional[Sequence[Sequence[float]]]]] = None,
+        timeline_dir: str | Path | None = None, names: Optional[Sequence[str]] = None,
+    ) -> list[dict[str, Any]]:
+        """One result dict per query (see the module doc). ``gt``: per query ``[[s, e], ...]`` or
+        None; ``timeline_dir``: write ``<name>.png`` per query there (``names`` default to
+        ``<video stem>_q<k>``). Raises ``ValueError`` for an empty query and ``VideoDecodeError``
+        for a missing or unreadable video."""
+        queries = check_queries(queries)
+        gts = list(gt) if gt is not None else [None] * len(queries)
+        if len(gts) != len(queries):
+            raise ValueError(f"{len(gts)} ground truths for {len(queries)} queries")
+        decoded = self.reader.read(video, self.span, self.settings.overlap)
+        scored = self._run_model(decoded, queries)
+        results = [self._result(video, decoded, q, scored[i], gts[i]) for i, q in enumerate(queries)]
+        if timeline_dir is not None:
+            stem = Path(video).stem
+            names = list(names) if names is not None else [f"{stem}_q{k}" for k in range(len(queries))]
+            for result, name in zip(results, names):
+                result["timeline"] = str(self.timeline(decoded, result, Path(timeline_dir) / f"{name}.png"))
+        return results
+
+    @torch.no_grad()
+    def _run_model(self, decoded: DecodedVideo, queries: list[str]) -> list[list[Any]]:
+        """Per query, per chunk: the model's ``ScoredWindows`` (chunk-relative seconds)."""
+        samples = [
+            {**c.tensors, "duration": c.chunk.length, "query": q, "qid": f"{qi}:{ci}",
+             "vid": decoded.path.stem, "kind": None, "windows": []}
+            for qi, q in enumerate(queries) for ci, c in enumerate(decoded.chunks)
+        ]
+        outputs = []
+        for start in range(0, len(samples), self.settings.batch_size):
+            batch = MomentRetrievalTask.move_to_device(collate(samples[start : start + self.settings.batch_size]), self.device)
+            with self.autocast():
+                outputs.extend(self.model.predict(batch))
+        per = len(decoded.chunks)
+        return [outputs[qi * per : (qi + 1) * per] for qi in range(len(queries))]
+
+    def _result(self, video, decoded: DecodedVideo, query: str, scored: list[Any], gt) -> dict[str, Any]:
+        chunks = [c.chunk for c in decoded.chunks]
+        local = [s.windows for s in scored]
+        if len(chunks) == 1:
+            windows = to_video_clock(local[0], chunks[0])  # the model's own ranking, untouched
+        else:
+            windows = merge_chunk_windows(local, chunks, self.settings.nms_iou, self.max_windows)
+        per_chunk = [
+            {"start": c.start, "end": c.end, "text": s.texts[0] if s.texts else "", "invalid": bool(s.invalid),
+             "windows": to_video_clock(s.windows, c)}
+            for c, s in zip(chunks, scored)
+        ]
+        # The text of the chunk that gave the best window (the only chunk for a short video).
+        source = next((p for p in per_chunk if windows and windows[0] in p["windows"]), per_chunk[0])
+        result = {
+            "video": str(video), "query": query, "duration": decoded.duration, "windows": windows,
+            "text": source["text"], "invalid": all(p["invalid"] for p in per_chunk), "audio": decoded.has_audio,
+            "span": self.span, "chunks": per_chunk, "model": dict(self.info),
+        }
+        if gt is not None:
+            result["gt"] = [[float(s), float(e)] for s, e in gt]
+            result["iou"] = round(query_iou(windows, result["gt"]), 4)
+        return result
+
+    def timeline(self, decoded: DecodedVideo, result: dict[str, Any], path: Path) -> Path:
+        overview = decoded.overview
+        return draw_timeline(
+            path, decoded.duration, result["windows"], gt=result.get("gt"), frames=overview.frames,
+            frame_times=overview.timestamps, loudness=loudness_db(decoded.waveform, decoded.duration),
+            title=f"{result['query']}  ({Path(result['video']).name}, audio: {'yes' if result['audio'] else 'no'})",
+            no_audio_text="no audio stream" if self.reader.with_audio else "audio not read: a video-only model",
+        )
+
+
+def load_model(
+    run_dir: str | Path | None = None, *, cfg_path: str | Path | None = None, checkpoint: str | Path | None = None,
+    device: Device = "auto", span: Optional[float] = None, overlap: float = 0.5, nms_iou: float = 0.5, batch_size: int = 8,
+) -> Predictor:
+    """A ``Predictor`` for a run directory (or an experiment YAML + a checkpoint); see ``PredictConfig``
+    for the settings. Not to be confused with ``lavis.models.loading.load_model(arch, model_type)``,
+    which builds an untrained model from a preset."""
+    run = load_run(run_dir, cfg_path, checkpoint, device)
+    return Predictor.from_run(run, PredictConfig(span, overlap, nms_iou, batch_size))

@@ -1,0 +1,129 @@
+"""A timeline PNG of one query: sampled frames, audio loudness, predicted windows, ground truth.
+
+Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch), so
+it works headless and inside DataLoader-free scripts alike. Layout, sharing one time axis:
+
+    [ strip of sampled frames, each labelled with its time            ]
+    [ loudness (dB RMS of the soundtrack, 50 ms hops) or "no audio"   ]
+    [ GT bars (green); predicted windows best first, shaded by score   ]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lavis.datasets.audio_io import Waveform
+
+FIGSIZE = (12.0, 5.0)  # inches; at DPI this gives a 1200 x 500 PNG
+DPI = 100
+MAX_THUMBNAILS = 10
+MAX_DRAWN_WINDOWS = 5  # predicted windows drawn (best first); the JSON has them all
+SILENCE_DB = -80.0  # loudness floor
+
+
+def loudness_db(waveform: Optional[Waveform], duration: float, hop_s: float = 0.05) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``(times [K], dB [K])``: RMS loudness of ``waveform`` in ``hop_s`` bins over ``[0,
+    duration]`` on the video's clock (floored at ``SILENCE_DB``); None without audio."""
+    if waveform is None or len(waveform.samples) == 0:
+        return None
+    hop = max(1, int(round(hop_s * waveform.sample_rate)))
+    offset = int(round(-waveform.start * waveform.sample_rate))  # sample index of time 0
+    count = max(1, int(np.ceil(duration / hop_s)))
+    samples = np.zeros(count * hop, dtype=np.float32)
+    lo, hi = max(offset, 0), min(offset + len(samples), len(waveform.samples))
+    if hi > lo:
+        samples[lo - offset : hi - offset] = waveform.samples[lo:hi]
+    rms = np.sqrt(np.mean(samples.reshape(count, hop) ** 2, axis=1))
+    db = np.maximum(20.0 * np.log10(np.maximum(rms, 1e-12)), SILENCE_DB)
+    return (np.arange(count) + 0.5) * hop_s, db
+
+
+def _strip(ax, duration: float, frames: Optional[np.ndarray], times: Optional[np.ndarray]) -> None:
+    ax.set_xlim(0, duration)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_xticks([])
+    if frames is None or len(frames) == 0:
+        ax.text(duration / 2, 0.5, "frames unavailable", ha="center", va="center", color="grey")
+        return
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(MAX_THUMBNAILS, len(frames))).round().astype(int))
+    slot = duration / len(picks)
+    for k, i in enumerate(picks):
+        x0, x1 = k * slot, (k + 1) * slot
+        ax.imshow(frames[i], extent=(x0 + 0.02 * slot, x1 - 0.02 * slot, 0.0, 1.0), aspect="auto")
+        label = f"{times[i]:.1f}s" if times is not None else ""
+        ax.text((x0 + x1) / 2, 0.02, label, ha="center", va="bottom", fontsize=7, color="white",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
+    ax.set_xlim(0, duration)  # imshow resets the limits
+
+
+def _loudness(ax, duration: float, loudness: Optional[tuple[np.ndarray, np.ndarray]], missing: str) -> None:
+    ax.set_xlim(0, duration)
+    ax.set_ylabel("dB", fontsize=8)
+    if loudness is None:
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+        ax.text(duration / 2, 0.5, missing, ha="center", va="center", color="grey")
+        return
+    times, db = loudness
+    ax.fill_between(times, db, SILENCE_DB, color="tab:blue", alpha=0.6, linewidth=0)
+    ax.set_ylim(SILENCE_DB, max(float(db.max()) + 3.0, SILENCE_DB + 10.0))
+    ax.tick_params(labelsize=7)
+
+
+def _windows(ax, duration: float, windows: Sequence[Sequence[float]], gt: Optional[Sequence[Sequence[float]]]) -> None:
+    rows: list[tuple[str, Optional[Sequence[float]]]] = [("GT", None)] if gt else []
+    rows += [(f"#{k + 1}", w) for k, w in enumerate(windows[:MAX_DRAWN_WINDOWS])] or [("pred", [])]
+    for y, (label, window) in enumerate(rows):
+        if window is None:
+            ax.broken_barh([(s, e - s) for s, e in gt], (y - 0.35, 0.7), color="tab:green")
+        elif not window:
+            ax.text(duration / 2, y, "no window predicted", ha="center", va="center", color="grey")
+        else:
+            start, end, score = window
+            shade = 0.25 + 0.75 * min(max(float(score), 0.0), 1.0)
+            ax.broken_barh([(start, end - start)], (y - 0.35, 0.7), color="tab:orange", alpha=shade)
+            ax.text(end, y, f" {score:.2f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # best first, top down
+    ax.set_xlim(0, duration)
+    ax.set_xlabel("seconds", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def draw_timeline(
+    path: str | Path,
+    duration: float,
+    windows: Sequence[Sequence[float]],
+    *,
+    gt: Optional[Sequence[Sequence[float]]] = None,
+    frames: Optional[np.ndarray] = None,
+    frame_times: Optional[np.ndarray] = None,
+    loudness: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    title: str = "",
+    no_audio_text: str = "no audio stream",
+) -> Path:
+    """Write the timeline PNG (``FIGSIZE`` x ``DPI`` pixels) and return its path.
+
+    ``windows``: ``[start, end, score]`` best first (seconds); ``gt``: ``[start, end]``;
+    ``frames``: uint8 ``[t, H, W, 3]`` with ``frame_times`` ``[t]`` seconds; ``loudness``: the
+    output of ``loudness_db`` (None draws ``no_audio_text``).
+    """
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(3, 1, height_ratios=(1.3, 0.9, 1.4), hspace=0.12)
+    _strip(fig.add_subplot(grid[0]), duration, frames, frame_times)
+    _loudness(fig.add_subplot(grid[1]), duration, loudness, no_audio_text)
+    _windows(fig.add_subplot(grid[2]), duration, list(windows), gt)
+    if title:
+        fig.suptitle(title if len(title) <= 140 else title[:137] + "...", fontsize=10)
+    fig.subplots_adjust(left=0.05, right=0.95, top=0.91, bottom=0.1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
