@@ -1,0 +1,104 @@
+"""Summarise a run on the synthetic audio-visual benchmark: metrics table, baseline, plot.
+
+    python -m lavis.demo_summary --run-dir checkpoints/runs/demo [--data data/synthetic_av]
+
+Reads the run's ``metrics_test.json`` and ``metrics.jsonl``, scores the duration-only guess
+(``mr_data.baselines``, fitted on the train split) with the same evaluator, adds it to
+``metrics_test.json`` under ``"baselines"``, prints a table (overall and per event kind) and
+writes ``demo.png`` (the training loss and R1@0.5 per event kind, model vs guess).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import OmegaConf
+
+from lavis.datasets.schema import load_annotations
+from lavis.tasks.moment_retrieval import MomentRetrievalTask
+from mr_data.baselines import duration_prior_predictions
+
+COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP")
+KINDS = ("visual", "audio", "audio_visual")
+
+
+def dataset_root(run_dir: Path) -> Path:
+    """The synthetic_av root the run was trained on (from its resolved config.yaml)."""
+    cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    return Path(cfg["datasets"]["synthetic_av"]["root"])
+
+
+def baseline_metrics(data_root: Path) -> dict:
+    train = load_annotations(data_root / "train.jsonl")
+    test = load_annotations(data_root / "test.jsonl")
+    preds = duration_prior_predictions(train, test)
+    metrics = MomentRetrievalTask().evaluate(preds, test)
+    return {"brief": metrics["brief"], "by_kind": metrics.get("by_kind", {})}
+
+
+def table(metrics: dict, baseline: dict) -> str:
+    rows = [("SMS (this run)", metrics["brief"])]
+    rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
+    rows += [("duration-only guess", baseline["brief"])]
+    rows += [(f"  {kind}", baseline["by_kind"].get(kind)) for kind in KINDS]
+    lines = [f"{'':22s}" + "".join(f"{c:>13s}" for c in COLUMNS)]
+    for name, brief in rows:
+        if brief is None:
+            continue
+        cells = "".join(f"{brief.get(c, float('nan')):13.2f}" if brief.get(c) is not None else f"{'-':>13s}" for c in COLUMNS)
+        count = f"  (n={brief['num_queries']})" if "num_queries" in brief else ""
+        lines.append(f"{name:22s}{cells}{count}")
+    return "\n".join(lines)
+
+
+def plot(run_dir: Path, metrics: dict, baseline: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["type"] == "train"]
+    fig, (ax_loss, ax_kind) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train])
+    ax_loss.set(xlabel="optimizer step", ylabel="training loss", yscale="log", title="training")
+    names = ["all", *KINDS]
+    model = [metrics["brief"]["R1@0.5"]] + [metrics.get("by_kind", {}).get(k, {}).get("R1@0.5", 0) for k in KINDS]
+    guess = [baseline["brief"]["R1@0.5"]] + [baseline["by_kind"].get(k, {}).get("R1@0.5", 0) for k in KINDS]
+    xs = range(len(names))
+    ax_kind.bar([x - 0.2 for x in xs], model, width=0.4, label="SMS")
+    ax_kind.bar([x + 0.2 for x in xs], guess, width=0.4, label="duration-only guess")
+    ax_kind.set_xticks(list(xs), names)
+    ax_kind.set(ylabel="R1@0.5 (%)", ylim=(0, 100), title="test split")
+    ax_kind.legend()
+    fig.tight_layout()
+    path = run_dir / "demo.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--data", type=Path, help="synthetic_av root (default: from the run's config)")
+    args = parser.parse_args(argv)
+    metrics_path = args.run_dir / "metrics_test.json"
+    if not metrics_path.is_file():
+        print(f"error: {metrics_path} not found; did the run finish?", file=sys.stderr)
+        return 1
+    metrics = json.loads(metrics_path.read_text())
+    baseline = baseline_metrics(args.data or dataset_root(args.run_dir))
+    metrics["baselines"] = {"duration_only_guess": baseline}
+    metrics_path.write_text(json.dumps(metrics, indent=4))
+    print(table(metrics, baseline))
+    print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
