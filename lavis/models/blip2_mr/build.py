@@ -19,7 +19,7 @@ from lavis.models.blip2_mr.tokenizer import TextTokenizer
 LORA_MARK = "lora_"  # peft names every adapter parameter lora_A / lora_B / lora_embedding_*
 
 
-def build_vision(cfg: VisionConfig) -> Blip2VisionModel:
+def build_vision(cfg: VisionConfig, attn_implementation: str) -> Blip2VisionModel:
     return Blip2VisionModel(
         Blip2VisionConfig(
             hidden_size=cfg.hidden_size,
@@ -29,12 +29,16 @@ def build_vision(cfg: VisionConfig) -> Blip2VisionModel:
             image_size=cfg.image_size,
             patch_size=cfg.patch_size,
             layer_norm_eps=cfg.layer_norm_eps,
+            initializer_range=cfg.initializer_range,
             qkv_bias=True,
+            attn_implementation=attn_implementation,
         )
     )
 
 
-def build_qformer(cfg: QFormerConfig, vision_width: int) -> tuple[Blip2QFormerModel, nn.Parameter]:
+def build_qformer(
+    cfg: QFormerConfig, vision_width: int, attn_implementation: str
+) -> tuple[Blip2QFormerModel, nn.Parameter]:
     """The Q-Former (query path only, no text embeddings) and its learned query tokens."""
     qformer = Blip2QFormerModel(
         Blip2QFormerConfig(
@@ -47,14 +51,16 @@ def build_qformer(cfg: QFormerConfig, vision_width: int) -> tuple[Blip2QFormerMo
             hidden_dropout_prob=cfg.dropout,
             attention_probs_dropout_prob=cfg.dropout,
             layer_norm_eps=cfg.layer_norm_eps,
+            initializer_range=cfg.initializer_range,
+            attn_implementation=attn_implementation,
         )
     )
-    # BLIP-2 initialises its queries like BERT weights: N(0, 0.02).
-    query_tokens = nn.Parameter(torch.randn(1, cfg.num_query_tokens, cfg.hidden_size) * 0.02)
+    # BLIP-2 initialises its queries like its BERT weights: N(0, initializer_range).
+    query_tokens = nn.Parameter(torch.randn(1, cfg.num_query_tokens, cfg.hidden_size) * cfg.initializer_range)
     return qformer, query_tokens
 
 
-def build_llm(cfg: LLMConfig, vocab_size: int) -> T5ForConditionalGeneration:
+def build_llm(cfg: LLMConfig, vocab_size: int, attn_implementation: str) -> T5ForConditionalGeneration:
     t5 = T5ForConditionalGeneration(
         T5Config(
             vocab_size=vocab_size,
@@ -71,6 +77,7 @@ def build_llm(cfg: LLMConfig, vocab_size: int) -> T5ForConditionalGeneration:
             relative_attention_max_distance=cfg.relative_attention_max_distance,
             tie_word_embeddings=cfg.tie_word_embeddings,
             decoder_start_token_id=0,
+            attn_implementation=attn_implementation,
         )
     )
     if not cfg.tie_word_embeddings:
@@ -143,6 +150,20 @@ def cast_frozen(model: nn.Module, dtype: torch.dtype) -> None:
 def enable_checkpointing(model: nn.Module) -> None:
     for part in (model.vision_model, model.qformer, model.language_model):
         part.activation_checkpointing_enable()
+
+
+def compile_parts(model: nn.Module, backend: str) -> list[str]:
+    """``torch.compile`` (in place: parameter names and the state dict are unchanged) the parts
+    named in ``Blip2MRConfig.compile``; returns their names. ``dynamic=True``: the number of fed
+    frames and the prompt length change from batch to batch."""
+    parts = {"vision_model": model.vision_model, "qformer": model.qformer, "fusion": model.fusion}
+    if model.audio_encoder is not None:
+        parts["audio_encoder"] = model.audio_encoder
+    encoder = model.language_model.get_encoder()
+    parts.update({f"language_model.encoder.block.{i}": block for i, block in enumerate(encoder.block)})
+    for module in parts.values():
+        module.compile(backend=backend, dynamic=True)
+    return list(parts)
 
 
 def check_vocab(llm_vocab: int | None, tokenizer: TextTokenizer) -> int:

@@ -26,6 +26,10 @@ class VisionConfig:
     num_layers: int = 39
     num_heads: int = 16
     layer_norm_eps: float = 1e-6
+    # Std of the random init (pretrained weights replace it). 0.02 (BERT's) makes a from-scratch
+    # tiny ViT + Q-Former pass ~1 % of the frame-to-frame differences on to the LLM; the demo's
+    # from-scratch recipe uses 0.1 so that the frames look different from the first step.
+    initializer_range: float = 0.02
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -46,6 +50,7 @@ class QFormerConfig:
     cross_attention_frequency: int = 2
     dropout: float = 0.1
     layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02  # random-init std (see VisionConfig); the query tokens' too
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -218,6 +223,16 @@ class Blip2MRConfig:
     # ViT-g/T5/CLAP memory on GPU) and the model runs under bf16 autocast.
     frozen_dtype: Literal["float32", "bfloat16"] = "float32"
     gradient_checkpointing: bool = False  # ViT, Q-Former and LLM blocks recompute activations
+    # Attention kernels of the ViT, Q-Former and T5 (transformers' attn_implementation): "sdpa" is
+    # torch's scaled_dot_product_attention (T5's relative position bias enters as its additive
+    # mask), "eager" the plain matmul + softmax (for debugging). CLAP's windowed attention has no
+    # SDPA path in transformers and always runs eager (64-token windows: little to gain).
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    # torch.compile backend for the ViT, Q-Former, CLAP, the fusion and the LLM's encoder blocks
+    # (nearly all the FLOPs); null: no compilation. The LLM decoder stays eager: generation calls
+    # it with a growing KV cache, which would recompile at every length. "aot_eager" traces the
+    # same graphs without code generation (a quick check that compilation works).
+    compile: Optional[Literal["inductor", "aot_eager"]] = None
 
     def __post_init__(self) -> None:
         if self.lora.enabled and not self.freeze_llm:
