@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from lavis.common.registry import registry
 from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.cached_dataset import CachedFeatureDataset, cache_settings, check_cache
+from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
 from lavis.datasets.processors import build_processor
 from lavis.datasets.schema import read_annotations
@@ -70,10 +72,20 @@ class MomentDatasetConfig:
     # for many epochs, e.g. the demo); frames are then the eval-style ones. See mr_dataset.py.
     cache_decoded: bool = False
     with_audio: bool = True  # false: read no audio (video-only models such as Mr. BLIP)
+    # Samples carry the frozen towers' features cached by `python -m mr_data.cache_features`
+    # (split s: <cached_features_dir>/<s>, under root) instead of pixels and log-mels; the model
+    # then skips its ViT, Q-Former and CLAP. The videos need not be present.
+    use_cached_features: bool = False
+    cached_features_dir: str = "features"
+    # How a cache's shards are checked when the dataset is built: "checksum" (sha256, ~1 s per
+    # GB) or "size" (file sizes and tensor headers only).
+    verify_cached_features: Literal["checksum", "size"] = "checksum"
 
     def __post_init__(self) -> None:
         if self.num_frames <= 0:
             raise ValueError(f"num_frames must be positive, got {self.num_frames}")
+        if self.use_cached_features and self.cache_decoded:
+            raise ValueError("use_cached_features and cache_decoded exclude each other: cached features decode nothing")
 
 
 @dataclass
@@ -109,11 +121,15 @@ class MomentRetrievalBuilder:
         p = Path(path)
         return p if p.is_absolute() or not self.cfg.root else Path(self.cfg.root) / p
 
-    def build_datasets(self) -> dict[str, MomentRetrievalDataset]:
+    def feature_cache_dir(self, split: str) -> Path:
+        """Where the cached features of ``split`` live (``mr_data.cache_features`` writes there)."""
+        return self._under_root(self.cfg.cached_features_dir) / split
+
+    def build_datasets(self) -> dict[str, MomentRetrievalDataset | CachedFeatureDataset]:
         cfg = self.cfg
         name = type(self).__name__
         video_root = self._under_root(cfg.video_root)
-        if not video_root.is_dir():
+        if not cfg.use_cached_features and not video_root.is_dir():
             raise FileNotFoundError(
                 f"{name}: video folder not found: {video_root} (set the dataset's 'root' or "
                 f"'video_root', or the environment variable its default YAML names)"
@@ -124,8 +140,13 @@ class MomentRetrievalBuilder:
             if not ann:
                 continue
             records, _ = read_annotations(self._under_root(ann), cfg.allow_no_windows, strict=True)
-            self._check_videos(records, video_root, split)
             is_train = split == "train"
+            if cfg.use_cached_features:
+                cache = FeatureCache(self.feature_cache_dir(split), cfg.verify_cached_features)
+                check_cache(cache, records, cache_settings(cfg), cfg.allow_missing_videos)
+                datasets[split] = CachedFeatureDataset(records, cache, train=is_train, strict=cfg.strict, seed=cfg.seed)
+                continue
+            self._check_videos(records, video_root, split)
             datasets[split] = MomentRetrievalDataset(
                 records,
                 video_root,

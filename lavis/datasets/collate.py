@@ -8,6 +8,12 @@
                                               (both absent when the dataset has with_audio off)
     duration        float32 [B]               seconds
     query, qid, vid, kind, windows            lists of length B
+
+With ``use_cached_features`` (``cached_dataset.py``) ``video`` and ``audio_features`` are replaced by
+the frozen towers' cached outputs, and ``feature_key`` says which frozen weights made them:
+    qformer_tokens  bf16/f32 [B, T, Q, Dq]    the Q-Former's output tokens per frame
+    audio_embeds    bf16/f32 [B, T, Da]       CLAP embedding per frame clip (0: no audio)
+    feature_key     list of str               the writing model's frozen_key (``frozen.py``)
     num_skipped     int                       samples of this batch the dataset could not read
 
 A sample the dataset could not read is ``None``; the collate drops it and counts it in
@@ -21,8 +27,11 @@ from typing import Any, Optional
 
 import torch
 
-FRAME_KEYS = ("video", "frame_mask", "timestamps", "audio_features", "audio_mask")  # [T, ...]
+FRAME_KEYS = (  # [T, ...]; a key absent from the samples is absent from the batch
+    "video", "frame_mask", "timestamps", "audio_features", "audio_mask", "qformer_tokens", "audio_embeds"
+)
 LIST_KEYS = ("query", "qid", "vid", "kind", "windows")
+OPTIONAL_LIST_KEYS = ("feature_key",)
 
 
 def pad_frames(tensor: torch.Tensor, length: int) -> torch.Tensor:
@@ -46,7 +55,10 @@ def collate(samples: list[Optional[dict[str, Any]]]) -> dict[str, Any]:
     length = max(s["frame_mask"].shape[0] for s in present)
     for key in FRAME_KEYS:
         if key not in present[0]:
-            continue  # audio keys of a video-only dataset
+            continue  # audio keys of a video-only dataset; pixels or cached features
         batch[key] = torch.stack([pad_frames(s[key], length) for s in present])
+    for key in OPTIONAL_LIST_KEYS:
+        if key in present[0]:
+            batch[key] = [s[key] for s in present]
     batch["duration"] = torch.tensor([float(s["duration"]) for s in present], dtype=torch.float32)
     return batch

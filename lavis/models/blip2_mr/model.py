@@ -23,6 +23,7 @@ from lavis.models.blip2_mr import build
 from lavis.models.blip2_mr.audio import ClapAudioEncoder
 from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
+from lavis.models.blip2_mr.frozen import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
 from lavis.models.blip2_mr.generation import beam_search, beams_to_windows
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
@@ -50,9 +51,13 @@ class Blip2MR(nn.Module):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.prompt = PromptBuilder(cfg.prompt, tokenizer)
-        self.vision_model = build.build_vision(cfg.vision)
-        self.qformer, self.query_tokens = build.build_qformer(cfg.qformer, cfg.vision.hidden_size)
-        self.language_model = build.build_llm(cfg.llm, build.check_vocab(cfg.llm.vocab_size, tokenizer))
+        self.vision_model = build.build_vision(cfg.vision, cfg.attn_implementation)
+        self.qformer, self.query_tokens = build.build_qformer(
+            cfg.qformer, cfg.vision.hidden_size, cfg.attn_implementation
+        )
+        self.language_model = build.build_llm(
+            cfg.llm, build.check_vocab(cfg.llm.vocab_size, tokenizer), cfg.attn_implementation
+        )
         if cfg.llm.number_embedding_init == "sincos":
             build.init_number_embeddings(
                 self.language_model.get_input_embeddings(), tokenizer, cfg.tokenizer.max_number
@@ -68,6 +73,9 @@ class Blip2MR(nn.Module):
             build.enable_checkpointing(self)
         if cfg.frozen_dtype == "bfloat16":
             build.cast_frozen(self, torch.bfloat16)
+        self._frozen_key: str | None = None
+        if cfg.compile is not None:
+            build.compile_parts(self, cfg.compile)
         self.train()
 
     @classmethod
@@ -77,6 +85,7 @@ class Blip2MR(nn.Module):
         model = cls(cfg, build_tokenizer(cfg))
         if load_weights:
             load_configured_weights(model, cfg.weights)
+            model._frozen_key = compute_frozen_key(model)
         return model
 
     # Modes and precision ---------------------------------------------------------------------
@@ -108,16 +117,16 @@ class Blip2MR(nn.Module):
     # Encoding --------------------------------------------------------------------------------
     def frame_tokens(self, batch: dict[str, Any]) -> torch.Tensor:
         """The LLM-width tokens of every fed frame (``frame_mask`` True), in (sample, frame) order:
-        ``[N, Q', D]`` (Q' = Q, or 1 with the per-frame mean, or more if the fusion appends)."""
-        video, frame_mask = batch["video"], batch["frame_mask"].bool()
-        size = self.cfg.vision.image_size
-        if video.shape[-2:] != (size, size):
-            raise ValueError(f"video frames are {tuple(video.shape[-2:])}, model.vision.image_size is {size}")
-        frames = video[frame_mask]  # [N, 3, H, W]
-        image = self.vision_model(pixel_values=frames).last_hidden_state  # [N, 1+P, Dv]
-        queries = self.query_tokens.expand(frames.shape[0], -1, -1)
-        tokens = self.qformer(query_embeds=queries, encoder_hidden_states=image).last_hidden_state  # [N, Q, Dq]
-        audio, audio_mask = self._audio(batch, frame_mask)
+        ``[N, Q', D]`` (Q' = Q, or 1 with the per-frame mean, or more if the fusion appends).
+
+        The frozen part comes from the towers (``video``, ``audio_features``) or, in a batch of
+        cached features (``qformer_tokens [B, T, Q, Dq]``, ``audio_embeds [B, T, Da]``), from the
+        cache (``frozen.py``); everything from the fusion on is the same code."""
+        frame_mask = batch["frame_mask"].bool()
+        if CACHED_KEYS[0] in batch:
+            tokens, audio, audio_mask = cached_features(self, batch, frame_mask)
+        else:
+            tokens, audio, audio_mask = self._frozen_features(batch, frame_mask)
         if self.cfg.fusion.position == "early":
             tokens = self.fusion(tokens, audio, audio_mask)
         tokens = self.language_projection(tokens)  # [N, Q, D]
@@ -126,6 +135,40 @@ class Blip2MR(nn.Module):
         if self.cfg.prompt.frame_token_aggregation == "mean":
             tokens = tokens.mean(dim=1, keepdim=True)
         return tokens
+
+    def _frozen_features(
+        self, batch: dict[str, Any], frame_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The towers on the fed frames: Q-Former tokens ``[N, Q, Dq]``, CLAP embeddings
+        ``[N, Da]`` (zero where there is no audio) and the audio mask ``[N]``."""
+        video = batch["video"]
+        size = self.cfg.vision.image_size
+        if video.shape[-2:] != (size, size):
+            raise ValueError(f"video frames are {tuple(video.shape[-2:])}, model.vision.image_size is {size}")
+        frames = video[frame_mask]  # [N, 3, H, W]
+        image = self.vision_model(pixel_values=frames).last_hidden_state  # [N, 1+P, Dv]
+        queries = self.query_tokens.expand(frames.shape[0], -1, -1)
+        tokens = self.qformer(query_embeds=queries, encoder_hidden_states=image).last_hidden_state  # [N, Q, Dq]
+        audio, audio_mask = self._audio(batch, frame_mask)
+        return tokens, audio, audio_mask
+
+    @torch.no_grad()
+    def encode_frozen(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """What ``mr_data.cache_features`` stores: the towers' outputs on a video batch in the
+        batch layout, ``qformer_tokens [B, T, Q, Dq]`` and ``audio_embeds [B, T, Da]`` (zero at
+        padded frames and clips without audio)."""
+        frame_mask = batch["frame_mask"].bool()
+        with self._autocast():
+            tokens, audio, _ = self._frozen_features(batch, frame_mask)
+        return {"qformer_tokens": scatter_frames(tokens, frame_mask), "audio_embeds": scatter_frames(audio, frame_mask)}
+
+    @property
+    def frozen_key(self) -> str:
+        """Fingerprint of the frozen towers' weights (``frozen.py``); computed once, when first
+        needed or by ``from_config`` after loading the weights (before any sharding)."""
+        if self._frozen_key is None:
+            self._frozen_key = compute_frozen_key(self)
+        return self._frozen_key
 
     def _audio(self, batch: dict[str, Any], frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[N, Da]`` CLAP embeddings of the fed frames' clips (zero where there is no audio) and

@@ -1,0 +1,279 @@
+"""Precompute the frozen towers' per-frame features of a dataset split, for cached-features training.
+
+    python -m mr_data.cache_features --cfg-path configs/experiments/charades_sta/sms.yaml \\
+        --split train [--jitter 2] [--out DIR] [--batch-size 16] [--num-workers 8] [--options k=v ...]
+
+For every video of the split it stores the frozen Q-Former's output tokens ``[T, Q, Dq]`` (before
+the fusion and the projection, which keep training), the CLAP embedding of each frame's audio clip
+``[T, Da]``, the frame and audio masks and the timestamps: view 0 with eval-style frame sampling,
+plus ``--jitter K`` train-style views (a random frame per interval and a random crop, seeded by
+the dataset's seed, the view and the video id). The files (``lavis/datasets/feature_cache.py``) go
+to ``DIR/<split>/``; ``DIR`` defaults to the dataset's ``<root>/<cached_features_dir>``, which is
+where ``use_cached_features: true`` reads.
+
+Resumable: a shard whose file matches the checksum and the plan in its sidecar is skipped, so an
+interrupted run goes on where it stopped. Unreadable videos are listed in the index and skipped
+(and counted) at training time, as in live mode.
+
+The model comes from the experiment's ``model:`` section with its weights (parts without weights
+are random, seeded with ``run.seed``, so random-weights caches for tests and benchmarks are
+reproducible). The towers the cache replaces must be frozen: freeze_vit, freeze_vit_ln,
+freeze_qformer and freeze_audio. Precision follows ``run.amp`` and ``model.frozen_dtype``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from lavis.common.typed import to_dict
+from lavis.datasets.cached_dataset import cache_settings
+from lavis.datasets.collate import collate
+from lavis.datasets.feature_cache import (
+    FEATURE_DTYPES, CacheMeta, FeatureCache, ShardEntry, finished_shard, write_index, write_shard,
+)
+from lavis.datasets.mr_dataset import MomentRetrievalDataset
+from lavis.datasets.processors import build_processor
+from lavis.datasets.schema import MomentRecord
+from lavis.datasets.video_io import VideoDecodeError
+
+logger = logging.getLogger(__name__)
+
+
+class VideoViews(Dataset):
+    """Item i = (video, view) -> that sampling's sample dict (``item`` added), or ``{"item": i,
+    "error": reason}`` when the video cannot be read."""
+
+    def __init__(self, records: list[MomentRecord], items: list[tuple[int, int]], eval_ds, train_ds, seed: int):
+        self.records, self.items = records, items
+        self.eval_ds, self.train_ds, self.seed = eval_ds, train_ds, seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        video, view = self.items[i]
+        record = self.records[video]
+        ds = self.eval_ds if view == 0 else self.train_ds
+        # Seeded by the video id, not its position, so adding videos changes no other video's views.
+        generator = None if view == 0 else np.random.default_rng([self.seed, view, zlib.crc32(record.vid.encode())])
+        try:
+            return {**ds.load(record, ds.video_path(record), generator), "item": i}
+        except VideoDecodeError as err:
+            return {"item": i, "error": str(err)}
+
+
+def collate_views(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    readable = [s for s in samples if "error" not in s]
+    batch = collate(readable) if readable else {}
+    batch["items"] = [s["item"] for s in readable]
+    batch["errors"] = {s["item"]: s["error"] for s in samples if "error" in s}
+    return batch
+
+
+def _plan(meta: CacheMeta, vids: list[str], seed: int) -> str:
+    """What a shard's content depends on; a finished shard with another plan is recomputed."""
+    basis = {"key": meta.frozen_key, "settings": meta.settings, "views": meta.views, "dtype": meta.dtype,
+             "num_frames": meta.num_frames, "vids": vids, "seed": seed}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _rows_of(
+    batch: dict[str, Any], features: dict[str, torch.Tensor], dtype: torch.dtype
+) -> list[dict[str, torch.Tensor]]:
+    """One dict of ``[T, ...]`` CPU tensors per video of the batch, in ``TENSOR_KEYS``."""
+    frame_mask = batch["frame_mask"].bool()
+    audio_mask = batch.get("audio_mask", torch.zeros_like(frame_mask)).bool()
+    tensors = {
+        "qformer_tokens": features["qformer_tokens"].to(dtype), "audio_embeds": features["audio_embeds"].to(dtype),
+        "frame_mask": frame_mask, "audio_mask": audio_mask, "timestamps": batch["timestamps"].float(),
+    }
+    cpu = {k: v.cpu() for k, v in tensors.items()}
+    return [{k: v[b] for k, v in cpu.items()} for b in range(frame_mask.shape[0])]
+
+
+def _stack(rows: list[dict[str, torch.Tensor]], meta: CacheMeta) -> dict[str, torch.Tensor]:
+    dtypes = {"frame_mask": torch.bool, "audio_mask": torch.bool, "timestamps": torch.float32}
+    out = {}
+    for key, shape in meta.row_shapes.items():
+        dtype = dtypes.get(key, FEATURE_DTYPES[meta.dtype])
+        out[key] = torch.stack([r[key] for r in rows]) if rows else torch.empty(0, *shape, dtype=dtype)
+    return out
+
+
+def cache_split(
+    model: torch.nn.Module, dataset_cfg: Any, records: Sequence[MomentRecord], video_root: str | Path, out: str | Path,
+    *, jitter: int = 0, shard_size: int = 256, batch_size: int = 8, num_workers: int = 0, dtype: str = "bfloat16",
+    autocast: Any = None, progress: bool = True,
+) -> tuple[CacheMeta, dict[str, int]]:
+    """Write (or complete) the cache of ``records``' videos in ``out``; returns its index and
+    counts ``{"videos", "failed", "shards_written", "shards_kept"}``. ``model`` (a ``Blip2MR`` on
+    its device, towers frozen) computes the features under ``autocast`` (a context factory)."""
+    if jitter < 0 or shard_size < 1:
+        raise ValueError(f"jitter must be >= 0 and shard_size >= 1, got {jitter} and {shard_size}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    first = {}
+    for record in records:
+        first.setdefault(record.vid, record)
+    vids = sorted(first)
+    cfg, T = model.cfg, dataset_cfg.num_frames
+    meta = CacheMeta(
+        frozen_key=model.frozen_key, num_frames=T, views=1 + jitter, dtype=dtype,
+        row_shapes={
+            "qformer_tokens": [T, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size],
+            "audio_embeds": [T, cfg.audio.projection_dim],
+            "frame_mask": [T], "audio_mask": [T], "timestamps": [T],
+        },
+        settings=json.loads(json.dumps(cache_settings(dataset_cfg))),
+    )
+    groups = [vids[i : i + shard_size] for i in range(0, len(vids), shard_size)]
+    plans = [_plan(meta, g, dataset_cfg.seed) for g in groups]
+    entries: list[Optional[ShardEntry]] = [finished_shard(out, i, plan) for i, plan in enumerate(plans)]
+    _remove_stale(out, len(groups))
+    pending = [i for i, e in enumerate(entries) if e is None]
+    logger.info("%s: %d videos x %d views in %d shards, %d already done", out, len(vids), meta.views, len(groups),
+                len(groups) - len(pending))
+    index_of = {vid: i for i, vid in enumerate(vids)}
+    items = [(index_of[vid], view) for s in pending for vid in groups[s] for view in range(meta.views)]
+    video_records = [first[v] for v in vids]
+    common = dict(num_frames=T, audio=dataset_cfg.audio, video_backend=dataset_cfg.video_backend,
+                  video_ext=dataset_cfg.video_ext, seed=dataset_cfg.seed, with_audio=dataset_cfg.with_audio)
+    vis = dataset_cfg.vis_processor
+    processors = {s: build_processor(getattr(vis, s), f"vis_processor.{s}") for s in ("eval", "train")}
+    eval_ds = MomentRetrievalDataset(video_records, video_root, processors["eval"], **common)
+    train_ds = MomentRetrievalDataset(video_records, video_root, processors["train"], train=True, **common)
+    device = model.device
+    loader = DataLoader(
+        VideoViews(video_records, items, eval_ds, train_ds, dataset_cfg.seed), batch_size=batch_size,
+        num_workers=num_workers, collate_fn=collate_views, pin_memory=device.type == "cuda",
+    )
+    results: dict[int, Any] = {}  # item -> row tensors, or the error text
+    counts = {"videos": len(vids), "failed": 0, "shards_written": 0, "shards_kept": len(groups) - len(pending)}
+    cursor, done_items, seen = 0, 0, 0  # next pending shard; items before it; items loaded
+    model.eval()
+    with tqdm(total=len(items), unit="view", desc=f"caching {out.name}", disable=not progress) as bar:
+        for batch in loader:
+            results.update(batch["errors"])
+            if batch["items"]:
+                moved = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                with (autocast or contextlib.nullcontext)():
+                    features = model.encode_frozen(moved)
+                results.update(zip(batch["items"], _rows_of(moved, features, FEATURE_DTYPES[dtype])))
+            seen += len(batch["items"]) + len(batch["errors"])
+            bar.update(len(batch["items"]) + len(batch["errors"]))
+            while cursor < len(pending) and done_items + len(groups[pending[cursor]]) * meta.views <= seen:
+                s = pending[cursor]
+                entries[s] = _write(out, s, groups[s], done_items, results, meta, plans[s])
+                counts["shards_written"] += 1
+                done_items += len(groups[s]) * meta.views
+                cursor += 1
+    meta.shards = [e for e in entries if e is not None]
+    if len(meta.shards) != len(groups):
+        raise RuntimeError(f"{out}: {len(groups) - len(meta.shards)} shards were not written")
+    counts["failed"] = sum(len(e.failed) for e in meta.shards)
+    write_index(out, meta)
+    FeatureCache(out, verify="size")  # read back: every shard's header against the index
+    return meta, counts
+
+
+def _write(
+    out: Path, shard: int, vids: list[str], first_item: int, results: dict, meta: CacheMeta, plan: str
+) -> ShardEntry:
+    """Shard ``shard`` from ``results`` (item -> row tensors or error text; its items are popped)."""
+    rows, row_ids, failed = [], [], {}
+    for v, vid in enumerate(vids):
+        got = [results.pop(first_item + v * meta.views + view) for view in range(meta.views)]
+        errors = [g for g in got if isinstance(g, str)]
+        if errors:
+            failed[vid] = errors[0]  # all views of a video, or none: its rows stay complete
+            continue
+        rows.extend(got)
+        row_ids.extend((vid, view) for view in range(meta.views))
+    return write_shard(out, shard, _stack(rows, meta), row_ids, failed, plan)
+
+
+def _remove_stale(out: Path, num_shards: int) -> None:
+    """Shard files numbered past the current plan (an earlier run with a smaller shard_size)."""
+    for path in sorted(out.glob("shard-*")):
+        number = path.name.removeprefix("shard-").split(".")[0]
+        if number.isdigit() and int(number) >= num_shards:
+            logger.info("removing %s (not part of this cache's plan)", path)
+            path.unlink()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from lavis.common.config import load_experiment
+    from lavis.common.registry import RegistryError, registry
+    from lavis.common.typed import ConfigError
+    from lavis.datasets.builders import SPLITS, SplitPaths
+    from lavis.datasets.schema import AnnotationError
+    from lavis.models.blip2_mr.frozen import unfrozen_towers
+    from lavis.runners.strategies import SingleDevice
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg-path", required=True, help="experiment YAML (model + datasets + run)")
+    p.add_argument("--split", required=True, choices=SPLITS)
+    p.add_argument("--dataset", help="which of the experiment's datasets (default: the only one)")
+    p.add_argument("--jitter", type=int, default=0, help="extra train-style views per video")
+    p.add_argument("--out", type=Path, help="cache root (default: the dataset's root/cached_features_dir)")
+    p.add_argument("--batch-size", type=int, help="videos per forward (default: run.batch_size_eval)")
+    p.add_argument("--num-workers", type=int, help="decoding processes (default: run.num_workers)")
+    p.add_argument("--shard-size", type=int, default=256, help="videos per shard")
+    p.add_argument("--dtype", choices=sorted(FEATURE_DTYPES), default="bfloat16", help="stored feature dtype")
+    p.add_argument("--options", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_experiment(args.cfg_path, args.options)
+        names = list(cfg.datasets)
+        name = args.dataset or (names[0] if len(names) == 1 else None)
+        if name not in cfg.datasets:
+            raise ConfigError(f"--dataset: pick one of {names}, got {args.dataset!r}")
+        unfrozen = unfrozen_towers(cfg.model)
+        if unfrozen:
+            raise ConfigError(f"{args.cfg_path}: cached features need frozen towers; set {unfrozen} to true")
+        full = cfg.datasets[name]
+        only = SplitPaths(**{s: getattr(full.annotations, s) if s == args.split else None for s in SPLITS})
+        if only == SplitPaths(None, None, None):
+            raise ConfigError(f"datasets.{name}.annotations.{args.split} is not set")
+        ds_cfg = dataclasses.replace(full, annotations=only, use_cached_features=False)
+        builder = registry.get("builder", name)(ds_cfg)
+        dataset = builder.build_datasets()[args.split]
+    except (ConfigError, RegistryError, AnnotationError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = args.out / args.split if args.out else builder.feature_cache_dir(args.split)
+    torch.manual_seed(cfg.run.seed)
+    strategy = SingleDevice(cfg.run)
+    model = registry.get("model", cfg.model.arch).from_config(cfg.model).to(strategy.device)
+    start = time.time()
+    meta, counts = cache_split(
+        model, ds_cfg, dataset.records, dataset.video_root, out, jitter=args.jitter, shard_size=args.shard_size,
+        batch_size=args.batch_size or cfg.run.batch_size_eval,
+        num_workers=cfg.run.num_workers if args.num_workers is None else args.num_workers,
+        dtype=args.dtype, autocast=strategy.autocast, progress=not args.no_progress,
+    )
+    summary = {"out": str(out), "frozen_key": meta.frozen_key, "views": meta.views, **counts,
+               "seconds": round(time.time() - start, 1), "model": to_dict(cfg.model.weights)}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
