@@ -12,3 +12,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real annotation files not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny SMS trained for two steps on synthetic videos (see tests/helpers/tiny_run.py)."""
+    from helpers.tiny_run import train_tiny_run
+
+    base = tmp_path_factory.mktemp("tiny_run")
+    return train_tiny_run(base / "data", base / "run")

@@ -95,7 +95,7 @@ def data_section(cfg: ExperimentConfig) -> tuple[str, Any]:
         raise ValueError("the run's config has no 'datasets' section: frame and audio settings unknown")
     name, section = next(iter(cfg.datasets.items()))
     for other, ds in cfg.datasets.items():
-        if (ds.num_frames, ds.audio) != (section.num_frames, section.audio):
+        if (ds.num_frames, ds.audio, ds.with_audio) != (section.num_frames, section.audio, section.with_audio):
             logger.warning("datasets %s and %s differ in frames/audio; using %s's", name, other, name)
     return name, section
 

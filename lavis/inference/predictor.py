@@ -40,7 +40,7 @@ from lavis.tasks.metrics_mr import top1_iou
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPAN_S = 150.0  # QVHighlights' clip length: the longest videos the public benchmarks train on
-Windows = list[list[float]]
+GroundTruth = Sequence[Sequence[float]]  # [[start, end], ...] seconds
 
 
 @dataclass
@@ -100,10 +100,11 @@ class Predictor:
             logger.warning("the run's training annotations are not readable here; using a %.0f s span "
                            "(pass span= / --span for the length of the videos it was trained on)", span)
         max_windows = run.cfg.model.generation.max_windows
-        return cls(run.model, reader, float(span), settings, run.info, max_windows, run.strategy.device, run.strategy.autocast)
+        strategy = run.strategy
+        return cls(run.model, reader, float(span), settings, run.info, max_windows, strategy.device, strategy.autocast)
 
     def predict(
-        self, video: str | Path, queries: str | Sequence[str], gt: Optional[Sequence[Optional[Sequence[Sequence[float]]]]] = None,
+        self, video: str | Path, queries: str | Sequence[str], gt: Optional[Sequence[Optional[GroundTruth]]] = None,
         timeline_dir: str | Path | None = None, names: Optional[Sequence[str]] = None,
     ) -> list[dict[str, Any]]:
         """One result dict per query (see the module doc). ``gt``: per query ``[[s, e], ...]`` or
@@ -134,7 +135,8 @@ class Predictor:
         ]
         outputs = []
         for start in range(0, len(samples), self.settings.batch_size):
-            batch = MomentRetrievalTask.move_to_device(collate(samples[start : start + self.settings.batch_size]), self.device)
+            batch = collate(samples[start : start + self.settings.batch_size])
+            batch = MomentRetrievalTask.move_to_device(batch, self.device)
             with self.autocast():
                 outputs.extend(self.model.predict(batch))
         per = len(decoded.chunks)
@@ -176,7 +178,8 @@ class Predictor:
 
 def load_model(
     run_dir: str | Path | None = None, *, cfg_path: str | Path | None = None, checkpoint: str | Path | None = None,
-    device: Device = "auto", span: Optional[float] = None, overlap: float = 0.5, nms_iou: float = 0.5, batch_size: int = 8,
+    device: Device = "auto", span: Optional[float] = None, overlap: float = 0.5, nms_iou: float = 0.5,
+    batch_size: int = 8,
 ) -> Predictor:
     """A ``Predictor`` for a run directory (or an experiment YAML + a checkpoint); see ``PredictConfig``
     for the settings. Not to be confused with ``lavis.models.loading.load_model(arch, model_type)``,

@@ -26,7 +26,9 @@ MAX_DRAWN_WINDOWS = 5  # predicted windows drawn (best first); the JSON has them
 SILENCE_DB = -80.0  # loudness floor
 
 
-def loudness_db(waveform: Optional[Waveform], duration: float, hop_s: float = 0.05) -> Optional[tuple[np.ndarray, np.ndarray]]:
+def loudness_db(
+    waveform: Optional[Waveform], duration: float, hop_s: float = 0.05
+) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """``(times [K], dB [K])``: RMS loudness of ``waveform`` in ``hop_s`` bins over ``[0,
     duration]`` on the video's clock (floored at ``SILENCE_DB``); None without audio."""
     if waveform is None or len(waveform.samples) == 0:
@@ -64,7 +66,7 @@ def _strip(ax, duration: float, frames: Optional[np.ndarray], times: Optional[np
 
 def _loudness(ax, duration: float, loudness: Optional[tuple[np.ndarray, np.ndarray]], missing: str) -> None:
     ax.set_xlim(0, duration)
-    ax.set_ylabel("dB", fontsize=8)
+    ax.tick_params(labelsize=7)
     if loudness is None:
         ax.set_ylim(0, 1)
         ax.set_yticks([])
@@ -73,7 +75,7 @@ def _loudness(ax, duration: float, loudness: Optional[tuple[np.ndarray, np.ndarr
     times, db = loudness
     ax.fill_between(times, db, SILENCE_DB, color="tab:blue", alpha=0.6, linewidth=0)
     ax.set_ylim(SILENCE_DB, max(float(db.max()) + 3.0, SILENCE_DB + 10.0))
-    ax.tick_params(labelsize=7)
+    ax.set_ylabel("dB", fontsize=8)
 
 
 def _windows(ax, duration: float, windows: Sequence[Sequence[float]], gt: Optional[Sequence[Sequence[float]]]) -> None:

@@ -53,7 +53,8 @@ class VideoReader:
     keys at all)."""
 
     def __init__(
-        self, num_frames: int, processor: Any, audio: AudioConfig, backend: VideoBackend = "pyav", with_audio: bool = True
+        self, num_frames: int, processor: Any, audio: AudioConfig, backend: VideoBackend = "pyav",
+        with_audio: bool = True,
     ):
         self.num_frames = num_frames
         self.processor = processor

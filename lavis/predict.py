@@ -1,0 +1,166 @@
+"""Find moments in your own videos with a trained run.
+
+    python -m lavis.predict --run-dir checkpoints/runs/demo --video my.mp4 \\
+        --query "when does the dog bark?" [--query ...] [--out predictions]
+    python -m lavis.predict --run-dir RUN --jsonl queries.jsonl     # {"video", "query", "gt"?} per line
+    python -m lavis.predict --cfg-path RUN/config.yaml --checkpoint RUN/checkpoint_best.pt --video ...
+
+Writes ``OUT/<name>.json`` (the dict documented in ``lavis.inference.predictor``) and
+``OUT/<name>.png`` (timeline: frames, loudness, windows, GT) per query, and all results in
+``OUT/predictions.jsonl``. Names: ``<video stem>_q<k>`` (k-th ``--query``), or
+``<video stem>_l<line>`` in batch mode. Relative ``video`` paths in a JSONL file are looked up
+next to the file first, then in the current directory.
+
+Exit status: 0 done; 1 batch mode finished but some videos failed (named on stderr, the others
+written); 2 nothing predicted: bad arguments, run, config, query, JSONL or (single mode) video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from tqdm import tqdm
+
+
+@dataclass
+class Job:
+    video: Path
+    queries: list[str]
+    names: list[str]
+    gts: list[Optional[list[list[float]]]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lavis.predict", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run-dir", help="a training run's output_dir (config.yaml + checkpoints)")
+    p.add_argument("--cfg-path", help="experiment YAML (instead of RUN_DIR/config.yaml)")
+    p.add_argument("--checkpoint", help="checkpoint file (instead of RUN_DIR's best)")
+    p.add_argument("--video", help="the video file")
+    p.add_argument("--query", action="append", default=[], help="a text query (repeat for several)")
+    p.add_argument("--jsonl", help='batch mode: lines of {"video": ..., "query": ..., "gt": [[s, e]] (optional)}')
+    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--span", type=float,
+                   help="seconds the model sees at once (default: the run's longest training video)")
+    p.add_argument("--overlap", type=float, default=0.5, help="overlap of consecutive chunks of a long video")
+    p.add_argument("--nms-iou", type=float, default=0.5, help="IoU above which merged windows are suppressed")
+    p.add_argument("--batch-size", type=int, default=8, help="(query, chunk) samples per forward pass")
+    p.add_argument("--no-timeline", action="store_true", help="write the JSON only, no PNG")
+    return p
+
+
+def _gt(value: Any, where: str) -> Optional[list[list[float]]]:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and all(
+        isinstance(w, list) and len(w) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)
+        and w[0] <= w[1] for w in value
+    )
+    if not ok:
+        raise ValueError(f"{where}: 'gt' must be a list of [start, end] with start <= end, got {value!r}")
+    return [[float(s), float(e)] for s, e in value]
+
+
+def read_jobs(path: Path) -> list[Job]:
+    """Batch-mode lines grouped by video (first-appearance order), each video decoded once."""
+    if not path.is_file():
+        raise FileNotFoundError(f"JSONL file not found: {path}")
+    jobs: dict[Path, Job] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}: line {lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON: {err}") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("video"), str) or not obj["video"]:
+            raise ValueError(f"{where}: expected an object with a non-empty 'video' string")
+        query = obj.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"{where}: 'query' must be a non-empty string, got {query!r}")
+        video = Path(obj["video"])
+        if not video.is_absolute() and (path.parent / video).exists():
+            video = path.parent / video
+        job = jobs.setdefault(video, Job(video, [], [], []))
+        job.queries.append(query)
+        job.names.append(f"{video.stem}_l{lineno}")
+        job.gts.append(_gt(obj.get("gt"), where))
+    if not jobs:
+        raise ValueError(f"{path}: no queries")
+    return list(jobs.values())
+
+
+def _summary(name: str, result: dict[str, Any]) -> str:
+    best = result["windows"][0] if result["windows"] else None
+    found = f"[{best[0]:.1f}, {best[1]:.1f}] score {best[2]:.2f}" if best else "no window"
+    extra = f", IoU {result['iou']:.2f}" if "iou" in result else ""
+    audio = "" if result["audio"] else " (no audio)"
+    return f"{name}: {found}{extra}{audio}  <- {result['query']!r}"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lavis.common.typed import ConfigError
+    from lavis.datasets.video_io import VideoDecodeError
+    from lavis.inference.predictor import check_queries, load_model
+
+    try:
+        if bool(args.jsonl) == bool(args.video):
+            raise ValueError("give either --video (with --query) or --jsonl")
+        if args.jsonl:
+            if args.query:
+                raise ValueError("--query goes with --video; in batch mode the queries are in the JSONL file")
+            jobs = read_jobs(Path(args.jsonl))
+        else:
+            queries = check_queries(args.query) if args.query else []
+            if not queries:
+                raise ValueError("--video needs at least one --query")
+            stem = Path(args.video).stem
+            names = [f"{stem}_q{k}" for k in range(len(queries))]
+            jobs = [Job(Path(args.video), queries, names, [None] * len(queries))]
+            if not jobs[0].video.is_file():
+                raise VideoDecodeError(f"{jobs[0].video}: file not found")
+        predictor = load_model(
+            args.run_dir, cfg_path=args.cfg_path, checkpoint=args.checkpoint, device=args.device,
+            span=args.span, overlap=args.overlap, nms_iou=args.nms_iou, batch_size=args.batch_size,
+        )
+    except (ValueError, ConfigError, FileNotFoundError, VideoDecodeError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, lines = [], []
+    progress = tqdm(total=sum(len(j.queries) for j in jobs), desc="predict", unit="query", disable=len(jobs) == 1)
+    for job in jobs:
+        try:
+            results = predictor.predict(job.video, job.queries, job.gts, None if args.no_timeline else out, job.names)
+        except VideoDecodeError as err:
+            failed.append(str(err))
+            print(f"error: {err}", file=sys.stderr)
+            progress.update(len(job.queries))
+            continue
+        for name, result in zip(job.names, results):
+            (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+            lines.append(json.dumps(result) + "\n")
+            progress.write(_summary(name, result))
+        progress.update(len(job.queries))
+    progress.close()
+    (out / "predictions.jsonl").write_text("".join(lines))
+    if failed:
+        print(f"error: {len(failed)} of {len(jobs)} video(s) failed; the others are in {out}", file=sys.stderr)
+        return 2 if not lines else 1
+    print(f"wrote {len(lines)} prediction(s) to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

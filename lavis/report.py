@@ -1,0 +1,169 @@
+"""An error browser for a run's predictions: one static HTML page, worst queries first.
+
+    python -m lavis.report --run-dir RUN --split test [--ann GT.jsonl] [--out DIR] [--max-images 200]
+
+Reads ``RUN/preds_<split>.jsonl`` and the split's ground truth (``--ann``, default: the run's own
+annotation file of that split) and writes ``OUT/index.html`` + ``OUT/timelines/*.png`` (``OUT``
+defaults to ``RUN/report_<split>``): a summary of the evaluator's metrics for the whole split, by
+video-duration bucket (tertiles of the split's durations) and, for data with an event ``kind``
+(the synthetic benchmark), by kind; then one row per query with its top-1 IoU, GT, predicted
+windows, the model's text and a timeline (frames, loudness, windows; videos are looked up under
+the run's ``video_root``), sortable by any column. Timelines are drawn for the ``--max-images``
+worst queries (decoding every video of a large split takes a while).
+
+Exit status: 0 done; 2 bad input (missing run, predictions or ground truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from lavis.common.config import load_experiment
+from lavis.common.typed import ConfigError
+from lavis.datasets.schema import AnnotationError, MomentRecord, load_annotations
+from lavis.inference.loading import data_section, under_root
+from lavis.inference.report_html import Row, render_page, summary_table
+from lavis.tasks.metrics import PredictionError, evaluate_predictions
+from lavis.tasks.mr_eval import read_predictions
+
+logger = logging.getLogger(__name__)
+LOUDNESS_RATE = 16000  # Hz: plenty for a loudness curve, and cheap to resample to
+
+
+def build_rows(preds: Sequence[dict], records: Sequence[MomentRecord]) -> list[Row]:
+    """One row per labelled record (a query without a prediction has no windows), worst first."""
+    from lavis.inference.predictor import query_iou
+
+    by_qid = {str(p["qid"]): p for p in preds}
+    rows = []
+    for record in records:
+        if not record.windows:
+            continue
+        pred = by_qid.get(str(record.qid), {})
+        windows = [list(map(float, w)) for w in pred.get("pred_relevant_windows", [])]
+        gt = [list(w) for w in record.windows]
+        rows.append(Row(
+            qid=str(record.qid), query=record.query, vid=record.vid, duration=record.duration, kind=record.kind,
+            gt=gt, windows=windows, iou=query_iou(windows, gt), text=str(pred.get("pred_text", "")),
+            invalid=pred.get("invalid"),
+        ))
+    return sorted(rows, key=lambda r: r.iou)  # stable: equal IoUs keep annotation order
+
+
+def duration_buckets(durations: Sequence[float], count: int = 3) -> np.ndarray:
+    """Bucket edges (seconds): the ``count``-quantiles of ``durations`` taken at data points
+    (``lower``), duplicates merged; bucket k is ``[edge_k, edge_k+1)``, the last one closed."""
+    levels = np.linspace(0, 1, count + 1)
+    return np.unique(np.quantile(np.asarray(durations, dtype=np.float64), levels, method="lower"))
+
+
+def group_summaries(preds: Sequence[dict], records: Sequence[MomentRecord]) -> list[tuple[str, str]]:
+    """(heading, HTML table): the whole split, duration buckets, event kinds (when present)."""
+    labelled = [r for r in records if r.windows]
+
+    def brief(group: list[MomentRecord]) -> dict:
+        keep = {str(r.qid) for r in group}
+        return evaluate_predictions([p for p in preds if str(p["qid"]) in keep], group, lenient=True)["brief"]
+
+    out = [("Whole split", summary_table([("all", len(labelled), brief(labelled))]))]
+    edges = duration_buckets([r.duration for r in labelled])
+    if len(edges) > 2:
+        groups: dict[int, list[MomentRecord]] = defaultdict(list)
+        for r in labelled:
+            groups[int(np.searchsorted(edges[1:-1], r.duration, side="right"))].append(r)
+        rows = [(f"{edges[k]:.1f}-{edges[k + 1]:.1f} s", len(g), brief(g)) for k, g in sorted(groups.items())]
+        out.append(("By video duration", summary_table(rows)))
+    kinds: dict[str, list[MomentRecord]] = defaultdict(list)
+    for r in labelled:
+        if r.kind:
+            kinds[r.kind].append(r)
+    if kinds:
+        out.append(("By event kind", summary_table([(k, len(g), brief(g)) for k, g in sorted(kinds.items())])))
+    return out
+
+
+def draw_timelines(rows: Sequence[Row], videos: dict[str, Path], out: Path, limit: int) -> None:
+    """Timeline PNGs of the first ``limit`` rows (``row.image`` set); each video decoded once."""
+    from lavis.datasets.audio_io import read_audio
+    from lavis.datasets.video_io import VideoDecodeError, read_frames
+    from lavis.inference.timeline import MAX_THUMBNAILS, draw_timeline, loudness_db
+
+    cache: dict[str, Any] = {}
+    for k, row in enumerate(tqdm(rows[:limit], desc="timelines", unit="query")):
+        if row.vid not in cache:
+            try:
+                frames = read_frames(videos[row.vid], MAX_THUMBNAILS)
+                cache[row.vid] = (frames, loudness_db(read_audio(videos[row.vid], LOUDNESS_RATE), row.duration), True)
+            except VideoDecodeError as err:
+                logger.warning("timeline of qid %s without frames or audio: %s", row.qid, err)
+                cache[row.vid] = (None, None, False)
+        frames, loudness, readable = cache[row.vid]
+        name = f"timelines/{k + 1:04d}_{re.sub(r'[^A-Za-z0-9_.-]', '_', row.qid)}.png"
+        draw_timeline(
+            out / name, row.duration, row.windows, gt=row.gt, loudness=loudness,
+            frames=frames.frames if frames else None, frame_times=frames.timestamps if frames else None,
+            title=f"{row.qid}: {row.query}  (IoU {row.iou:.2f})",
+            no_audio_text="no audio stream" if readable else "video unavailable",
+        )
+        row.image = name
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lavis.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run-dir", required=True, help="a training run's output_dir")
+    p.add_argument("--split", default="test", help="reads preds_<split>.jsonl (default: test)")
+    p.add_argument("--ann", help="the split's ground truth (default: the run's annotation file for it)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/report_<split>)")
+    p.add_argument("--max-images", type=int, default=200, help="timelines for this many worst queries")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / f"report_{args.split}"
+    try:
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
+        _, section = data_section(load_experiment(run_dir / "config.yaml"))
+        ann = Path(args.ann) if args.ann else under_root(section, getattr(section.annotations, args.split, None) or "")
+        if not ann.is_file():
+            raise FileNotFoundError(f"ground truth for split {args.split!r} not found: {ann} (pass --ann)")
+        records = load_annotations(ann, allow_no_windows=True)
+        preds = read_predictions(run_dir / f"preds_{args.split}.jsonl", lenient=False)[0]
+        rows = build_rows(preds, records)
+        if not rows:
+            raise ValueError(f"{ann}: no query has ground-truth windows")
+        summaries = group_summaries(preds, records)
+    except (AnnotationError, PredictionError, ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from lavis.datasets.mr_dataset import video_path
+
+    video_root = under_root(section, section.video_root)
+    videos = {r.vid: video_path(r, video_root, section.video_ext) for r in records}
+    out.mkdir(parents=True, exist_ok=True)
+    draw_timelines(rows, videos, out, args.max_images)
+    page = render_page(
+        f"{run_dir.resolve().name}: {args.split}",
+        f"{len(rows)} queries; predictions {run_dir / f'preds_{args.split}.jsonl'}; ground truth {ann}; "
+        f"IoU = top-1 window vs. best-matching GT window",
+        summaries, rows,
+    )
+    (out / "index.html").write_text(page)
+    print(f"wrote {out / 'index.html'} ({len(rows)} rows, {sum(r.image is not None for r in rows)} timelines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
