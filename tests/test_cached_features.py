@@ -14,6 +14,7 @@ from lavis.datasets.collate import collate
 from lavis.datasets.feature_cache import FeatureCache, FeatureCacheError
 from lavis.datasets.video_io import VideoDecodeError
 from lavis.models.blip2_mr.model import Blip2MR
+from lavis.runners.evaluation import make_loader
 from mr_data.cache_features import main as cache_main
 from mr_data.synthetic import generate_dataset
 from mr_data.synthetic_plan import SyntheticSpec
@@ -135,6 +136,14 @@ def test_jittered_views_resume_and_corruption(data_root, tmp_path, capsys):
         train.set_epoch(epoch)
         picked.update(tuple(train[i]["timestamps"].tolist()) for i in range(len(train)))
     assert len(picked) > len({r.vid for r in train.records})  # training sees several views
+
+    # Persistent DataLoader workers see each new epoch (shared memory), as the main process does.
+    sampler = list(range(len(train)))
+    loader = make_loader(train, sampler, len(train), num_workers=1, pin_memory=False, persistent_workers=True)
+    for epoch in (0, 1, 2):
+        train.set_epoch(epoch)
+        expected = [train[i]["timestamps"] for i in sampler]
+        assert all(torch.equal(a, b) for a, b in zip(next(iter(loader))["timestamps"], expected))
 
     capsys.readouterr()
     run_cache(exp, *args)  # everything is there: nothing is recomputed

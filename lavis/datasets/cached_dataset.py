@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from lavis.common.typed import to_dict
 from lavis.datasets.collate import collate
+from lavis.datasets.epoch import SharedEpoch
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoDecodeError
@@ -47,13 +48,17 @@ class CachedFeatureDataset(Dataset):
         self.train = train
         self.strict = strict
         self.seed = seed
-        self.epoch = 0
+        self._epoch = SharedEpoch()  # reaches persistent DataLoader workers
 
     def __len__(self) -> int:
         return len(self.records)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.set(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.get()
 
     def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
         record = self.records[index]

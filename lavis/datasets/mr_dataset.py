@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 from lavis.datasets.audio_features import AudioConfig, ClapLogMel
 from lavis.datasets.audio_io import cut_clips, read_audio
 from lavis.datasets.collate import collate, pad_frames
+from lavis.datasets.epoch import SharedEpoch
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
 
@@ -79,7 +80,7 @@ class MomentRetrievalDataset(Dataset):
         self.train = train
         self.strict = strict
         self.seed = seed
-        self.epoch = 0
+        self._epoch = SharedEpoch()  # reaches persistent DataLoader workers
         self.cache_decoded = cache_decoded
         self.with_audio = with_audio  # False: no audio read at all (video-only models)
         self._decoded: dict[Path, tuple] = {}  # path -> (frames uint8, timestamps, mel, audio mask)
@@ -89,7 +90,11 @@ class MomentRetrievalDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """New train-time randomness each epoch (the runner calls this before each epoch)."""
-        self.epoch = epoch
+        self._epoch.set(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.get()
 
     def video_path(self, record: MomentRecord) -> Path:
         return video_path(record, self.video_root, self.video_ext)

@@ -40,6 +40,11 @@ class RunConfig:
     batch_size_train: int = 8
     batch_size_eval: int = 8
     num_workers: int = 4
+    # DataLoader workers (num_workers > 0): batches each worker loads ahead (null: torch's 2), and
+    # whether the training loader's workers live across epochs (no start-up per epoch; they keep
+    # per-worker state such as cache_decoded; the epoch reaches them through shared memory).
+    prefetch_factor: Optional[int] = None
+    persistent_workers: bool = False
 
     # Stop with a clear error on a NaN/inf loss (naming the step and the batch's qids), or skip
     # that batch's update and count it.
@@ -69,5 +74,7 @@ class RunConfig:
             raise ValueError(f"accum_grad_iters must be >= 1, got {self.accum_grad_iters}")
         if self.max_iters is not None and self.max_iters < 1:
             raise ValueError(f"max_iters must be >= 1 or null, got {self.max_iters}")
+        if self.prefetch_factor is not None and self.prefetch_factor < 1:
+            raise ValueError(f"prefetch_factor must be >= 1 or null, got {self.prefetch_factor}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or null, got {self.max_minutes}")

@@ -12,8 +12,20 @@ from lavis.runners.samplers import EvalSampler
 
 
 def make_loader(
-    dataset: Dataset, sampler, batch_size: int, num_workers: int, pin_memory: bool, drop_last: bool = False, seed: int = 0
+    dataset: Dataset,
+    sampler,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool,
+    drop_last: bool = False,
+    seed: int = 0,
+    prefetch_factor: int | None = None,
+    persistent_workers: bool = False,
 ) -> DataLoader:
+    """``pin_memory`` (on CUDA): batches land in page-locked memory, so the step's
+    ``non_blocking`` copies overlap compute. ``prefetch_factor`` and ``persistent_workers`` apply
+    only with worker processes (torch rejects them without)."""
+    workers = num_workers > 0
     # A private generator: creating the iterator would otherwise draw from the global torch RNG
     # and shift every random number after a mid-epoch resume.
     return DataLoader(
@@ -24,18 +36,23 @@ def make_loader(
         collate_fn=getattr(dataset, "collater", None),
         pin_memory=pin_memory,
         drop_last=drop_last,
-        persistent_workers=False,
+        prefetch_factor=prefetch_factor if workers else None,
+        persistent_workers=persistent_workers and workers,
         generator=torch.Generator().manual_seed(seed),
     )
 
 
 @torch.no_grad()
-def predict_split(model: nn.Module, dataset: Dataset, task: Any, strategy: Any, batch_size: int, num_workers: int, progress=None) -> tuple[list[dict], int]:
+def predict_split(
+    model: nn.Module, dataset: Dataset, task: Any, strategy: Any, batch_size: int, num_workers: int, progress=None,
+    prefetch_factor: int | None = None,
+) -> tuple[list[dict], int]:
     """All ranks predict their share; every rank returns all predictions (in rank-interleaved
     order; the task writes them in annotation order) and the number of samples the dataset
     skipped (unreadable videos) across ranks."""
     sampler = EvalSampler(len(dataset), strategy.rank, strategy.world_size)
-    loader = make_loader(dataset, sampler, batch_size, num_workers, strategy.device.type == "cuda")
+    on_cuda = strategy.device.type == "cuda"
+    loader = make_loader(dataset, sampler, batch_size, num_workers, on_cuda, prefetch_factor=prefetch_factor)
     inner = strategy.unwrap(model)
     was_training = inner.training
     inner.eval()

@@ -85,8 +85,10 @@ class RunnerBase:
         results = {}
         for split_name in splits:
             for name, dataset in self.split(split_name).items():
+                rc = self.run_cfg
                 preds, skipped = predict_split(
-                    self.model, dataset, self.task, self.strategy, self.run_cfg.batch_size_eval, self.run_cfg.num_workers
+                    self.model, dataset, self.task, self.strategy, rc.batch_size_eval, rc.num_workers,
+                    prefetch_factor=rc.prefetch_factor,
                 )
                 metrics = {}
                 if self.strategy.is_main:
@@ -193,15 +195,19 @@ class RunnerBase:
         time_up = False
         model = self.model
         model.train()
+        # One loader for all epochs: each epoch's `for batch in loader` draws that epoch's indices
+        # from the sampler; with persistent_workers its worker processes stay up between epochs.
+        loader = make_loader(
+            dataset, sampler, rc.batch_size_train, rc.num_workers, self.strategy.device.type == "cuda",
+            drop_last=True, seed=rc.seed, prefetch_factor=rc.prefetch_factor,
+            persistent_workers=rc.persistent_workers,
+        )
         try:
             while step < total_steps and not time_up:
                 sampler.set_epoch(epoch, start=batches_done * rc.batch_size_train)
-                if hasattr(dataset, "set_epoch"):
-                    dataset.set_epoch(epoch)
-                loader = make_loader(
-                    dataset, sampler, rc.batch_size_train, rc.num_workers, self.strategy.device.type == "cuda",
-                    drop_last=True, seed=rc.seed + epoch,
-                )
+                for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
+                    if hasattr(part, "set_epoch"):
+                        part.set_epoch(epoch)
                 epoch_stats = {"loss_sum": 0.0, "steps": 0, "skipped_videos": 0, "nonfinite_steps": 0, "start": time.time()}
                 group: list[dict] = []
                 for batch in loader:
@@ -238,6 +244,7 @@ class RunnerBase:
                     self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
         finally:
             progress.close()
+            del loader  # stops persistent workers before the final test
 
         return self._final_test(step, best)
 

@@ -1,0 +1,24 @@
+"""The epoch that seeds a dataset's train-time randomness, visible to every DataLoader worker."""
+
+from __future__ import annotations
+
+import torch
+
+
+class SharedEpoch:
+    """An epoch counter in shared memory.
+
+    ``set_epoch`` runs in the main process. Workers that outlive an epoch (``persistent_workers``)
+    hold a copy of the dataset made when they started, so a plain attribute would keep its first
+    value there and every epoch would repeat the first one's frames and crops; a shared-memory
+    tensor is the same storage in all processes, so they read the new value.
+    """
+
+    def __init__(self, epoch: int = 0):
+        self._value = torch.full((), epoch, dtype=torch.int64).share_memory_()
+
+    def set(self, epoch: int) -> None:
+        self._value.fill_(epoch)
+
+    def get(self) -> int:
+        return int(self._value)
