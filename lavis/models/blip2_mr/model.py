@@ -107,7 +107,9 @@ class Blip2MR(nn.Module):
     def device(self) -> torch.device:
         return self.query_tokens.device
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision ``forward``, ``generate`` and ``encode_frozen`` run under (for callers
+        that run their parts separately, e.g. the benchmarks)."""
         # bf16-stored weights mean bf16 compute. Otherwise leave precision to the caller's
         # autocast (the runner's `amp`); an `enabled=False` block here would switch it off.
         if self.cfg.frozen_dtype == "bfloat16":
@@ -158,7 +160,7 @@ class Blip2MR(nn.Module):
         batch layout, ``qformer_tokens [B, T, Q, Dq]`` and ``audio_embeds [B, T, Da]`` (zero at
         padded frames and clips without audio)."""
         frame_mask = batch["frame_mask"].bool()
-        with self._autocast():
+        with self.autocast():
             tokens, audio, _ = self._frozen_features(batch, frame_mask)
         return {"qformer_tokens": scatter_frames(tokens, frame_mask), "audio_embeds": scatter_frames(audio, frame_mask)}
 
@@ -224,7 +226,7 @@ class Blip2MR(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Teacher-forced cross-entropy of the target text: ``{"loss": scalar}``."""
-        with self._autocast():
+        with self.autocast():
             inputs, attention_mask = self.encode(batch)
             labels = self.target_labels(batch, inputs.device)
             out = self.language_model(inputs_embeds=inputs, attention_mask=attention_mask, labels=labels)
@@ -235,7 +237,7 @@ class Blip2MR(nn.Module):
     def generate(self, batch: dict[str, Any]) -> list[list[tuple[str, float]]]:
         """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
         length-normalized sequence log-probability as score."""
-        with self._autocast():
+        with self.autocast():
             return beam_search(self, *self.encode(batch))
 
     @torch.no_grad()
