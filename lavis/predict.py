@@ -1,13 +1,14 @@
 """Find moments in your own videos with a trained run.
 
     python -m lavis.predict --run-dir checkpoints/runs/demo --video my.mp4 \\
-        --query "when does the dog bark?" [--query ...] [--out predictions]
+        --query "when does the dog bark?" [--query ...] [--out DIR]
     python -m lavis.predict --run-dir RUN --jsonl queries.jsonl     # {"video", "query", "gt"?} per line
     python -m lavis.predict --cfg-path RUN/config.yaml --checkpoint RUN/checkpoint_best.pt --video ...
 
 Writes ``OUT/<name>.json`` (the dict documented in ``lavis.inference.predictor``) and
 ``OUT/<name>.png`` (timeline: frames, loudness, windows, GT) per query, and all results in
-``OUT/predictions.jsonl``. Names: ``<video stem>_q<k>`` (k-th ``--query``), or
+``OUT/predictions.jsonl`` (``OUT`` defaults to ``RUN_DIR/predictions``, or ``predictions`` next to
+the ``--checkpoint``). Names: ``<video stem>_q<k>`` (k-th ``--query``), or
 ``<video stem>_l<line>`` in batch mode. Relative ``video`` paths in a JSONL file are looked up
 next to the file first, then in the current directory.
 
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--video", help="the video file")
     p.add_argument("--query", action="append", default=[], help="a text query (repeat for several)")
     p.add_argument("--jsonl", help='batch mode: lines of {"video": ..., "query": ..., "gt": [[s, e]] (optional)}')
-    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/predictions, or next to the checkpoint)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--span", type=float,
                    help="seconds the model sees at once (default: the run's longest training video)")
@@ -136,7 +137,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(args.run_dir or Path(args.checkpoint).parent) / "predictions"
     out.mkdir(parents=True, exist_ok=True)
     failed, lines = [], []
     progress = tqdm(total=sum(len(j.queries) for j in jobs), desc="predict", unit="query", disable=len(jobs) == 1)

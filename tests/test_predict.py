@@ -85,7 +85,7 @@ def test_the_python_api_returns_what_the_cli_writes(tiny_run, video_and_queries,
         model.predict(video.with_name("nope.mp4"), queries[0])
 
 
-def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path):
+def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, capsys, caplog):
     span = max(r.duration for r in load_annotations(tiny_run.data / "train.jsonl"))
     # ~3.5 spans long at 8 fps; a square and a tone from 4 s to 2 s before the end.
     seconds = int(np.ceil(3.5 * span))
@@ -100,12 +100,10 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path):
         + json.dumps({"video": "missing.mp4", "query": "anything"}) + "\n"
     )
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "lavis.predict", "--run-dir", str(tiny_run.run_dir), "--jsonl", str(jobs),
-           "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr[-3000:]  # finished, but one video failed
-    assert "missing.mp4: file not found" in done.stderr and "1 of 3 video(s) failed" in done.stderr
-    assert "predict: 100%" in done.stderr  # the progress bar
+    assert main(["--run-dir", str(tiny_run.run_dir), "--jsonl", str(jobs), "--out", str(out)]) == 1  # one failed
+    err = capsys.readouterr().err
+    assert "missing.mp4: file not found" in err and "1 of 3 video(s) failed" in err
+    assert "predict: 100%" in err  # the progress bar
 
     long_result = json.loads((out / "long_l1.json").read_text())
     check_result(long_result, "when is the square shown?")
@@ -119,7 +117,7 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path):
 
     silent_result = json.loads((out / "silent_l2.json").read_text())
     check_result(silent_result, "when is the square shown?")
-    assert silent_result["audio"] is False and "has no audio stream" in done.stderr
+    assert silent_result["audio"] is False and "silent.mp4 has no audio stream" in caplog.text
     assert not (out / "missing_l3.json").exists()
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 2
 
@@ -142,6 +140,14 @@ def test_bad_input_is_one_clear_line_and_exit_2(tiny_run, video_and_queries, tmp
     assert main(["--run-dir", str(tiny_run.run_dir), "--out", str(tmp_path / "out"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_the_module_entry_point_exits_with_the_status(tiny_run, tmp_path):
+    video = tmp_path / "no.mp4"
+    cmd = [sys.executable, "-m", "lavis.predict", "--run-dir", str(tiny_run.run_dir), "--video", str(video),
+           "--query", "x"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {video}: file not found"
 
 
 def test_a_missing_run_or_checkpoint_is_refused(tmp_path, capsys, video_and_queries):

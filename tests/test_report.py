@@ -86,3 +86,12 @@ def test_the_page_renders_in_headless_chromium(report, tmp_path):
     assert image.shape[:2] == (1000, 1400)
     rgb = image[..., :3]
     assert rgb.std() > 0.05 and (rgb < 0.5).mean() > 0.01  # text and images, not a blank page
+    # The sorting script: two clicks on the "#" header (distinct ranks) sort the rows last first.
+    page = (report / "index.html").read_text()
+    clicks = "<script>const th = document.querySelector('#rows th'); th.click(); th.click();</script>"
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", clicks + "</body>"))
+    dom = subprocess.run(["chromium", *CHROMIUM_FLAGS, "--dump-dom", clicked.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    ranks = [int(v) for v in re.findall(r'<tr class="\w+"><td data-v="(\d+)">', dom)]
+    assert ranks == list(range(page.count("class=iou"), 0, -1))
