@@ -83,6 +83,9 @@ def test_the_python_api_returns_what_the_cli_writes(tiny_run, video_and_queries,
         model.predict(video, [queries[0], "  "])
     with pytest.raises(VideoDecodeError, match="file not found"):
         model.predict(video.with_name("nope.mp4"), queries[0])
+    step = tiny_run.run_dir / "checkpoint_step2.pt"
+    explicit = load_model(cfg_path=tiny_run.run_dir / "config.yaml", checkpoint=step, device="cpu")
+    assert explicit.info["checkpoint"] == str(step) and explicit.span == model.span
 
 
 def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, capsys, caplog):
