@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 FRAME_KEYS = (  # [T, ...]; a key absent from the samples is absent from the batch
@@ -42,6 +43,27 @@ def pad_frames(tensor: torch.Tensor, length: int) -> torch.Tensor:
     if missing == 0:
         return tensor
     return torch.cat([tensor, tensor.new_zeros((missing, *tensor.shape[1:]))])
+
+
+def frame_tensors(
+    pixels: torch.Tensor,
+    timestamps: np.ndarray,
+    num_frames: int,
+    mel: Optional[torch.Tensor] = None,
+    audio_mask: Optional[np.ndarray] = None,
+) -> dict[str, torch.Tensor]:
+    """One sample's per-frame tensors padded to ``num_frames`` (the FRAME_KEYS of the batch):
+    ``pixels [t, 3, S, S]``, ``timestamps [t]``, optional ``mel [t, F, M]`` and ``audio_mask [t]``
+    (both or neither)."""
+    tensors = {
+        "video": pad_frames(pixels, num_frames),
+        "frame_mask": pad_frames(torch.ones(len(pixels), dtype=torch.bool), num_frames),
+        "timestamps": pad_frames(torch.from_numpy(np.asarray(timestamps, dtype=np.float32)), num_frames),
+    }
+    if mel is not None:
+        tensors["audio_features"] = pad_frames(mel, num_frames)
+        tensors["audio_mask"] = pad_frames(torch.from_numpy(np.asarray(audio_mask, dtype=bool)), num_frames)
+    return tensors
 
 
 def collate(samples: list[Optional[dict[str, Any]]]) -> dict[str, Any]:

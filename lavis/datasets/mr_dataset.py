@@ -30,12 +30,11 @@ from typing import Any, Optional
 
 import av
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from lavis.datasets.audio_features import AudioConfig, ClapLogMel
 from lavis.datasets.audio_io import cut_clips, read_audio
-from lavis.datasets.collate import collate, pad_frames
+from lavis.datasets.collate import collate, frame_tensors
 from lavis.datasets.epoch import SharedEpoch
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
@@ -134,11 +133,9 @@ class MomentRetrievalDataset(Dataset):
     def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
         """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
         frames, timestamps, mel, audio_mask = self.decode(path, generator)
-        T = self.num_frames
-        sample = {
-            "video": pad_frames(self.processor(frames, generator), T),  # [T, 3, S, S]
-            "frame_mask": pad_frames(torch.ones(len(frames), dtype=torch.bool), T),
-            "timestamps": pad_frames(torch.from_numpy(timestamps), T),
+        pixels = self.processor(frames, generator)  # [t, 3, S, S]
+        return {
+            **frame_tensors(pixels, timestamps, self.num_frames, mel, audio_mask),
             "duration": float(record.duration),
             "query": record.query,
             "qid": record.qid,
@@ -146,7 +143,3 @@ class MomentRetrievalDataset(Dataset):
             "kind": record.kind,
             "windows": [tuple(w) for w in record.windows],
         }
-        if self.with_audio:
-            sample["audio_features"] = pad_frames(mel, T)  # [T, F, n_mels]
-            sample["audio_mask"] = pad_frames(torch.from_numpy(audio_mask), T)
-        return sample

@@ -22,7 +22,7 @@ import torch
 
 from lavis.datasets.audio_features import AudioConfig, ClapLogMel
 from lavis.datasets.audio_io import Waveform, cut_clips, read_audio
-from lavis.datasets.collate import pad_frames
+from lavis.datasets.collate import frame_tensors
 from lavis.datasets.video_io import SampledFrames, VideoBackend, VideoDecodeError, read_frames
 from lavis.inference.long_video import Chunk, chunk_spans
 
@@ -93,15 +93,9 @@ class VideoReader:
 
     def _tensors(self, frames: SampledFrames, waveform: Optional[Waveform], origin: float) -> dict[str, torch.Tensor]:
         """The per-frame tensors of one chunk, padded to ``num_frames`` (shapes in the class doc)."""
-        T = self.num_frames
-        local_times = (frames.timestamps - np.float32(origin)).astype(np.float32)
-        tensors = {
-            "video": pad_frames(self.processor(frames.frames), T),
-            "frame_mask": pad_frames(torch.ones(len(frames.indices), dtype=torch.bool), T),
-            "timestamps": pad_frames(torch.from_numpy(local_times), T),
-        }
+        local_times = frames.timestamps - np.float32(origin)
+        mel = audio_mask = None
         if self.with_audio:  # clips are cut on the video's clock, like the frames' own times
             clips, audio_mask = cut_clips(waveform, frames.timestamps, self.audio.clip_len, self.audio.sampling_rate)
-            tensors["audio_features"] = pad_frames(self.log_mel(clips), T)
-            tensors["audio_mask"] = pad_frames(torch.from_numpy(audio_mask), T)
-        return tensors
+            mel = self.log_mel(clips)
+        return frame_tensors(self.processor(frames.frames), local_times, self.num_frames, mel, audio_mask)
