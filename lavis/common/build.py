@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from lavis.common.config import ExperimentConfig
 from lavis.common.registry import registry
 
@@ -31,5 +33,7 @@ def build_model(cfg: ExperimentConfig) -> Any:
 def build_experiment(cfg: ExperimentConfig) -> Experiment:
     task = build_task(cfg)
     datasets = build_datasets(cfg)
+    # Random initialisations (the tiny model, fresh fusion/LoRA weights) follow run.seed.
+    torch.manual_seed(cfg.run.seed)
     model = build_model(cfg)
     return Experiment(task=task, datasets=datasets, model=model)

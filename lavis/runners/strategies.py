@@ -92,14 +92,15 @@ class SingleDevice:
     def backward(self, loss: torch.Tensor, model: nn.Module) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
-    def optimizer_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, clip_norm: float | None) -> float | None:
-        """Unscale, clip, step, zero grads. Returns the pre-clip gradient norm when clipping."""
+    def optimizer_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, clip_norm: float | None) -> torch.Tensor | None:
+        """Unscale, clip, step, zero grads. Returns the pre-clip gradient norm (a tensor: reading
+        it would be one more host sync per step) when clipping."""
         if self.scaler:
             self.scaler.unscale_(optimizer)
         norm = None
         if clip_norm:
             params = [p for g in optimizer.param_groups for p in g["params"]]
-            norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm))
+            norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
         if self.scaler:
             self.scaler.step(optimizer)
             self.scaler.update()
