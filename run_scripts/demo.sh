@@ -5,6 +5,7 @@
 #   OUTPUT_DIR    default checkpoints/runs/demo
 #   DEMO_MINUTES  training time budget, default 6 (the whole demo stays under 10 minutes on 2 cores)
 #   DEMO_DATA     dataset folder, default data/synthetic_av (generated once, then reused)
+#   DEMO_VIDEOS   videos to generate, default 300 (longer budgets need more: 300 are memorised in 20 min)
 # Extra arguments are passed to the trainer, e.g. the video-only ablation:
 #   OUTPUT_DIR=checkpoints/runs/demo_video_only bash run_scripts/demo.sh --options model.fusion.name=none
 set -euo pipefail
@@ -14,8 +15,9 @@ source run_scripts/setup_env.sh
 OUTPUT_DIR="${OUTPUT_DIR:-checkpoints/runs/demo}"
 DEMO_MINUTES="${DEMO_MINUTES:-6}"
 DEMO_DATA="${DEMO_DATA:-data/synthetic_av}"
+DEMO_VIDEOS="${DEMO_VIDEOS:-300}"
 
-python -m mr_data.synthetic --out "$DEMO_DATA" --num-videos 300 --seed 0
+python -m mr_data.synthetic --out "$DEMO_DATA" --num-videos "$DEMO_VIDEOS" --seed 0
 rm -rf "$OUTPUT_DIR"
 python -m lavis.train --cfg-path configs/experiments/synthetic/sms_tiny.yaml \
   --options "datasets.synthetic_av.root=$DEMO_DATA" "run.output_dir=$OUTPUT_DIR" "run.max_minutes=$DEMO_MINUTES" "$@"
