@@ -3,7 +3,7 @@
 A config says ``arch: blip2_mr`` or ``fusion: gca``; the registry maps that name to a class.
 Registering modules are imported lazily: the first lookup of a kind imports every module of the
 package that holds that kind (``lavis.models`` for models and fusions, ...). So ``import lavis``
-stays light, and nothing needs a central list of modules or an ``import *``.
+stays light, and nothing needs a central list of modules or a star import.
 
 LAVIS spelling works: ``@registry.register_model("blip2_mr")``, ``registry.get_model_class(name)``.
 """

@@ -19,11 +19,10 @@ import logging
 from typing import Any, Optional
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from lavis.common.typed import to_dict
 from lavis.datasets.collate import collate
-from lavis.datasets.epoch import SharedEpoch
+from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoDecodeError
@@ -31,7 +30,7 @@ from lavis.datasets.video_io import VideoDecodeError
 logger = logging.getLogger(__name__)
 
 
-class CachedFeatureDataset(Dataset):
+class CachedFeatureDataset(EpochDataset):
     collater = staticmethod(collate)
 
     def __init__(
@@ -43,22 +42,15 @@ class CachedFeatureDataset(Dataset):
         strict: bool = False,
         seed: int = 0,
     ):
+        super().__init__()
         self.records = records
         self.cache = cache
         self.train = train
         self.strict = strict
         self.seed = seed
-        self._epoch = SharedEpoch()  # reaches persistent DataLoader workers
 
-    def __len__(self) -> int:
-        return len(self.records)
 
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch.set(epoch)
 
-    @property
-    def epoch(self) -> int:
-        return self._epoch.get()
 
     def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
         record = self.records[index]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils.data import Dataset
 
 
 class SharedEpoch:
@@ -22,3 +23,25 @@ class SharedEpoch:
 
     def get(self) -> int:
         return int(self._value)
+
+
+class EpochDataset(Dataset):
+    """A dataset over ``self.records`` whose train-time randomness follows the runner's epoch
+    (``set_epoch``, reaching persistent workers through ``SharedEpoch``). Subclasses call
+    ``super().__init__()`` and set ``records``."""
+
+    records: list
+
+    def __init__(self) -> None:
+        self._epoch = SharedEpoch()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New train-time randomness each epoch (the runner calls this before each epoch)."""
+        self._epoch.set(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.get()

@@ -30,12 +30,11 @@ from typing import Any, Optional
 
 import av
 import numpy as np
-from torch.utils.data import Dataset
 
 from lavis.datasets.audio_features import AudioConfig, ClapLogMel
 from lavis.datasets.audio_io import cut_clips, read_audio
 from lavis.datasets.collate import collate, frame_tensors
-from lavis.datasets.epoch import SharedEpoch
+from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
 
@@ -47,7 +46,7 @@ def video_path(record: MomentRecord, video_root: str | Path, video_ext: str = ".
     return Path(video_root) / (record.video_file or f"{record.vid}{video_ext}")
 
 
-class MomentRetrievalDataset(Dataset):
+class MomentRetrievalDataset(EpochDataset):
     collater = staticmethod(collate)  # the runner's DataLoader uses ``dataset.collater``
 
     def __init__(
@@ -66,6 +65,7 @@ class MomentRetrievalDataset(Dataset):
         cache_decoded: bool = False,
         with_audio: bool = True,
     ):
+        super().__init__()
         if num_frames <= 0:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
         self.records = records
@@ -79,21 +79,12 @@ class MomentRetrievalDataset(Dataset):
         self.train = train
         self.strict = strict
         self.seed = seed
-        self._epoch = SharedEpoch()  # reaches persistent DataLoader workers
         self.cache_decoded = cache_decoded
         self.with_audio = with_audio  # False: no audio read at all (video-only models)
         self._decoded: dict[Path, tuple] = {}  # path -> (frames uint8, timestamps, mel, audio mask)
 
-    def __len__(self) -> int:
-        return len(self.records)
 
-    def set_epoch(self, epoch: int) -> None:
-        """New train-time randomness each epoch (the runner calls this before each epoch)."""
-        self._epoch.set(epoch)
 
-    @property
-    def epoch(self) -> int:
-        return self._epoch.get()
 
     def video_path(self, record: MomentRecord) -> Path:
         return video_path(record, self.video_root, self.video_ext)
