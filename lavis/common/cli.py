@@ -33,6 +33,7 @@ def run_entry_point(cfg_path: str, options: list[str], evaluate_only: bool) -> i
     from lavis.common.registry import RegistryError, registry
     from lavis.common.typed import ConfigError
     from lavis.datasets.schema import AnnotationError
+    from lavis.models.blip2_mr.checkpoint import WeightsMismatchError
     from lavis.runners.runner import TrainingInterrupted
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -42,7 +43,8 @@ def run_entry_point(cfg_path: str, options: list[str], evaluate_only: bool) -> i
             cfg.run.evaluate = True
         experiment = build_experiment(cfg)
         runner = registry.get("runner", cfg.run.runner)(cfg, experiment.task, experiment.model, experiment.datasets)
-    except (ConfigError, RegistryError, AnnotationError, FileNotFoundError) as err:
+    # Building fails on what the user gave (config, annotations, weights, folders): one line, exit 2.
+    except (ConfigError, RegistryError, AnnotationError, FileNotFoundError, WeightsMismatchError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
