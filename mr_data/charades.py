@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from lavis.datasets.schema import AnnotationError, MomentRecord, make_qids_unique
+from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, make_qids_unique
 from mr_data.convert import add_output_arguments, clip_to_duration, finish_records, write_with_val_split
 
 logger = logging.getLogger(__name__)
@@ -95,19 +95,10 @@ def read_sta(path: str | Path, durations: dict[str, float], skip_bad: bool = Fal
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"Charades-STA file not found: {path}")
-    records, problems = [], []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(parse_sta_line(line.strip(), f"{path}: line {lineno}", durations))
-        except AnnotationError as err:
-            if not skip_bad:
-                raise
-            problems.append(str(err))
-            logger.warning("skipping bad line: %s", err)
-    if problems:
-        logger.warning("%s: skipped %d bad line(s); kept %d", path, len(problems), len(records))
+    lines = [(lineno, line.strip()) for lineno, line in enumerate(path.read_text().splitlines(), start=1) if line.strip()]
+    records, problems = keep_valid(
+        lines, lambda item: parse_sta_line(item[1], f"{path}: line {item[0]}", durations), skip_bad, path, "line"
+    )
     if not records:
         raise AnnotationError(f"{path}: no usable lines")
     return make_qids_unique(records, str(path)), problems

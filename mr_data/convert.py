@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lavis.datasets.schema import AnnotationError, MomentRecord, read_annotations, save_annotations
+from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, read_annotations, save_annotations
 from mr_data.splits import split_by_video
 
 logger = logging.getLogger(__name__)
@@ -97,18 +97,10 @@ def convert_file(
 ) -> dict[str, list[MomentRecord]]:
     """Read a QVHighlights / normalized JSONL or a Mr. BLIP JSON list and write normalized
     JSON Lines (see the module doc); returns the records written, by split."""
-    records, problems = read_annotations(input_path, allow_no_windows, strict=not skip_bad)
-    kept = []
-    for record in records:
-        try:
-            kept.append(finish_records([record], str(input_path), clip, video_ext)[0])
-        except AnnotationError as err:
-            if not skip_bad:
-                raise
-            problems.append(str(err))
-            logger.warning("skipping bad record: %s", err)
-    if problems:
-        logger.warning("%s: skipped %d bad record(s); kept %d", input_path, len(problems), len(kept))
+    records, _ = read_annotations(input_path, allow_no_windows, strict=not skip_bad)
+    kept, _ = keep_valid(
+        records, lambda record: finish_records([record], str(input_path), clip, video_ext)[0], skip_bad, input_path, "record"
+    )
     if not kept:
         raise AnnotationError(f"{input_path}: no usable records")
     return write_with_val_split(kept, Path(out), Path(val_out) if val_out else None, val_fraction, seed)

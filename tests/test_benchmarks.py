@@ -16,12 +16,7 @@ from lavis.models.loading import model_config
 SMALL = ["--preset", "tiny", "--frames", "2", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def printed_result(capsys, returned):

@@ -22,13 +22,7 @@ PUBLISHED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny ops on a shared 2-core machine: one thread avoids oversubscription (10x faster here).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(*options, seed=0):

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from lavis.common.typed import to_dict
-from lavis.datasets.collate import collate
+from lavis.datasets.collate import collate, record_fields
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.schema import MomentRecord
@@ -67,12 +67,7 @@ class CachedFeatureDataset(EpochDataset):
         return {
             **self.cache.read(record.vid, view),
             "feature_key": self.cache.meta.frozen_key,
-            "duration": float(record.duration),
-            "query": record.query,
-            "qid": record.qid,
-            "vid": record.vid,
-            "kind": record.kind,
-            "windows": [tuple(w) for w in record.windows],
+            **record_fields(record),
         }
 
 

@@ -66,6 +66,18 @@ def frame_tensors(
     return tensors
 
 
+def record_fields(record: Any) -> dict[str, Any]:
+    """One sample's annotation entries (``duration`` and the LIST_KEYS) from its MomentRecord."""
+    return {
+        "duration": float(record.duration),
+        "query": record.query,
+        "qid": record.qid,
+        "vid": record.vid,
+        "kind": record.kind,
+        "windows": [tuple(w) for w in record.windows],
+    }
+
+
 def collate(samples: list[Optional[dict[str, Any]]]) -> dict[str, Any]:
     """Stack samples (see the module doc), padding frames to the longest sample's T."""
     present = [s for s in samples if s is not None]

@@ -33,7 +33,7 @@ import numpy as np
 
 from lavis.datasets.audio_features import AudioConfig, ClapLogMel
 from lavis.datasets.audio_io import cut_clips, read_audio
-from lavis.datasets.collate import collate, frame_tensors
+from lavis.datasets.collate import collate, frame_tensors, record_fields
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
@@ -127,10 +127,5 @@ class MomentRetrievalDataset(EpochDataset):
         pixels = self.processor(frames, generator)  # [t, 3, S, S]
         return {
             **frame_tensors(pixels, timestamps, self.num_frames, mel, audio_mask),
-            "duration": float(record.duration),
-            "query": record.query,
-            "qid": record.qid,
-            "vid": record.vid,
-            "kind": record.kind,
-            "windows": [tuple(w) for w in record.windows],
+            **record_fields(record),
         }

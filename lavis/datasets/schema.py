@@ -25,7 +25,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,25 @@ def make_qids_unique(records: list[MomentRecord], source: str) -> list[MomentRec
     return records
 
 
+def keep_valid(
+    items: Iterable[Any], parse: Callable[[Any], Any], skip_bad: bool, source: str | Path, what: str
+) -> tuple[list[Any], list[str]]:
+    """``parse`` every item; an ``AnnotationError`` is raised, or (``skip_bad``) logged, counted
+    and returned in ``problems``. Returns ``(parsed, problems)``."""
+    parsed, problems = [], []
+    for item in items:
+        try:
+            parsed.append(parse(item))
+        except AnnotationError as err:
+            if not skip_bad:
+                raise
+            problems.append(str(err))
+            logger.warning("skipping bad %s: %s", what, err)
+    if problems:
+        logger.warning("%s: skipped %d bad %s(s) of %d", source, len(problems), what, len(problems) + len(parsed))
+    return parsed, problems
+
+
 def read_annotations(
     path: str | Path, allow_no_windows: bool = False, strict: bool = True
 ) -> tuple[list[MomentRecord], list[str]]:
@@ -183,17 +202,13 @@ def read_annotations(
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"annotation file not found: {path}")
-    records, problems = [], []
-    for where, obj in _read_raw(path):
-        try:
-            records.append(record_from_json(obj, where, allow_no_windows))
-        except AnnotationError as err:
-            if strict:
-                raise
-            problems.append(str(err))
-            logger.warning("skipping bad record: %s", err)
-    if problems:
-        logger.warning("%s: skipped %d bad record(s) of %d", path, len(problems), len(problems) + len(records))
+    records, problems = keep_valid(
+        ((where, obj) for where, obj in _read_raw(path)),
+        lambda item: record_from_json(item[1], item[0], allow_no_windows),
+        skip_bad=not strict,
+        source=path,
+        what="record",
+    )
     if not records:
         raise AnnotationError(f"{path}: no usable records")
     return make_qids_unique(records, str(path)), problems
