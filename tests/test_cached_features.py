@@ -12,6 +12,7 @@ from lavis.common.registry import registry
 from lavis.datasets.builders import SplitPaths
 from lavis.datasets.collate import collate
 from lavis.datasets.feature_cache import FeatureCache, FeatureCacheError
+from lavis.datasets.temporal_crop import TemporalCropConfig
 from lavis.datasets.video_io import VideoDecodeError
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.runners.evaluation import make_loader
@@ -131,6 +132,16 @@ def test_jittered_views_resume_and_corruption(data_root, tmp_path, capsys):
         train.set_epoch(epoch)
         picked.update(tuple(train[i]["timestamps"].tolist()) for i in range(len(train)))
     assert len(picked) > len({r.vid for r in train.records})  # training sees several views
+
+    # The temporal crop works on cached features too: fewer tokens, shifted times and windows.
+    cropping = datasets_of(exp, "train", True, temporal_crop=TemporalCropConfig(prob=1.0, min_fraction=0.3))
+    cropped = [cropping[i] for i in range(len(cropping))]
+    assert any(s["duration"] < r.duration for s, r in zip(cropped, cropping.records))
+    for s, r in zip(cropped, cropping.records):
+        shift = r.windows[0][0] - s["windows"][0][0]
+        assert shift == int(shift) >= 0 and s["duration"] <= r.duration - shift + 1e-6
+        assert s["qformer_tokens"][~s["frame_mask"]].abs().sum() == 0  # re-padded with zeros
+        assert s["timestamps"][s["frame_mask"]].max() < s["duration"]
 
     # Persistent DataLoader workers see each new epoch (shared memory), as the main process does.
     sampler = list(range(len(train)))

@@ -26,6 +26,7 @@ from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
 from lavis.datasets.processors import build_processor
 from lavis.datasets.schema import read_annotations
+from lavis.datasets.temporal_crop import TemporalCropConfig
 from lavis.datasets.video_io import VideoBackend
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class MomentDatasetConfig:
     # for many epochs, e.g. the demo); frames are then the eval-style ones. See mr_dataset.py.
     cache_decoded: bool = False
     with_audio: bool = True  # false: read no audio (video-only models such as Mr. BLIP)
+    # Train split: show a random whole-second stretch of the video that contains the moment
+    # (temporal_crop.py); against memorising few videos read for many epochs. Off by default.
+    temporal_crop: TemporalCropConfig = field(default_factory=TemporalCropConfig)
     # Samples carry the frozen towers' features cached by `python -m mr_data.cache_features`
     # (split s: <cached_features_dir>/<s>, under root) instead of pixels and log-mels; the model
     # then skips its ViT, Q-Former and CLAP. The videos need not be present.
@@ -144,7 +148,9 @@ class MomentRetrievalBuilder:
             if cfg.use_cached_features:
                 cache = FeatureCache(self.feature_cache_dir(split), cfg.verify_cached_features)
                 check_cache(cache, records, cache_settings(cfg), cfg.allow_missing_videos)
-                datasets[split] = CachedFeatureDataset(records, cache, train=is_train, strict=cfg.strict, seed=cfg.seed)
+                datasets[split] = CachedFeatureDataset(
+                    records, cache, train=is_train, strict=cfg.strict, seed=cfg.seed, temporal_crop=cfg.temporal_crop
+                )
                 continue
             self._check_videos(records, video_root, split)
             datasets[split] = MomentRetrievalDataset(
@@ -160,6 +166,7 @@ class MomentRetrievalBuilder:
                 seed=cfg.seed,
                 cache_decoded=cfg.cache_decoded,
                 with_audio=cfg.with_audio,
+                temporal_crop=cfg.temporal_crop,
             )
         if not datasets:
             raise ValueError(f"{name}: no split has an annotation path (annotations.train/val/test)")

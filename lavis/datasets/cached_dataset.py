@@ -25,6 +25,7 @@ from lavis.datasets.collate import collate, record_fields
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.schema import MomentRecord
+from lavis.datasets.temporal_crop import TemporalCropConfig, maybe_crop
 from lavis.datasets.video_io import VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class CachedFeatureDataset(EpochDataset):
         train: bool = False,
         strict: bool = False,
         seed: int = 0,
+        temporal_crop: TemporalCropConfig | None = None,
     ):
         super().__init__()
         self.records = records
@@ -48,6 +50,7 @@ class CachedFeatureDataset(EpochDataset):
         self.train = train
         self.strict = strict
         self.seed = seed
+        self.temporal_crop = temporal_crop or TemporalCropConfig()  # train split only
 
 
 
@@ -61,14 +64,16 @@ class CachedFeatureDataset(EpochDataset):
                 raise VideoDecodeError(message)
             logger.warning("skipping %s", message)
             return None
-        view = 0
+        view, generator = 0, None
         if self.train:
-            view = int(np.random.default_rng([self.seed, self.epoch, index]).integers(self.cache.num_views(record.vid)))
-        return {
+            generator = np.random.default_rng([self.seed, self.epoch, index])
+            view = int(generator.integers(self.cache.num_views(record.vid)))
+        sample = {
             **self.cache.read(record.vid, view),
             "feature_key": self.cache.meta.frozen_key,
             **record_fields(record),
         }
+        return maybe_crop(sample, self.temporal_crop, generator) if generator is not None else sample
 
 
 def cache_settings(cfg: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ returns None, which ``collate`` drops and counts in the batch's ``num_skipped``.
 than substitute another sample: evaluation must predict every query once and report the misses,
 and training should not silently see one video twice.
 
-Train-time randomness (frame choice within each interval, the crop) comes from a generator seeded
+Train-time randomness (frame choice within each interval, the crop, the temporal crop of
+``temporal_crop.py``) comes from a generator seeded
 by (seed, epoch, index): the same sample is the same whatever the number of workers, and a
 resumed run sees what it would have seen.
 
@@ -36,6 +37,7 @@ from lavis.datasets.audio_io import cut_clips, read_audio
 from lavis.datasets.collate import collate, frame_tensors, record_fields
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.schema import MomentRecord
+from lavis.datasets.temporal_crop import TemporalCropConfig, maybe_crop
 from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class MomentRetrievalDataset(EpochDataset):
         seed: int = 0,
         cache_decoded: bool = False,
         with_audio: bool = True,
+        temporal_crop: TemporalCropConfig | None = None,
     ):
         super().__init__()
         if num_frames <= 0:
@@ -82,6 +85,7 @@ class MomentRetrievalDataset(EpochDataset):
         self.cache_decoded = cache_decoded
         self.with_audio = with_audio  # False: no audio read at all (video-only models)
         self._decoded: dict[Path, tuple] = {}  # path -> (frames uint8, timestamps, mel, audio mask)
+        self.temporal_crop = temporal_crop or TemporalCropConfig()  # train split only
 
 
 
@@ -125,7 +129,8 @@ class MomentRetrievalDataset(EpochDataset):
         """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
         frames, timestamps, mel, audio_mask = self.decode(path, generator)
         pixels = self.processor(frames, generator)  # [t, 3, S, S]
-        return {
+        sample = {
             **frame_tensors(pixels, timestamps, self.num_frames, mel, audio_mask),
             **record_fields(record),
         }
+        return maybe_crop(sample, self.temporal_crop, generator) if self.train else sample
