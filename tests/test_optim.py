@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from lavis.runners.config import RunConfig
-from lavis.runners.optim import build_optimizer, lr_factor, param_groups
+from lavis.runners.optim import build_optimizer, build_scheduler, lr_factor, param_groups
 from lavis.runners.samplers import EvalSampler, TrainSampler
 
 
@@ -20,6 +20,25 @@ def test_frozen_model_is_a_clear_error():
     model = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer(model, RunConfig())
+
+
+def test_lr_scale_multiplies_the_scheduled_lr_of_the_named_modules():
+    model = nn.ModuleDict({"vision": nn.Linear(2, 2), "vision_proj": nn.Linear(2, 2), "llm": nn.ModuleDict({"a": nn.Linear(2, 2)})})
+    cfg = RunConfig(init_lr=1e-3, warmup_steps=0, lr_sched="constant_lr", lr_scale={"vision": 3.0, "llm.a.bias": 0.5})
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total_steps=10)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(model["vision"].weight)] == lr_of[id(model["vision"].bias)] == pytest.approx(3e-3)
+    assert lr_of[id(model["vision_proj"].weight)] == pytest.approx(1e-3)  # a prefix is whole components
+    assert lr_of[id(model["llm"]["a"].weight)] == pytest.approx(1e-3)
+    assert lr_of[id(model["llm"]["a"].bias)] == pytest.approx(5e-4)  # the longest prefix wins
+    assert scheduler.base_lr == pytest.approx(1e-3)
+    decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay_of[id(model["vision"].bias)] == 0.0 and decay_of[id(model["vision"].weight)] == cfg.weight_decay
+    with pytest.raises(ValueError, match="names no parameter.*'visoin'"):
+        build_optimizer(model, RunConfig(lr_scale={"visoin": 2.0}))
+    with pytest.raises(ValueError, match="must be > 0"):
+        RunConfig(lr_scale={"vision": 0.0})
 
 
 def test_linear_warmup_cosine_hand_computed():

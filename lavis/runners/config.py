@@ -29,6 +29,9 @@ class RunConfig:
     warmup_lr: float = 1e-8
     warmup_steps: int = 1000
     weight_decay: float = 0.05
+    # Learning-rate multipliers by parameter-name prefix, e.g. {vision_model: 3.0, qformer: 3.0}
+    # (the longest matching prefix wins; unlisted parameters: 1.0). The schedule scales them all.
+    lr_scale: dict[str, float] = field(default_factory=dict)
     beta2: float = 0.999
     accum_grad_iters: int = 1
     grad_clip_norm: Optional[float] = 1.0
@@ -76,5 +79,8 @@ class RunConfig:
             raise ValueError(f"max_iters must be >= 1 or null, got {self.max_iters}")
         if self.prefetch_factor is not None and self.prefetch_factor < 1:
             raise ValueError(f"prefetch_factor must be >= 1 or null, got {self.prefetch_factor}")
+        bad_scales = {k: v for k, v in self.lr_scale.items() if not v > 0}
+        if bad_scales:
+            raise ValueError(f"lr_scale multipliers must be > 0, got {bad_scales}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or null, got {self.max_minutes}")

@@ -11,20 +11,41 @@ from torch import nn
 from lavis.runners.config import RunConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters in two groups: decayed matrices, and undecayed norms/biases/1-d
-    tensors (decaying a LayerNorm gain or a bias only pulls it towards an arbitrary value)."""
-    decay, no_decay = [], []
+def _under(name: str, prefix: str) -> bool:
+    """Whole dotted components: ``qformer`` covers ``qformer.layer.0.x``, not ``qformer_proj.x``."""
+    return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+
+def lr_scale_of(name: str, lr_scale: dict[str, float]) -> float:
+    """The multiplier of the longest ``lr_scale`` prefix covering parameter ``name`` (else 1)."""
+    matches = [p for p in lr_scale if _under(name, p)]
+    return lr_scale[max(matches, key=len)] if matches else 1.0
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, float] | None = None) -> list[dict]:
+    """Trainable parameters grouped by (decay, lr multiplier): decayed matrices, and undecayed
+    norms/biases/1-d tensors (decaying a LayerNorm gain or a bias only pulls it towards an
+    arbitrary value); each group carries its ``lr_scale`` for the schedule."""
+    lr_scale = lr_scale or {}
+    names = [n for n, _ in model.named_parameters()]
+    unused = [p for p in lr_scale if not any(_under(n, p) for n in names)]
+    if unused:
+        raise ValueError(f"run.lr_scale names no parameter of the model: {unused} (prefixes of parameter names, "
+                         f"e.g. {sorted({n.split('.')[0] for n in names})})")
+    groups: dict[tuple[bool, float], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        decayed = not (param.ndim < 2 or name.endswith(".bias"))
+        groups.setdefault((decayed, lr_scale_of(name, lr_scale)), []).append(param)
+    return [
+        {"params": params, "weight_decay": weight_decay if decayed else 0.0, "lr_scale": scale}
+        for (decayed, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))
+    ]
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_scale)
     if not groups:
         raise ValueError("the model has no trainable parameters; check the freeze_* and lora options")
     on_cuda = all(p.is_cuda for g in groups for p in g["params"])
@@ -67,8 +88,9 @@ class WarmupCosineSchedule:
     def _apply(self) -> None:
         progress = self.time_progress() if self.time_progress else None
         lr = self.cfg.init_lr * lr_factor(self.step_count, self.cfg, self.total_steps, progress)
+        self.base_lr = lr  # what progress bars and logs show (before the groups' lr_scale)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def step(self) -> None:
         self.step_count += 1

@@ -224,7 +224,7 @@ class RunnerBase:
                     samples = sum(len(b["qid"]) for b in group) * self.strategy.world_size
                     group = []
                     step += 1
-                    progress.update(step, loss, scheduler.get_last_lr()[0], samples)
+                    progress.update(step, loss, scheduler.base_lr, samples)
                     if self.strategy.is_main and step % rc.log_freq == 0:
                         for hook in self.hooks:
                             hook.on_train_step(step, progress.log_record())
