@@ -59,7 +59,11 @@ class SyntheticSpec:
     min_events: int = 2  # per video
     max_events: int = 4
     kind_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # visual, audio, audio_visual
-    shape_size: tuple[float, float] = (0.35, 0.5)  # side/diameter range, fraction of min(W, H)
+    shape_size: tuple[float, float] = (0.55, 0.75)  # side/diameter range, fraction of min(W, H)
+    # Range of the background's two gradient colours (0-255 levels, per video). Narrow, so that
+    # videos differ less from each other than an event differs from the background: a tiny
+    # encoder learnt from scratch otherwise mostly tells videos apart.
+    background_levels: tuple[float, float] = (100.0, 125.0)
     visual_noise: float = 6.0  # std of per-frame pixel noise, in 0-255 levels
     audio_noise: float = 0.01  # std of the background hiss, amplitude in [-1, 1]
     tone_hz: tuple[float, float] = (440.0, 1760.0)  # low beep, high beep
@@ -89,6 +93,8 @@ class SyntheticSpec:
             problems.append(f"kind_weights must be 3 non-negative numbers, not all 0: {self.kind_weights}")
         if not 0 < self.shape_size[0] <= self.shape_size[1] <= 1:
             problems.append(f"shape_size must satisfy 0 < low <= high <= 1, got {self.shape_size}")
+        if not 0 <= self.background_levels[0] <= self.background_levels[1] <= 255:
+            problems.append(f"background_levels must satisfy 0 <= low <= high <= 255, got {self.background_levels}")
         if problems:
             raise ValueError("invalid synthetic spec: " + "; ".join(problems))
 

@@ -38,9 +38,11 @@ def shape_mask(event: Event, height: int, width: int) -> np.ndarray:
     raise ValueError(f"unknown shape {event.shape!r}")
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _background(
+    rng: np.random.Generator, height: int, width: int, levels: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """int16 ``[H, W, 3]`` gradient and a wider int16 ``[H, 2W, 3]`` texture to drift across it."""
-    low, high = rng.uniform(70, 150, size=(2, 3))
+    low, high = rng.uniform(*levels, size=(2, 3))
     low = low.mean() + 0.4 * (low - low.mean())  # desaturate: events own the saturated colours
     high = high.mean() + 0.4 * (high - high.mean())
     ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
@@ -58,7 +60,7 @@ def render_frames(plan: VideoPlan, spec: SyntheticSpec, rng: np.random.Generator
     ``[start, end)`` of its event.
     """
     height, width = spec.height, spec.width
-    gradient, texture = _background(rng, height, width)
+    gradient, texture = _background(rng, height, width, spec.background_levels)
     noise = rng.normal(0.0, spec.visual_noise, size=(NOISE_POOL, height, width, 3)).astype(np.int16)
     drift = rng.uniform(2.0, 6.0) * width / 64  # pixels per second, so the texture moves slowly
     shapes = [

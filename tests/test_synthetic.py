@@ -118,8 +118,10 @@ def test_cli_makes_benchmark_style_files(tmp_path):
     out = tmp_path / "bench"
     args = ["--out", str(out), "--num-videos", "3", "--seed", "1", "--width", "96", "--height", "64",
             "--fps", "30", "--duration", "6", "--sample-rate", "48000", "--gop", "60", "--max-event-len", "3",
-            "--workers", "1"]
+            "--workers", "1", "--shape-size", "0.6", "0.7", "--background-levels", "100", "120"]
     assert main(args) == 0
+    spec = json.loads((out / "meta.json").read_text())["spec"]
+    assert (spec["shape_size"], spec["background_levels"]) == ([0.6, 0.7], [100.0, 120.0])
     with av.open(str(next((out / "videos").glob("*.mp4")))) as container:
         video, sound = container.streams.video[0], container.streams.audio[0]
         assert (video.codec_context.name, video.width, video.height) == ("h264", 96, 64)
@@ -127,3 +129,4 @@ def test_cli_makes_benchmark_style_files(tmp_path):
         keyframes = [p.pts * video.time_base for p in container.demux(video) if p.is_keyframe and p.pts is not None]
         assert len(keyframes) >= 3 and max(np.diff(keyframes)) <= 2  # 6 s, a keyframe at least every 60 frames
     assert main(["--out", str(tmp_path / "x"), "--num-videos", "3", "--size", "63"]) == 2
+    assert main(["--out", str(tmp_path / "x"), "--num-videos", "3", "--background-levels", "150", "100"]) == 2
