@@ -26,10 +26,19 @@ COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP")
 KINDS = ("visual", "audio", "audio_visual")
 
 
+def run_config(run_dir: Path) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+
+
 def dataset_root(run_dir: Path) -> Path:
     """The synthetic_av root the run was trained on (from its resolved config.yaml)."""
-    cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
-    return Path(cfg["datasets"]["synthetic_av"]["root"])
+    return Path(run_config(run_dir)["datasets"]["synthetic_av"]["root"])
+
+
+def model_label(run_dir: Path) -> str:
+    """"SMS (gca)", or "video only" for the fusion: none ablation (from the run's config)."""
+    fusion = run_config(run_dir).get("model", {}).get("fusion", {}).get("name", "gca")
+    return "video only" if fusion == "none" else f"SMS ({fusion})"
 
 
 def baseline_metrics(data_root: Path) -> dict:
@@ -40,8 +49,8 @@ def baseline_metrics(data_root: Path) -> dict:
     return {"brief": metrics["brief"], "by_kind": metrics.get("by_kind", {})}
 
 
-def table(metrics: dict, baseline: dict) -> str:
-    rows = [("SMS (this run)", metrics["brief"])]
+def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
+    rows = [(f"{label}, this run", metrics["brief"])]
     rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
     rows += [("duration-only guess", baseline["brief"])]
     rows += [(f"  {kind}", baseline["by_kind"].get(kind)) for kind in KINDS]
@@ -55,7 +64,7 @@ def table(metrics: dict, baseline: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(run_dir: Path, metrics: dict, baseline: dict) -> Path:
+def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,7 +79,7 @@ def plot(run_dir: Path, metrics: dict, baseline: dict) -> Path:
     model = [metrics["brief"]["R1@0.5"]] + [metrics.get("by_kind", {}).get(k, {}).get("R1@0.5", 0) for k in KINDS]
     guess = [baseline["brief"]["R1@0.5"]] + [baseline["by_kind"].get(k, {}).get("R1@0.5", 0) for k in KINDS]
     xs = range(len(names))
-    ax_kind.bar([x - 0.2 for x in xs], model, width=0.4, label="SMS")
+    ax_kind.bar([x - 0.2 for x in xs], model, width=0.4, label=label)
     ax_kind.bar([x + 0.2 for x in xs], guess, width=0.4, label="duration-only guess")
     ax_kind.set_xticks(list(xs), names)
     ax_kind.set(ylabel="R1@0.5 (%)", ylim=(0, 100), title="test split")
@@ -95,8 +104,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     baseline = baseline_metrics(args.data or dataset_root(args.run_dir))
     metrics["baselines"] = {"duration_only_guess": baseline}
     metrics_path.write_text(json.dumps(metrics, indent=4))
-    print(table(metrics, baseline))
-    print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline)}")
+    label = model_label(args.run_dir)
+    print(table(metrics, baseline, label))
+    print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline, label)}")
     return 0
 
 

@@ -1,0 +1,29 @@
+import json
+import shutil
+
+from omegaconf import OmegaConf
+
+from lavis.demo_summary import main
+
+
+def test_the_summary_scores_the_guess_and_names_the_model(tiny_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run.run_dir, run_dir)
+    assert main(["--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((run_dir / "metrics_test.json").read_text())
+    guess = metrics["baselines"]["duration_only_guess"]
+    assert set(guess["brief"]) >= {"R1@0.5", "mIoU"} and set(guess["by_kind"]) <= {"visual", "audio", "audio_visual"}
+    assert "SMS (gca), this run" in out and "duration-only guess" in out
+    assert (run_dir / "demo.png").stat().st_size > 10_000
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg.model.fusion.name = "none"  # the video-only ablation is labelled as such
+    OmegaConf.save(cfg, run_dir / "config.yaml")
+    assert main(["--run-dir", str(run_dir)]) == 0
+    assert "video only, this run" in capsys.readouterr().out
+
+
+def test_a_run_without_test_metrics_is_a_clear_error(tmp_path, capsys):
+    assert main(["--run-dir", str(tmp_path)]) == 1
+    assert "metrics_test.json not found" in capsys.readouterr().err
