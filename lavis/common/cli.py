@@ -52,8 +52,11 @@ def run_entry_point(cfg_path: str, options: list[str], evaluate_only: bool) -> i
     except TrainingInterrupted as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         return 128 + int(stop.signum)
+    finally:
+        # Destroy the process group on every way out: gloo/nccl threads still alive at
+        # interpreter exit abort the process ("terminate called without an active exception").
+        runner.strategy.teardown()
     if runner.strategy.is_main:
         for split, metrics in results.items():
             print(f"{split}: {json.dumps(metrics.get('brief', metrics))}")
-    runner.strategy.teardown()
     return 0

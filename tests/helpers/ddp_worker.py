@@ -11,5 +11,9 @@ from lavis.runners.runner import RunnerBase  # noqa: E402
 
 out_dir, strategy, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg, task, model, datasets = toy_experiment(out_dir, strategy=strategy, batch_size_train=batch, dropout=0.0, max_epoch=1)
-results = RunnerBase(cfg, task, model, datasets).train()
+runner = RunnerBase(cfg, task, model, datasets)
+try:
+    results = runner.train()
+finally:
+    runner.strategy.teardown()  # as lavis.train does: live gloo threads at exit abort the process
 assert results["test"]["brief"]["n"] == 11, results  # every test query exactly once across ranks
