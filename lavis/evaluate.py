@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from lavis.common.cli import experiment_parser, run_entry_point
+from lavis.common.cli import exit_process, experiment_parser, run_entry_point
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,4 +11,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from typing import NoReturn
 
 
 def experiment_parser(description: str) -> argparse.ArgumentParser:
@@ -53,10 +55,24 @@ def run_entry_point(cfg_path: str, options: list[str], evaluate_only: bool) -> i
         print(f"stopped: {stop}", file=sys.stderr)
         return 128 + int(stop.signum)
     finally:
-        # Destroy the process group on every way out: gloo/nccl threads still alive at
-        # interpreter exit abort the process ("terminate called without an active exception").
-        runner.strategy.teardown()
+        runner.strategy.teardown()  # destroy the process group on every way out
     if runner.strategy.is_main:
         for split, metrics in results.items():
             print(f"{split}: {json.dumps(metrics.get('brief', metrics))}")
     return 0
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit with ``code``; a torchrun rank (``WORLD_SIZE`` > 1) skips interpreter finalization.
+
+    After a finished distributed run (process group destroyed, hooks closed, files written),
+    finalization sometimes aborted a rank from a C++ thread of the distributed stack (SIGABRT,
+    "terminate called without an active exception"): about 1 in 4 two-process CPU runs on a loaded
+    machine, never with ``os._exit`` (16 of 16). torchrun reports such a rank as a failed job.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
