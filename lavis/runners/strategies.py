@@ -25,6 +25,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from lavis.common.registry import registry
+from lavis.common.trained_state import trained_buffer_names, trained_names, trained_parameter_names
 from lavis.runners.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -115,20 +116,24 @@ class SingleDevice:
     def trainable_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Full (unsharded) tensors of the trainable parameters, on CPU. Frozen weights (the
         ViT-g, the LLM) are never gathered: they come from the pretrained files."""
-        trainable = {n for n, p in self.unwrap(model).named_parameters() if p.requires_grad}
+        trained = trained_names(self.unwrap(model))  # + BatchNorm statistics (trained_state.py)
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
         state = get_model_state_dict(self.unwrap(model), options=options)
-        return {k: v for k, v in state.items() if k in trainable}
+        return {k: v for k, v in state.items() if k in trained}
 
     def load_trainable_state_dict(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-        trainable = {n for n, p in self.unwrap(model).named_parameters() if p.requires_grad}
-        missing = sorted(trainable - set(state))
-        unexpected = sorted(set(state) - trainable)
+        params, buffers = trained_parameter_names(self.unwrap(model)), trained_buffer_names(self.unwrap(model))
+        missing = sorted(params - set(state))
+        unexpected = sorted(set(state) - params - buffers)
         if missing or unexpected:
             raise RuntimeError(
                 f"checkpoint does not match the model's trainable parameters: missing {missing[:10]}"
                 f"{'...' if len(missing) > 10 else ''}, unexpected {unexpected[:10]}"
             )
+        stale = sorted(buffers - set(state))
+        if stale:  # a checkpoint written before buffers were saved: the statistics start fresh
+            logger.warning("checkpoint has no running statistics for %d buffers (%s...): the model's current "
+                           "values stay; predictions can differ from the run's own evaluation", len(stale), stale[0])
         set_model_state_dict(self.unwrap(model), state, options=StateDictOptions(full_state_dict=True, strict=False))
 
     def optimizer_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lavis.common.trained_state import trained_names
 from lavis.models.blip2_mr.build import is_lora_parameter
 from lavis.models.blip2_mr.config import WeightsConfig
 from lavis.models.blip2_mr.convert import convert_lavis_state_dict, to_lora_names, unwrap_checkpoint
@@ -154,7 +155,9 @@ def load_clap_dir(model: nn.Module, path: str | Path) -> None:
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    """What training changes: trainable parameters and their modules' buffers (trained_state.py)."""
+    trained = trained_names(model)
+    return {n: t.detach() for n, t in model.state_dict(keep_vars=True).items() if n in trained}
 
 
 def save_weights(model: nn.Module, path: str | Path, trainable_only: bool = True) -> Path:

@@ -1,0 +1,43 @@
+import torch
+
+from lavis.models.blip2_mr.checkpoint import load_weights, save_weights
+from lavis.models.blip2_mr.dummy import random_batch
+from lavis.models.blip2_mr.model import Blip2MR
+from lavis.models.loading import model_config
+from lavis.runners.config import RunConfig
+from lavis.runners.strategies import SingleDevice
+
+
+def trained_tiny(seed):
+    torch.manual_seed(seed)
+    model = Blip2MR.from_config(model_config("blip2_mr", "tiny"))
+    batch = random_batch(model.cfg, batch_size=2, num_frames=4, audio_frames=101, generator=torch.Generator().manual_seed(1))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):  # train-mode forwards move the CLAP tower's BatchNorm statistics
+            model(batch)
+    return model.eval(), batch
+
+
+def test_a_reloaded_model_hears_and_sees_what_the_trained_one_did(tmp_path):
+    model, batch = trained_tiny(seed=0)
+    strategy = SingleDevice(RunConfig(device="cpu", amp="off"))
+    state = strategy.trainable_state_dict(model)
+    assert any(k.endswith("running_mean") for k in state)  # not only the parameters
+
+    fresh, _ = trained_tiny(seed=1)  # other weights, other statistics
+    strategy.load_trainable_state_dict(fresh, state)
+    assert torch.equal(fresh.eval().frame_tokens(batch), model.frame_tokens(batch))
+
+    # The safetensors export carries them too.
+    other, _ = trained_tiny(seed=2)
+    load_weights(other, save_weights(model, tmp_path / "w.safetensors"))
+    assert torch.equal(other.eval().frame_tokens(batch), model.frame_tokens(batch))
+
+
+def test_a_checkpoint_without_statistics_still_loads_with_a_warning(caplog):
+    model, _ = trained_tiny(seed=0)
+    strategy = SingleDevice(RunConfig(device="cpu", amp="off"))
+    state = {k: v for k, v in strategy.trainable_state_dict(model).items() if "running_" not in k and "num_batches" not in k}
+    strategy.load_trainable_state_dict(trained_tiny(seed=1)[0], state)
+    assert "no running statistics" in caplog.text
