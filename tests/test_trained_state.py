@@ -1,6 +1,7 @@
 import torch
+from safetensors.torch import save_file
 
-from lavis.models.blip2_mr.checkpoint import load_weights, save_weights
+from lavis.models.blip2_mr.checkpoint import FORMAT_KEY, load_weights, save_weights
 from lavis.models.blip2_mr.dummy import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.loading import model_config
@@ -35,9 +36,16 @@ def test_a_reloaded_model_hears_and_sees_what_the_trained_one_did(tmp_path):
     assert torch.equal(other.eval().frame_tokens(batch), model.frame_tokens(batch))
 
 
-def test_a_checkpoint_without_statistics_still_loads_with_a_warning(caplog):
+def test_a_checkpoint_without_statistics_still_loads_with_a_warning(caplog, tmp_path):
     model, _ = trained_tiny(seed=0)
     strategy = SingleDevice(RunConfig(device="cpu", amp="off"))
     state = {k: v for k, v in strategy.trainable_state_dict(model).items() if "running_" not in k and "num_batches" not in k}
-    strategy.load_trainable_state_dict(trained_tiny(seed=1)[0], state)
-    assert "no running statistics" in caplog.text
+    strategy.load_trainable_state_dict(trained_tiny(seed=1)[0], dict(state))  # (torch fills the dict it gets)
+    assert "checkpoint has no running statistics" in caplog.text
+
+    # The same for a safetensors export written without them (an older file).
+    caplog.clear()
+    path = tmp_path / "old.safetensors"
+    save_file({k: v.clone() for k, v in state.items()}, str(path), metadata={FORMAT_KEY: "trainable"})
+    load_weights(trained_tiny(seed=2)[0], path)
+    assert "old.safetensors has no running statistics" in caplog.text

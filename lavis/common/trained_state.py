@@ -5,11 +5,19 @@ parameter: a BatchNorm whose affine weights train also updates its running mean 
 (the CLAP tower's ``bn0`` when the audio encoder trains, as in the demo). Saving the parameters
 alone lost those statistics, so a reloaded model heard differently from the one evaluated at the
 end of training. A frozen module's buffers stay as loaded from the pretrained files.
+
+Loading requires the parameters only: a checkpoint written before buffers were saved, or a
+Mr. BLIP / SMS ``.pth``, loads with a warning and the model's current statistics.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Iterable
+
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 def trained_parameter_names(model: nn.Module) -> set[str]:
@@ -30,3 +38,11 @@ def trained_buffer_names(model: nn.Module) -> set[str]:
 
 def trained_names(model: nn.Module) -> set[str]:
     return trained_parameter_names(model) | trained_buffer_names(model)
+
+
+def warn_missing_buffers(model: nn.Module, keys: Iterable[str], source: str) -> None:
+    """Warn when ``keys`` (a checkpoint's) lack trained buffers the model has."""
+    stale = sorted(trained_buffer_names(model) - set(keys))
+    if stale:
+        logger.warning("%s has no running statistics for %d buffers (%s...): the model's current values stay; "
+                       "predictions can differ from the run's own evaluation", source, len(stale), stale[0])

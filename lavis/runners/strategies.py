@@ -25,7 +25,9 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from lavis.common.registry import registry
-from lavis.common.trained_state import trained_buffer_names, trained_names, trained_parameter_names
+from lavis.common.trained_state import (
+    trained_buffer_names, trained_names, trained_parameter_names, warn_missing_buffers,
+)
 from lavis.runners.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -114,8 +116,9 @@ class SingleDevice:
     _full = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
     def trainable_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Full (unsharded) tensors of the trainable parameters, on CPU. Frozen weights (the
-        ViT-g, the LLM) are never gathered: they come from the pretrained files."""
+        """Full (unsharded) tensors of what training changes (trainable parameters and their
+        modules' buffers, ``trained_state.py``), on CPU. Frozen weights (the ViT-g, the LLM) are
+        never gathered: they come from the pretrained files."""
         trained = trained_names(self.unwrap(model))  # + BatchNorm statistics (trained_state.py)
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
         state = get_model_state_dict(self.unwrap(model), options=options)
@@ -130,10 +133,7 @@ class SingleDevice:
                 f"checkpoint does not match the model's trainable parameters: missing {missing[:10]}"
                 f"{'...' if len(missing) > 10 else ''}, unexpected {unexpected[:10]}"
             )
-        stale = sorted(buffers - set(state))
-        if stale:  # a checkpoint written before buffers were saved: the statistics start fresh
-            logger.warning("checkpoint has no running statistics for %d buffers (%s...): the model's current "
-                           "values stay; predictions can differ from the run's own evaluation", len(stale), stale[0])
+        warn_missing_buffers(self.unwrap(model), state, "checkpoint")
         set_model_state_dict(self.unwrap(model), state, options=StateDictOptions(full_state_dict=True, strict=False))
 
     def optimizer_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lavis.common.trained_state import trained_names
+from lavis.common.trained_state import trained_names, trained_parameter_names, warn_missing_buffers
 from lavis.models.blip2_mr.build import is_lora_parameter
 from lavis.models.blip2_mr.config import WeightsConfig
 from lavis.models.blip2_mr.convert import convert_lavis_state_dict, to_lora_names, unwrap_checkpoint
@@ -187,8 +187,11 @@ def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str
         kind = (f.metadata() or {}).get(FORMAT_KEY)
     if kind not in ("trainable", "full"):
         raise WeightsMismatchError(f"{path}: not a blip2_mr weights file (no '{FORMAT_KEY}' metadata)")
-    expected = trainable_state_dict(model) if kind == "trainable" else model.state_dict()
-    load_checked(model, load_file(str(path)), set(expected), f"{path} ({kind} weights)", allow_missing)
+    state = load_file(str(path))
+    expected = trained_parameter_names(model) if kind == "trainable" else set(model.state_dict())
+    load_checked(model, state, expected, f"{path} ({kind} weights)", allow_missing)
+    if kind == "trainable":
+        warn_missing_buffers(model, state, str(path))
 
 
 def load_finetuned(
@@ -200,7 +203,8 @@ def load_finetuned(
         load_weights(model, path, allow_missing)
         return
     state = convert_lavis_state_dict(read_state_file(path), fusion_prefixes)
-    load_checked(model, state, set(trainable_state_dict(model)), f"checkpoint {path}", allow_missing)
+    load_checked(model, state, trained_parameter_names(model), f"checkpoint {path}", allow_missing)
+    warn_missing_buffers(model, state, f"checkpoint {path}")
 
 
 def load_configured_weights(model: nn.Module, cfg: WeightsConfig) -> None:
