@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from typing import Any, Callable, TypeVar
+from lavis.common.errors import UserError
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ KIND_PACKAGES: dict[str, str] = {
 }
 
 
-class RegistryError(KeyError):
+class RegistryError(UserError, KeyError):
     """A name that is unknown or registered twice. ``str()`` gives the plain message."""
 
     def __str__(self) -> str:

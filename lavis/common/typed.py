@@ -12,11 +12,12 @@ import dataclasses
 import types
 import typing
 from typing import Any, Literal, Mapping, Union
+from lavis.common.errors import UserError
 
 Provenance = Mapping[str, str]  # dotted key path -> where its value came from
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value that does not fit its schema."""
 
 

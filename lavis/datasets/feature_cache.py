@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from lavis.common.errors import UserError
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -41,7 +42,7 @@ FEATURE_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 Verify = Literal["checksum", "size"]
 
 
-class FeatureCacheError(ValueError):
+class FeatureCacheError(UserError, ValueError):
     """A cache folder that is missing, incomplete, corrupt or does not fit the config."""
 
 

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
+from lavis.common.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ Qid = Union[int, str]
 Window = tuple[float, float]
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
     """A record that cannot be used; the message names the file, the line/index and the reason."""
 
 

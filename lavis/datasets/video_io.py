@@ -26,12 +26,13 @@ from typing import Literal, Optional
 
 import av
 import numpy as np
+from lavis.common.errors import UserError
 
 VideoBackend = Literal["pyav", "decord"]
 TRUNCATED_FRACTION = 0.9  # fewer readable frames than this share of the index's count: truncated
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(UserError, RuntimeError):
     """A video that cannot be used (missing, empty, truncated, undecodable); names the file."""
 
 

@@ -22,11 +22,12 @@ import numpy as np
 
 from lavis.datasets.schema import AnnotationError, MomentRecord
 from lavis.tasks.metrics_hl import num_clips, saliency_targets
+from lavis.common.errors import UserError
 
 _MAX_MESSAGES = 20  # kept in the output's "validation" section; the counts are complete
 
 
-class PredictionError(ValueError):
+class PredictionError(UserError, ValueError):
     """Predictions that cannot be scored; the message names the qid and the problem."""
 
 

@@ -27,6 +27,7 @@ from lavis.common.trained_state import trained_names, trained_parameter_names, w
 from lavis.models.blip2_mr.build import is_lora_parameter
 from lavis.models.blip2_mr.config import WeightsConfig
 from lavis.models.blip2_mr.convert import convert_lavis_state_dict, to_lora_names, unwrap_checkpoint
+from lavis.common.errors import UserError
 
 FORMAT_KEY = "blip2_mr"  # safetensors metadata: "trainable" or "full"
 PRETRAINED_PARTS = ("vision_model.", "qformer.", "query_tokens", "language_projection.", "language_model.")
@@ -34,7 +35,7 @@ _SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json"
 _SINGLE_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
-class WeightsMismatchError(RuntimeError):
+class WeightsMismatchError(UserError, RuntimeError):
     """A weights file that does not fit the model."""
 
 

@@ -25,6 +25,7 @@ import re
 from typing import Iterable, Mapping
 
 import torch
+from lavis.common.errors import UserError
 
 # Parts of LAVIS's BERT Q-Former that BLIP-2 (and so Mr. BLIP/SMS) deletes or never runs.
 UNUSED_LAVIS_KEYS = re.compile(
@@ -58,7 +59,7 @@ _RENAMES: list[tuple[re.Pattern, str]] = [
 _QV_BIAS = re.compile(r"^visual_encoder\.blocks\.(\d+)\.attn\.(q|v)_bias$")
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """A state dict that does not fit the model; lists the offending keys."""
 
 
