@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from lavis.models.blip2_mr.dummy import random_batch
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.loading import model_config
 

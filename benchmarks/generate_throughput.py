@@ -21,7 +21,8 @@ from typing import Optional, Sequence
 import torch
 
 from benchmarks.common import add_model_arguments, build_model, emit, make_batch, timed_loop, workload
-from lavis.models.blip2_mr.generation import beam_search, beams_to_windows
+from lavis.models.blip2_mr.answer import beams_to_windows
+from lavis.models.blip2_mr.generation import beam_search
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -49,7 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         with torch.autocast(work.device.type, dtype=torch.bfloat16, enabled=amp), model.autocast():
             inputs, mask = model.encode(on_device)
             timer.mark("encode")
-            beams = beam_search(model, inputs, mask)
+            beams = beam_search(model.language_model, model.tokenizer, model.cfg.generation, inputs, mask)
             timer.mark("generate")
         beams_to_windows(beams, durations, model.prompt.time_format, model.cfg.generation.max_windows)
         timer.mark("windows")

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import PRESETS, emit
-from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.builders import SyntheticAVConfig, VisProcessors
 from lavis.datasets.cached_dataset import CachedFeatureDataset
 from lavis.datasets.feature_cache import FeatureCache
@@ -39,9 +39,9 @@ from mr_data.bench_loader import loader_throughput, one_record_per_video, profil
 
 TARGETS = (25, 60)  # training samples/s: live frames and cached features (issue 7)
 LOADER = {  # per preset: image size, audio settings, DataLoader workers, videos
-    "tiny": (64, AudioConfig(sampling_rate=16000, n_mels=32, hop_length=320, fft_window_size=512, max_length_s=2,
+    "tiny": (64, AudioClipConfig(sampling_rate=16000, n_mels=32, hop_length=320, fft_window_size=512, max_length_s=2,
                              frequency_max=8000.0), 0, 4),
-    "pretrain_flant5xl": (224, AudioConfig(), 16, 200),
+    "pretrain_flant5xl": (224, AudioClipConfig(), 16, 200),
 }
 
 
@@ -55,7 +55,7 @@ def tiny_dataset(out: Path) -> tuple[Path, Path]:
     return paths["train"], out / "videos"
 
 
-def tiny_cache(ann: Path, video_root: Path, out: Path, num_frames: int, image_size: int, audio: AudioConfig) -> Path:
+def tiny_cache(ann: Path, video_root: Path, out: Path, num_frames: int, image_size: int, audio: AudioClipConfig) -> Path:
     """The tiny model's cached features of ``ann``'s videos (what mr_data.cache_features writes)."""
     from benchmarks.common import Workload, build_model
     from mr_data.cache_features import cache_split

@@ -9,7 +9,7 @@ One step is what the runner does for one optimizer step (``accum_grad_iters: 1``
 the device (``data``: non-blocking copies from pinned memory), ``forward`` under the run's
 autocast, ``backward``, and the strategy's ``optimizer`` step (clip, fused AdamW on CUDA, zero
 grads), then the loss read back once (the runner's one host sync per step). Batches are random
-(``lavis/models/blip2_mr/dummy.py``); with ``--cached-features`` they hold the frozen towers'
+(``lavis/models/blip2_mr/random_batch.py``); with ``--cached-features`` they hold the frozen towers'
 outputs instead of pixels and log-mels, as a ``use_cached_features`` dataset gives them.
 """
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.tasks.metrics import evaluate_predictions
-from lavis.tasks.windows import pairwise_temporal_iou
+from lavis.common.windows import pairwise_temporal_iou
 
 logger = logging.getLogger(__name__)
 CANDIDATE_CHUNK = 64  # candidate windows scored at once: bounds memory on 12k-query splits

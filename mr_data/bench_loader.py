@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from lavis.datasets.audio_features import AudioConfig, ClapLogMel
+from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
 from lavis.datasets.audio_io import cut_clips, read_audio
 from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
@@ -68,7 +68,7 @@ def profile_stages(
     records: Sequence[MomentRecord],
     video_root: str | Path,
     num_frames: int,
-    audio: AudioConfig,
+    audio: AudioClipConfig,
     image_size: int,
     backend: str = "pyav",
 ) -> StageTimes:
@@ -82,7 +82,7 @@ def profile_stages(
 
 
 def _profile(
-    records: Sequence[MomentRecord], video_root: str | Path, num_frames: int, audio: AudioConfig,
+    records: Sequence[MomentRecord], video_root: str | Path, num_frames: int, audio: AudioClipConfig,
     image_size: int, backend: str,
 ) -> StageTimes:
     log_mel = ClapLogMel(audio)
@@ -116,7 +116,7 @@ def loader_throughput(
     records: Sequence[MomentRecord],
     video_root: str | Path,
     num_frames: int,
-    audio: AudioConfig,
+    audio: AudioClipConfig,
     image_size: int,
     workers: int,
     backend: str = "pyav",
@@ -150,7 +150,7 @@ def report(stages: StageTimes, rate: float, workers: int) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    d = AudioConfig()
+    d = AudioClipConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ann", required=True, type=Path, help="normalized annotation file")
     p.add_argument("--video-root", required=True, type=Path)
@@ -168,7 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    audio = AudioConfig(
+    audio = AudioClipConfig(
         sampling_rate=args.sampling_rate, clip_len=args.clip_len, n_mels=args.n_mels,
         hop_length=args.hop_length, fft_window_size=args.fft_window_size, max_length_s=args.max_length_s,
         frequency_max=min(d.frequency_max, args.sampling_rate / 2),

@@ -222,7 +222,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from lavis.common.typed import ConfigError
     from lavis.datasets.builders import SPLITS, SplitPaths
     from lavis.datasets.schema import AnnotationError
-    from lavis.models.blip2_mr.frozen import unfrozen_towers
+    from lavis.models.blip2_mr.cached_features import unfrozen_towers
     from lavis.runners.strategies import SingleDevice
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from av_media import make_stereo_audio, make_video
-from lavis.datasets.audio_features import AudioConfig, ClapLogMel
+from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
 from lavis.datasets.audio_io import Waveform, cut_clips, read_audio
 from lavis.datasets.video_io import read_frames
 
@@ -80,7 +80,7 @@ def test_no_audio_stream_gives_zeros_and_a_false_mask(tmp_path):
 
 # The extractor's per-clip numpy spectrogram vs our batched torch one. Both work in float32
 # precision, so they agree to 0.01 dB within 100 dB of a clip's peak and to 1 dB at the floor.
-def _clips(cfg: AudioConfig) -> np.ndarray:
+def _clips(cfg: AudioClipConfig) -> np.ndarray:
     n = int(round(cfg.clip_len * cfg.sampling_rate))
     t = np.arange(n) / cfg.sampling_rate
     rng = np.random.default_rng(0)
@@ -93,8 +93,8 @@ def _clips(cfg: AudioConfig) -> np.ndarray:
 @pytest.mark.parametrize(
     "cfg",
     [
-        AudioConfig(),  # CLAP htsat-fused: 48 kHz, 64 mels, hop 480, fft 1024, 10 s
-        AudioConfig(sampling_rate=16000, clip_len=0.37, n_mels=16, hop_length=160, fft_window_size=256,
+        AudioClipConfig(),  # CLAP htsat-fused: 48 kHz, 64 mels, hop 480, fft 1024, 10 s
+        AudioClipConfig(sampling_rate=16000, clip_len=0.37, n_mels=16, hop_length=160, fft_window_size=256,
                     max_length_s=1, frequency_min=0.0, frequency_max=8000.0, truncation="rand_trunc"),
     ],
     ids=["clap_fused", "small_slaney"],
@@ -117,4 +117,4 @@ def test_log_mel_matches_clap_feature_extractor(cfg):
 
 def test_clips_longer_than_clap_input_are_refused():
     with pytest.raises(ValueError, match="max_length_s"):
-        AudioConfig(clip_len=12.0, max_length_s=10)
+        AudioClipConfig(clip_len=12.0, max_length_s=10)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.schema import load_annotations
 from mr_data.bench_loader import STAGES, main, one_record_per_video, profile_stages
 from mr_data.synthetic import generate_dataset
@@ -21,7 +21,7 @@ def test_stage_profile_covers_every_stage(small_videos):
     ann, video_root = small_videos
     records = one_record_per_video(load_annotations(ann), limit=2)
     assert len(records) == 2 and records[0].vid != records[1].vid
-    audio = AudioConfig(sampling_rate=16000, clip_len=1.0, n_mels=16, hop_length=160,
+    audio = AudioClipConfig(sampling_rate=16000, clip_len=1.0, n_mels=16, hop_length=160,
                         fft_window_size=400, max_length_s=2, frequency_max=8000.0)
     times = profile_stages(records, video_root, num_frames=4, audio=audio, image_size=32)
     assert times.videos == 2 and set(times.wall) == set(STAGES) == set(times.cpu)

@@ -9,7 +9,7 @@ import torch
 
 from benchmarks import generate_throughput, loader_throughput, train_throughput
 from benchmarks.common import RESULT_KEYS
-from lavis.models.blip2_mr.dummy import random_batch
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.loading import model_config
 

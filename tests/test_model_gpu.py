@@ -4,7 +4,7 @@ frames and one generate, with the peak memory printed (``pytest -m gpu -s``)."""
 import pytest
 import torch
 
-from lavis.models.blip2_mr.dummy import random_batch
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.loading import model_config
 

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from av_media import make_video
-from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.collate import collate
 from lavis.datasets.mr_dataset import MomentRetrievalDataset
 from lavis.datasets.processors import BlipVideoEvalProcessor, BlipVideoTrainProcessor, VideoEvalProcessorConfig, VideoTrainProcessorConfig
@@ -14,7 +14,7 @@ from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoDecodeError
 
 T, S = 6, 32
-AUDIO = AudioConfig(sampling_rate=16000, clip_len=0.5, n_mels=16, hop_length=160, fft_window_size=256,
+AUDIO = AudioClipConfig(sampling_rate=16000, clip_len=0.5, n_mels=16, hop_length=160, fft_window_size=256,
                     max_length_s=1, frequency_min=0.0, frequency_max=8000.0)
 F = AUDIO.num_mel_frames  # 101
 

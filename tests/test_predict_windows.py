@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from av_media import SQUARE, make_video
-from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
 from lavis.datasets.video_io import VideoDecodeError, read_frames
 from lavis.inference.long_video import Chunk, chunk_spans, merge_chunk_windows, non_maximum_suppression, to_video_clock
 from lavis.inference.predictor import PredictConfig, Predictor
 from lavis.inference.video import VideoReader
-from lavis.tasks.parsing import ScoredWindows
+from lavis.models.blip2_mr.answer import ScoredWindows
 
-AUDIO = AudioConfig(sampling_rate=16000, clip_len=1.0, n_mels=32, hop_length=512, fft_window_size=512,
+AUDIO = AudioClipConfig(sampling_rate=16000, clip_len=1.0, n_mels=32, hop_length=512, fft_window_size=512,
                     max_length_s=1, frequency_max=8000.0)
 
 

@@ -5,7 +5,7 @@ import torch
 from av_media import make_video
 from lavis.common.config import load_experiment
 from lavis.common.typed import ConfigError
-from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.collate import frame_tensors
 from lavis.datasets.mr_dataset import MomentRetrievalDataset
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
@@ -82,7 +82,7 @@ def test_maybe_crop_is_reproducible_from_the_generator():
 def test_the_train_split_of_a_dataset_crops_and_evaluation_does_not(tmp_path):
     make_video(tmp_path / "v.mp4", num_frames=100, square_frames=range(40, 50), tone=(4.0, 5.0))  # 10 s
     rec = MomentRecord(qid="a", vid="v", query="when?", duration=10.0, windows=[(4.0, 5.0)])
-    audio = AudioConfig(sampling_rate=16000, clip_len=0.5, n_mels=16, hop_length=160, fft_window_size=256,
+    audio = AudioClipConfig(sampling_rate=16000, clip_len=0.5, n_mels=16, hop_length=160, fft_window_size=256,
                         max_length_s=1, frequency_min=0.0, frequency_max=8000.0)
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=32))
 

@@ -27,7 +27,7 @@ from transformers import ClapFeatureExtractor
 
 
 @dataclass
-class AudioConfig:
+class AudioClipConfig:
     """Per-frame audio clips and their CLAP log-mel features (defaults: laion/clap-htsat-fused)."""
 
     sampling_rate: int = 48000
@@ -95,7 +95,7 @@ class ClapLogMel:
     an approximation; it makes the features ~9x cheaper than a full ``torch.stft``.
     """
 
-    def __init__(self, cfg: AudioConfig):
+    def __init__(self, cfg: AudioClipConfig):
         self.cfg = cfg
         extractor = cfg.feature_extractor()
         bank = extractor.mel_filters if cfg.truncation == "fusion" else extractor.mel_filters_slaney

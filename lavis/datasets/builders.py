@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from lavis.common.registry import registry
-from lavis.datasets.audio_features import AudioConfig
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.cached_dataset import CachedFeatureDataset, cache_settings, check_cache
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
@@ -63,7 +63,7 @@ class MomentDatasetConfig:
     video_ext: str = ".mp4"  # for records without a video_file: <vid><video_ext>
     num_frames: int = 20
     vis_processor: VisProcessors = field(default_factory=VisProcessors)
-    audio: AudioConfig = field(default_factory=AudioConfig)
+    audio: AudioClipConfig = field(default_factory=AudioClipConfig)
     video_backend: VideoBackend = "pyav"
     strict: bool = False  # raise on an unreadable video instead of skipping and counting it
     allow_missing_videos: bool = False  # at build time: warn about missing videos, do not fail

@@ -13,7 +13,7 @@ With ``use_cached_features`` (``cached_dataset.py``) ``video`` and ``audio_featu
 the frozen towers' cached outputs, and ``feature_key`` says which frozen weights made them:
     qformer_tokens  bf16/f32 [B, T, Q, Dq]    the Q-Former's output tokens per frame
     audio_embeds    bf16/f32 [B, T, Da]       CLAP embedding per frame clip (0: no audio)
-    feature_key     list of str               the writing model's frozen_key (``frozen.py``)
+    feature_key     list of str               the writing model's frozen_key (``cached_features.py``)
     num_skipped     int                       samples of this batch the dataset could not read
 
 A sample the dataset could not read is ``None``; the collate drops it and counts it in

@@ -32,7 +32,7 @@ from typing import Any, Optional
 import av
 import numpy as np
 
-from lavis.datasets.audio_features import AudioConfig, ClapLogMel
+from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
 from lavis.datasets.audio_io import cut_clips, read_audio
 from lavis.datasets.collate import collate, frame_tensors, record_fields
 from lavis.datasets.epoch import EpochDataset
@@ -58,7 +58,7 @@ class MomentRetrievalDataset(EpochDataset):
         processor: Any,
         *,
         num_frames: int = 20,
-        audio: AudioConfig | None = None,
+        audio: AudioClipConfig | None = None,
         video_backend: VideoBackend = "pyav",
         video_ext: str = ".mp4",
         train: bool = False,
@@ -75,7 +75,7 @@ class MomentRetrievalDataset(EpochDataset):
         self.video_root = Path(video_root)
         self.processor = processor
         self.num_frames = num_frames
-        self.audio = audio or AudioConfig()
+        self.audio = audio or AudioClipConfig()
         self.log_mel = ClapLogMel(self.audio)
         self.video_backend = video_backend
         self.video_ext = video_ext

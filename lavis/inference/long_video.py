@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from lavis.tasks.windows import temporal_iou
+from lavis.common.windows import temporal_iou
 
 
 @dataclass(frozen=True)

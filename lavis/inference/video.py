@@ -20,7 +20,7 @@ import av
 import numpy as np
 import torch
 
-from lavis.datasets.audio_features import AudioConfig, ClapLogMel
+from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
 from lavis.datasets.audio_io import Waveform, cut_clips, read_audio
 from lavis.datasets.collate import frame_tensors
 from lavis.datasets.video_io import SampledFrames, VideoBackend, VideoDecodeError, read_frames
@@ -53,7 +53,7 @@ class VideoReader:
     keys at all)."""
 
     def __init__(
-        self, num_frames: int, processor: Any, audio: AudioConfig, backend: VideoBackend = "pyav",
+        self, num_frames: int, processor: Any, audio: AudioClipConfig, backend: VideoBackend = "pyav",
         with_audio: bool = True,
     ):
         self.num_frames = num_frames

@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lavis.tasks.windows import pairwise_temporal_iou
+from lavis.common.windows import pairwise_temporal_iou
 
 IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5:0.05:0.95
 R1_THRESHOLDS: tuple[float, ...] = (0.3,) + IOU_THRESHOLDS  # 0.3 added for Charades-STA tables

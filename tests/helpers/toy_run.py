@@ -89,7 +89,7 @@ class ToyTask:
         return [{"qid": q, "pred_relevant_windows": w} for q, w in zip(batch["qid"], inner.predict(batch))]
 
     def evaluate(self, preds, records, skipped_videos=0):
-        from lavis.tasks.windows import temporal_iou
+        from lavis.common.windows import temporal_iou
 
         gt = {r.qid: r.windows[0] for r in records}
         ious = [temporal_iou(p["pred_relevant_windows"][0], gt[p["qid"]]) for p in preds]

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ClapAudioConfig, ClapAudioModelWithProjection
 
-from lavis.models.blip2_mr.config import AudioConfig
+from lavis.models.blip2_mr.config import AudioTowerConfig
 
 
-def clap_audio_config(cfg: AudioConfig) -> ClapAudioConfig:
+def clap_audio_config(cfg: AudioTowerConfig) -> ClapAudioConfig:
     """The HF config of the audio tower. HTSAT's last stage width is ``hidden_size``."""
     return ClapAudioConfig(
         num_mel_bins=cfg.num_mel_bins,
@@ -47,7 +47,7 @@ class ClapAudioEncoder(nn.Module):
     ``is_longer`` False: the same embedding for a quarter of the work (a test checks equality).
     """
 
-    def __init__(self, cfg: AudioConfig):
+    def __init__(self, cfg: AudioTowerConfig):
         super().__init__()
         self.cfg = cfg
         self.clap = ClapAudioModelWithProjection(clap_audio_config(cfg))

@@ -81,7 +81,7 @@ class LLMConfig:
 
 
 @dataclass
-class AudioConfig:
+class AudioTowerConfig:
     """``ClapAudioModelWithProjection`` (the HTSAT audio tower of CLAP htsat-fused at full size).
 
     Input: one log-mel per frame, ``[n_frames, num_mel_bins]`` with ``n_frames`` at most
@@ -158,7 +158,7 @@ class TokenizerConfig:
 
 
 @dataclass
-class GenerationConfig:
+class DecodingConfig:
     num_beams: int = 5
     num_return_sequences: Optional[int] = None  # beams returned per sample; null: num_beams
     max_new_tokens: int = 50
@@ -206,12 +206,12 @@ class Blip2MRConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
-    audio: AudioConfig = field(default_factory=AudioConfig)
+    audio: AudioTowerConfig = field(default_factory=AudioTowerConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    generation: DecodingConfig = field(default_factory=DecodingConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     # Freezing. Trainable by default: LoRA, the fusion, the projection, the ViT's final LayerNorm.
     freeze_vit: bool = True  # patch embedding + transformer blocks

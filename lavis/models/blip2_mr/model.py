@@ -23,12 +23,12 @@ from lavis.models.blip2_mr import build
 from lavis.models.blip2_mr.audio import ClapAudioEncoder
 from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
-from lavis.models.blip2_mr.frozen import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
-from lavis.models.blip2_mr.generation import beam_search, beams_to_windows
+from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows
+from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
+from lavis.models.blip2_mr.generation import beam_search
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
 from lavis.models.fusion import build_fusion
-from lavis.tasks.parsing import ScoredWindows
 
 IGNORE_INDEX = -100
 
@@ -85,7 +85,7 @@ class Blip2MR(nn.Module):
         model = cls(cfg, build_tokenizer(cfg))
         if load_weights:
             load_configured_weights(model, cfg.weights)
-            model._frozen_key = compute_frozen_key(model)
+            model._frozen_key = model._compute_frozen_key()
         return model
 
     # Modes and precision ---------------------------------------------------------------------
@@ -123,10 +123,10 @@ class Blip2MR(nn.Module):
 
         The frozen part comes from the towers (``video``, ``audio_features``) or, in a batch of
         cached features (``qformer_tokens [B, T, Q, Dq]``, ``audio_embeds [B, T, Da]``), from the
-        cache (``frozen.py``); everything from the fusion on is the same code."""
+        cache (``cached_features.py``); everything from the fusion on is the same code."""
         frame_mask = batch["frame_mask"].bool()
         if CACHED_KEYS[0] in batch:
-            tokens, audio, audio_mask = cached_features(self, batch, frame_mask)
+            tokens, audio, audio_mask = cached_features(self.cfg, self.frozen_key, batch, frame_mask)
         else:
             tokens, audio, audio_mask = self._frozen_features(batch, frame_mask)
         if self.cfg.fusion.position == "early":
@@ -166,11 +166,15 @@ class Blip2MR(nn.Module):
 
     @property
     def frozen_key(self) -> str:
-        """Fingerprint of the frozen towers' weights (``frozen.py``); computed once, when first
+        """Fingerprint of the frozen towers' weights (``cached_features.py``); computed once, when first
         needed or by ``from_config`` after loading the weights (before any sharding)."""
         if self._frozen_key is None:
-            self._frozen_key = compute_frozen_key(self)
+            self._frozen_key = self._compute_frozen_key()
         return self._frozen_key
+
+    def _compute_frozen_key(self) -> str:
+        parts = {"query_tokens": self.query_tokens, "vision_model": self.vision_model, "qformer": self.qformer}
+        return compute_frozen_key({**parts, "audio_encoder": self.audio_encoder})
 
     def _audio(self, batch: dict[str, Any], frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[N, Da]`` CLAP embeddings of the fed frames' clips (zero where there is no audio) and
@@ -238,7 +242,7 @@ class Blip2MR(nn.Module):
         """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
         length-normalized sequence log-probability as score."""
         with self.autocast():
-            return beam_search(self, *self.encode(batch))
+            return beam_search(self.language_model, self.tokenizer, self.cfg.generation, *self.encode(batch))
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[ScoredWindows]:

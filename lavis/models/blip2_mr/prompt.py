@@ -1,10 +1,5 @@
-"""The one definition of the LLM's inputs and targets: time formats, target text, sequence layout.
-
-Time formats (value <-> seconds; the inverse is what the parser uses):
-  - ``seconds_integers``: ``24`` means 24 s (the default, SMS/Mr. BLIP);
-  - ``seconds_floats``: ``24.5`` (one decimal);
-  - ``relative_integers``: ``40`` means 40 % of the duration (0-100).
-Target text: ``[[24, 30], [41, 52]]``, windows sorted by start.
+"""The one definition of the LLM's inputs and targets: the encoder sequence layout and target ids
+(the target text itself, and the time formats, are the answer format of ``answer.py``).
 
 Encoder layout of one sample (``FRAME`` marks the slots that frame tokens fill, in order):
   interleaved:      F0 t0  F1 t1 ... Fn tn  >  D  prompt </s>
@@ -18,73 +13,14 @@ when a tokenizer splits a number into several tokens, inputs and targets carry t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from lavis.models.blip2_mr.config import PromptConfig, TimeFormatName
+from lavis.models.blip2_mr.answer import TimeFormat, format_windows
+from lavis.models.blip2_mr.config import PromptConfig
 from lavis.models.blip2_mr.tokenizer import TextTokenizer
 
 FRAME = -1  # placeholder id of a frame-token slot in a layout
-
-
-def _round_half_up(x: float, digits: int = 0) -> float:
-    # Python's round() is half-to-even; times are rounded the same way everywhere, half up.
-    scale = 10**digits
-    return math.floor(x * scale + 0.5) / scale
-
-
-@dataclass(frozen=True)
-class TimeFormat:
-    name: TimeFormatName
-
-    @property
-    def step(self) -> float:
-        """The smallest distance between two values."""
-        return 0.1 if self.name == "seconds_floats" else 1.0
-
-    def value(self, seconds: float, duration: float) -> float:
-        """Seconds -> this format's (rounded) value."""
-        if self.name == "seconds_integers":
-            return _round_half_up(seconds)
-        if self.name == "seconds_floats":
-            return _round_half_up(seconds, 1)
-        return _round_half_up(100.0 * seconds / duration) if duration > 0 else 0.0
-
-    def upper(self, duration: float) -> float:
-        """The largest legal value for a video of this duration."""
-        if self.name == "relative_integers":
-            return 100.0
-        return max(self.value(duration, duration), self.step)
-
-    def to_seconds(self, value: float, duration: float) -> float:
-        """This format's value -> seconds (the inverse the parser applies)."""
-        if self.name == "relative_integers":
-            return value * duration / 100.0
-        return float(value)
-
-    def text(self, value: float) -> str:
-        return f"{value:.1f}" if self.name == "seconds_floats" else str(int(value))
-
-    def duration_text(self, duration: float) -> str:
-        # Relative formats still state the duration in (integer) seconds: it gives the scale.
-        fmt = TimeFormat("seconds_integers") if self.name == "relative_integers" else self
-        return fmt.text(fmt.value(duration, duration))
-
-
-def format_windows(windows: Sequence[Sequence[float]], duration: float, fmt: TimeFormat) -> str:
-    """Target text ``[[s, e], ...]``: windows clipped to the video, sorted by start, each at least
-    one step long (a window shorter than the format's resolution would parse as empty)."""
-    upper = fmt.upper(duration)
-    pairs = []
-    for start, end in sorted((float(s), float(e)) for s, e in windows):
-        lo = min(max(fmt.value(max(start, 0.0), duration), 0.0), upper)
-        hi = min(max(fmt.value(min(end, duration), duration), 0.0), upper)
-        if hi - lo < fmt.step:
-            hi = min(lo + fmt.step, upper)
-            lo = min(lo, hi - fmt.step)
-        pairs.append(f"[{fmt.text(lo)}, {fmt.text(hi)}]")
-    return "[" + ", ".join(pairs) + "]"
 
 
 @dataclass

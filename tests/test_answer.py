@@ -1,10 +1,14 @@
+"""The answer format (answer.py): windows -> target text -> parsed, scored windows; temporal IoU."""
+
 import math
 
 import numpy as np
 import pytest
 
-from lavis.tasks.parsing import parse_windows, windows_from_beams
-from lavis.tasks.windows import pairwise_temporal_iou, temporal_iou
+from lavis.common.windows import pairwise_temporal_iou, temporal_iou
+from lavis.models.blip2_mr.answer import TimeFormat, format_windows, parse_windows, windows_from_beams
+
+FORMATS = ["seconds_integers", "seconds_floats", "relative_integers"]
 
 
 @pytest.mark.parametrize(
@@ -67,3 +71,35 @@ def test_beams_converted_to_seconds_and_capped():
 def test_beams_all_garbage_is_invalid_and_empty():
     out = windows_from_beams([("no idea", -1.0), ("", -2.0)], upper=30)
     assert out.windows == [] and out.invalid
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_time_formats_round_trip_through_the_parser(name):
+    fmt, duration = TimeFormat(name), 47.3
+    windows = [(30.2, 41.0), (3.26, 9.71)]
+    text = format_windows(windows, duration, fmt)
+    parsed = parse_windows(text, upper=fmt.upper(duration))
+    assert not parsed.invalid
+    seconds = [(fmt.to_seconds(s, duration), fmt.to_seconds(e, duration)) for s, e in parsed.windows]
+    # Sorted by start, and back within the format's resolution.
+    resolution = {"seconds_integers": 0.5, "seconds_floats": 0.05, "relative_integers": 0.5 * duration / 100}[name]
+    for (s, e), (s0, e0) in zip(seconds, sorted(windows)):
+        assert abs(s - s0) <= resolution + 1e-9 and abs(e - e0) <= resolution + 1e-9
+
+
+def test_target_text_exact_forms():
+    assert format_windows([(24.4, 30.5), (2, 5)], 60, TimeFormat("seconds_integers")) == "[[2, 5], [24, 31]]"
+    assert format_windows([(2.25, 5.0)], 60, TimeFormat("seconds_floats")) == "[[2.3, 5.0]]"
+    assert format_windows([(15, 30)], 60, TimeFormat("relative_integers")) == "[[25, 50]]"
+    # Clipped to the video; a window shorter than one step still parses as a window.
+    assert format_windows([(-3, 70)], 60, TimeFormat("seconds_integers")) == "[[0, 60]]"
+    assert format_windows([(10.1, 10.3)], 60, TimeFormat("seconds_integers")) == "[[10, 11]]"
+    assert format_windows([(59.9, 60)], 60, TimeFormat("seconds_integers")) == "[[59, 60]]"
+
+
+def test_windows_from_beams_with_relative_format_returns_seconds():
+    fmt, duration = TimeFormat("relative_integers"), 80.0
+    scored = windows_from_beams(
+        [("[[25, 50]]", -0.1), ("[[10, 20]]", -2.0)], fmt.upper(duration), lambda v: fmt.to_seconds(v, duration)
+    )
+    assert scored.windows[0][:2] == [20.0, 40.0] and scored.windows[0][2] > scored.windows[1][2]

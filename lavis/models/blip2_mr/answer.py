@@ -1,9 +1,19 @@
-"""LLM text -> windows, and beam search output -> one scored, de-duplicated list of windows.
+"""The model's answer format, both ways: windows -> target text, generated text -> scored windows.
 
-The model is asked for ``[[24, 30], [40.5, 52]]``. Real outputs miss brackets, leave trailing
-commas, swap start and end, run past the video's end or are garbage. ``parse_windows`` never
-raises on model output: it recovers what it can, clips to ``[0, upper]`` and sets ``invalid``
-whenever the text was not a clean, in-range list, so ``invalid_rate`` can be reported.
+The one place that defines how ``blip2_mr`` writes a moment (``[[24, 30], [41, 52]]``) and how
+its beams are read back; ``prompt.py`` puts the target text into the LLM's targets, ``model.py``
+turns beam search output into windows here, and the task only scores what comes out.
+
+Time formats (value <-> seconds; the inverse is what the parser uses):
+  - ``seconds_integers``: ``24`` means 24 s (the default, SMS/Mr. BLIP);
+  - ``seconds_floats``: ``24.5`` (one decimal);
+  - ``relative_integers``: ``40`` means 40 % of the duration (0-100).
+Target text: ``[[24, 30], [41, 52]]``, windows sorted by start.
+
+Real outputs miss brackets, leave trailing commas, swap start and end, run past the video's end
+or are garbage. ``parse_windows`` never raises on model output: it recovers what it can, clips to
+``[0, upper]`` and sets ``invalid`` whenever the text was not a clean, in-range list, so
+``invalid_rate`` can be reported.
 """
 
 from __future__ import annotations
@@ -11,9 +21,70 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Sequence
 
-from lavis.tasks.windows import temporal_iou
+from lavis.common.windows import temporal_iou
+from lavis.models.blip2_mr.config import TimeFormatName
+
+def _round_half_up(x: float, digits: int = 0) -> float:
+    # Python's round() is half-to-even; times are rounded the same way everywhere, half up.
+    scale = 10**digits
+    return math.floor(x * scale + 0.5) / scale
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    name: TimeFormatName
+
+    @property
+    def step(self) -> float:
+        """The smallest distance between two values."""
+        return 0.1 if self.name == "seconds_floats" else 1.0
+
+    def value(self, seconds: float, duration: float) -> float:
+        """Seconds -> this format's (rounded) value."""
+        if self.name == "seconds_integers":
+            return _round_half_up(seconds)
+        if self.name == "seconds_floats":
+            return _round_half_up(seconds, 1)
+        return _round_half_up(100.0 * seconds / duration) if duration > 0 else 0.0
+
+    def upper(self, duration: float) -> float:
+        """The largest legal value for a video of this duration."""
+        if self.name == "relative_integers":
+            return 100.0
+        return max(self.value(duration, duration), self.step)
+
+    def to_seconds(self, value: float, duration: float) -> float:
+        """This format's value -> seconds (the inverse the parser applies)."""
+        if self.name == "relative_integers":
+            return value * duration / 100.0
+        return float(value)
+
+    def text(self, value: float) -> str:
+        return f"{value:.1f}" if self.name == "seconds_floats" else str(int(value))
+
+    def duration_text(self, duration: float) -> str:
+        # Relative formats still state the duration in (integer) seconds: it gives the scale.
+        fmt = TimeFormat("seconds_integers") if self.name == "relative_integers" else self
+        return fmt.text(fmt.value(duration, duration))
+
+
+def format_windows(windows: Sequence[Sequence[float]], duration: float, fmt: TimeFormat) -> str:
+    """Target text ``[[s, e], ...]``: windows clipped to the video, sorted by start, each at least
+    one step long (a window shorter than the format's resolution would parse as empty)."""
+    upper = fmt.upper(duration)
+    pairs = []
+    for start, end in sorted((float(s), float(e)) for s, e in windows):
+        lo = min(max(fmt.value(max(start, 0.0), duration), 0.0), upper)
+        hi = min(max(fmt.value(min(end, duration), duration), 0.0), upper)
+        if hi - lo < fmt.step:
+            hi = min(lo + fmt.step, upper)
+            lo = min(lo, hi - fmt.step)
+        pairs.append(f"[{fmt.text(lo)}, {fmt.text(hi)}]")
+    return "[" + ", ".join(pairs) + "]"
+
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _NUMBER_RE = re.compile(_NUMBER)
@@ -110,3 +181,18 @@ def windows_from_beams(
             seen_in_beam.add(match)
     merged.sort(key=lambda w: -w[2])  # stable: ties keep first-appearance order
     return ScoredWindows(merged[:max_windows], first_invalid, [text for text, _ in ordered])
+
+
+def beams_to_windows(
+    beams: list[list[tuple[str, float]]], durations: list[float], time_format: TimeFormat, max_windows: int
+) -> list[ScoredWindows]:
+    """Each sample's beams -> one de-duplicated list of ``[start, end, score]`` in seconds."""
+    return [
+        windows_from_beams(
+            sample_beams,
+            upper=time_format.upper(duration),
+            to_seconds=partial(time_format.to_seconds, duration=duration),
+            max_windows=max_windows,
+        )
+        for sample_beams, duration in zip(beams, durations)
+    ]

@@ -15,14 +15,12 @@ checkpoints, other sizes, audio on/off), which would otherwise train silently on
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
+from torch import nn
 
 from lavis.models.blip2_mr.config import Blip2MRConfig
-
-if TYPE_CHECKING:
-    from lavis.models.blip2_mr.model import Blip2MR
 
 KEY_SAMPLES = 4096  # values per tensor that enter the key (evenly strided over the tensor)
 CACHED_KEYS = ("qformer_tokens", "audio_embeds")  # batch keys of cached features
@@ -36,20 +34,23 @@ def unfrozen_towers(cfg: Blip2MRConfig) -> list[str]:
     return [name for name, frozen in flags.items() if not frozen]
 
 
-def _frozen_tensors(model: "Blip2MR") -> Iterator[tuple[str, torch.Tensor]]:
-    yield "query_tokens", model.query_tokens
-    for prefix in ("vision_model", "qformer", "audio_encoder"):
-        module = getattr(model, prefix)
-        if module is None:
+def _frozen_tensors(parts: Mapping[str, nn.Module | torch.Tensor | None]) -> Iterator[tuple[str, torch.Tensor]]:
+    for prefix, part in parts.items():
+        if part is None:
             continue
-        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if isinstance(part, torch.Tensor):
+            yield prefix, part
+            continue
+        for name, tensor in [*part.named_parameters(), *part.named_buffers()]:
             yield f"{prefix}.{name}", tensor
 
 
-def compute_frozen_key(model: "Blip2MR") -> str:
-    """16 hex digits identifying the frozen towers' weights (see the module doc)."""
+def compute_frozen_key(parts: Mapping[str, nn.Module | torch.Tensor | None]) -> str:
+    """16 hex digits identifying the frozen towers' weights (see the module doc). ``parts`` maps
+    the model's attribute names to the frozen modules/tensors, in a fixed order (``None``: a
+    tower the model does not have)."""
     digest = hashlib.sha256()
-    for name, tensor in _frozen_tensors(model):
+    for name, tensor in _frozen_tensors(parts):
         flat = tensor.detach().reshape(-1)
         sample = flat[:: max(flat.numel() // KEY_SAMPLES, 1)][:KEY_SAMPLES]
         digest.update(f"{name}{tuple(tensor.shape)}".encode())
@@ -58,12 +59,13 @@ def compute_frozen_key(model: "Blip2MR") -> str:
 
 
 def cached_features(
-    model: "Blip2MR", batch: dict[str, Any], frame_mask: torch.Tensor
+    cfg: Blip2MRConfig, frozen_key: str, batch: dict[str, Any], frame_mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fed frames' (``frame_mask`` True) cached Q-Former tokens ``[N, Q, Dq]``, CLAP
     embeddings ``[N, Da]`` (zero without audio) and audio mask ``[N]``, in fp32 as the live
-    towers return them. Raises ``ValueError`` when the model cannot use these features."""
-    unfrozen = unfrozen_towers(model.cfg)
+    towers return them. Raises ``ValueError`` when a model of ``cfg`` whose frozen towers have
+    ``frozen_key`` cannot use these features."""
+    unfrozen = unfrozen_towers(cfg)
     if unfrozen:
         raise ValueError(
             f"the batch holds cached frozen features, but this model trains what they were computed with "
@@ -71,16 +73,16 @@ def cached_features(
             "video (use_cached_features: false)"
         )
     keys = sorted(set(batch.get("feature_key") or ["<none>"]))
-    if keys != [model.frozen_key]:
+    if keys != [frozen_key]:
         raise ValueError(
             f"cached features were written by frozen towers with key {', '.join(keys)}, this model's key is "
-            f"{model.frozen_key} (other weights, sizes or audio setting): recompute them with "
+            f"{frozen_key} (other weights, sizes or audio setting): recompute them with "
             "`python -m mr_data.cache_features` and this experiment's config"
         )
     tokens = batch["qformer_tokens"][frame_mask].float()  # [N, Q, Dq]
     n = tokens.shape[0]
-    if model.audio_encoder is None:
-        audio = torch.zeros(n, model.cfg.audio.projection_dim, device=tokens.device)
+    if not cfg.uses_audio:
+        audio = torch.zeros(n, cfg.audio.projection_dim, device=tokens.device)
         return tokens, audio, torch.zeros(n, dtype=torch.bool, device=tokens.device)
     return tokens, batch["audio_embeds"][frame_mask].float(), batch["audio_mask"].bool()[frame_mask]
 
