@@ -85,13 +85,13 @@ def test_an_experiment_yaml_layers_env_preset_yaml_and_options(layout, tmp_path,
     experiment.write_text(
         f"model: {{arch: {arch}, model_type: {model_type}}}\n"
         "datasets:\n  synthetic_av:\n    num_frames: 8\n    seed: ${run.seed}\n"
-        "    vis_processor: {train: {name: blip2_video_train, image_size: 32}}\n"
+        "    vis_processor: {train: {name: blip2_video_train, min_scale: 0.25}}\n"
         "run: {seed: 7}\n"
     )
     monkeypatch.setenv("SMS_SYNTHETIC_ROOT", str(layout))
     cfg = load_experiment(experiment, ["datasets.synthetic_av.audio.clip_len=1.0"]).datasets["synthetic_av"]
     assert (cfg.root, cfg.num_frames, cfg.seed, cfg.audio.clip_len) == (str(layout), 8, 7, 1.0)
-    assert cfg.vis_processor.train == {"name": "blip2_video_train", "image_size": 32}
+    assert cfg.vis_processor.train == {"name": "blip2_video_train", "image_size": 224, "min_scale": 0.25}
     assert cfg.vis_processor.eval == {"name": "blip_video_eval", "image_size": 224}
     assert sorted(SyntheticAVBuilder(cfg).build_datasets()) == ["test", "train", "val"]
     with pytest.raises(ConfigError, match="unknown processor 'nope'"):

@@ -6,7 +6,10 @@ Layers, later wins:
   3. the experiment YAML;
   4. ``--options key.path=value ...`` from the command line.
 Each layer is checked for unknown keys against the schema and errors name that layer's file.
-``${...}`` interpolations are resolved after merging.
+``${...}`` interpolations are resolved after merging. Each section's schema is the
+``config_class`` of the registered class it names (``model.arch``, ``datasets.<name>``,
+``run.runner``), so this module knows no section's fields. Then the model class checks each
+dataset's inputs against its config (``lavis/common/inputs.py``).
 """
 
 from __future__ import annotations
@@ -19,18 +22,18 @@ from omegaconf import OmegaConf
 
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
-from lavis.runners.config import RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("model", "datasets", "run")
 OPTIONS_SOURCE = "--options"
+DEFAULT_RUNNER = "runner_base"
 
 
 @dataclasses.dataclass
 class ExperimentConfig:
     model: Any  # the model class's config_class instance
     datasets: dict[str, Any]  # builder name -> that builder's config_class instance
-    run: RunConfig
+    run: Any  # the runner class's config_class instance
     cfg_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +111,8 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
 
     # (source, {"model": ..., "datasets": {...}, "run": ...}) in merge order.
     layers: list[tuple[str, dict[str, Any]]] = []
-    schemas: dict[str, type] = {"run": RunConfig}
+    runner = _section(cli, "run", OPTIONS_SOURCE).get("runner", _section(experiment, "run", source).get("runner"))
+    schemas: dict[str, type] = {"run": registry.get("runner", runner or DEFAULT_RUNNER).config_class}
 
     model_exp = _section(experiment, "model", source)
     model_cli = _section(cli, "model", OPTIONS_SOURCE)
@@ -142,7 +146,7 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
     defaults = {
         "model": to_dict(schemas["model"]()),
         "datasets": {name: to_dict(schemas[f"datasets.{name}"]()) for name in dataset_names},
-        "run": to_dict(RunConfig()),
+        "run": to_dict(schemas["run"]()),
     }
     layers.insert(0, ("class defaults", defaults))
 
@@ -169,8 +173,12 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
         name: from_dict(schemas[f"datasets.{name}"], body or {}, source, f"datasets.{name}", provenance)
         for name, body in (resolved.get("datasets") or {}).items()
     }
-    run_cfg = from_dict(RunConfig, resolved.get("run"), source, "run", provenance)
+    run_cfg = from_dict(schemas["run"], resolved.get("run"), source, "run", provenance)
     registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
+    check_inputs = getattr(model_cls, "check_inputs", None)
+    for name, ds_cfg in datasets_cfg.items():
+        if check_inputs is not None and hasattr(ds_cfg, "inputs"):
+            check_inputs(model_cfg, ds_cfg.inputs(f"datasets.{name}"))
     return ExperimentConfig(model=model_cfg, datasets=datasets_cfg, run=run_cfg, cfg_path=source)
 
 

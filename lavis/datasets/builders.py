@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from lavis.common.inputs import DatasetInputs
 from lavis.common.registry import registry
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.cached_dataset import CachedFeatureDataset, cache_settings, check_cache
@@ -90,6 +91,23 @@ class MomentDatasetConfig:
             raise ValueError(f"num_frames must be positive, got {self.num_frames}")
         if self.use_cached_features and self.cache_decoded:
             raise ValueError("use_cached_features and cache_decoded exclude each other: cached features decode nothing")
+
+    def inputs(self, prefix: str) -> DatasetInputs:
+        """What this dataset feeds the model; ``prefix`` is its config path (``datasets.<name>``)."""
+        sizes = {
+            f"{prefix}.vis_processor.{stage}.image_size": build_processor(
+                getattr(self.vis_processor, stage), f"{prefix}.vis_processor.{stage}"
+            ).cfg.image_size
+            for stage in ("train", "eval")
+        }
+        return DatasetInputs(
+            image_sizes=sizes,
+            reads_audio=self.with_audio,
+            reads_audio_key=f"{prefix}.with_audio",
+            num_mel_bins=self.audio.n_mels,
+            num_mel_bins_key=f"{prefix}.audio.n_mels",
+            cached_features=self.use_cached_features,
+        )
 
 
 @dataclass

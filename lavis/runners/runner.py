@@ -18,6 +18,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from lavis.common.config import ExperimentConfig, save_config
 from lavis.common.registry import registry
+from lavis.runners.config import RunConfig
 from lavis.runners.checkpoint import CheckpointManager, load_checkpoint, rng_state, set_rng_state
 from lavis.runners.evaluation import make_loader, predict_split
 from lavis.runners.hooks import build_hooks
@@ -49,6 +50,7 @@ def seed_everything(seed: int) -> None:
 
 @registry.register_runner("runner_base")
 class RunnerBase:
+    config_class = RunConfig  # the `run:` section
     def __init__(self, cfg: ExperimentConfig, task: Any, model: torch.nn.Module, datasets: dict[str, dict[str, Dataset]], strategy=None):
         self.cfg, self.run_cfg, self.task = cfg, cfg.run, task
         self.strategy = strategy or build_strategy(cfg.run)

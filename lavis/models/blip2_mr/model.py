@@ -26,6 +26,7 @@ from lavis.models.blip2_mr.config import Blip2MRConfig
 from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows
 from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
 from lavis.models.blip2_mr.generation import beam_search
+from lavis.models.blip2_mr.input_checks import check_dataset_inputs
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
 from lavis.models.fusion import build_fusion
@@ -45,6 +46,7 @@ class Blip2MR(nn.Module):
         "pretrain_flant5xl": "configs/models/blip2_mr_pretrain_flant5xl.yaml",
         "tiny": "configs/models/blip2_mr_tiny.yaml",
     }
+    check_inputs = staticmethod(check_dataset_inputs)  # load-time checks against each dataset
 
     def __init__(self, cfg: Blip2MRConfig, tokenizer: TextTokenizer):
         super().__init__()
