@@ -27,11 +27,11 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
-from lavis.datasets.audio_io import cut_clips, read_audio
+from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
 from lavis.datasets.schema import MomentRecord, load_annotations
+from lavis.datasets.video_inputs import VideoInputReader
 from lavis.datasets.video_io import read_frames
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _profile(
     records: Sequence[MomentRecord], video_root: str | Path, num_frames: int, audio: AudioClipConfig,
     image_size: int, backend: str,
 ) -> StageTimes:
-    log_mel = ClapLogMel(audio)
+    reader = VideoInputReader(num_frames, audio, backend)  # its stages, timed one by one
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=image_size))
     wall = {stage: 0.0 for stage in STAGES}
     cpu = {stage: 0.0 for stage in STAGES}
@@ -95,10 +95,9 @@ def _profile(
         marks = []
         sampled = read_frames(path, num_frames, backend)
         marks.append((time.perf_counter(), time.process_time()))
-        waveform = read_audio(path, audio.sampling_rate)
+        waveform = reader.waveform(path)
         marks.append((time.perf_counter(), time.process_time()))
-        clips, _ = cut_clips(waveform, sampled.timestamps, audio.clip_len, audio.sampling_rate)
-        log_mel(clips)
+        reader.audio_features(waveform, sampled.timestamps)
         marks.append((time.perf_counter(), time.process_time()))
         processor(sampled.frames)
         marks.append((time.perf_counter(), time.process_time()))

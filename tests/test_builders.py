@@ -116,7 +116,7 @@ def _event_contrast(dataset, record_index):
     mine = dataset.records[record_index]
     others = [w for r in dataset.records if r.vid == mine.vid for w in r.windows]
     t = sample["timestamps"].numpy()
-    half = dataset.audio.clip_len / 2
+    half = dataset.reader.audio.clip_len / 2
     inside = np.array([any(s + half <= x <= e - half for s, e in mine.windows) for x in t])
     away = np.array([all(x < s - half or x > e + half for s, e in others) for x in t])
     video = sample["video"].numpy()

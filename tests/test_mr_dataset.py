@@ -130,25 +130,25 @@ def test_train_randomness_depends_on_seed_epoch_and_index_only(video_root):
 
 
 def test_cache_decoded_reads_each_video_once(video_root, monkeypatch):
-    import lavis.datasets.mr_dataset as mr
+    from lavis.datasets.video_inputs import VideoInputReader
 
     calls = []
-    real = mr.read_frames
-    monkeypatch.setattr(mr, "read_frames", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = VideoInputReader.read
+    monkeypatch.setattr(VideoInputReader, "read", lambda self, *a, **k: calls.append(k) or real(self, *a, **k))
     processor = BlipVideoTrainProcessor(VideoTrainProcessorConfig(image_size=S))
     cached = MomentRetrievalDataset([record("a", "square"), record("b", "square")], video_root, processor,
                                     num_frames=T, audio=AUDIO, train=True, cache_decoded=True)
     first, second = cached[0], cached[1]
-    assert len(calls) == 1 and calls[0][3] is False  # one decode, with the eval-style frame choice
+    assert len(calls) == 1 and calls[0]["train"] is False  # one decode, with the eval-style frame choice
     eval_sample = dataset(video_root, [record("a", "square")])[0]
     assert torch.equal(first["timestamps"], eval_sample["timestamps"])
     assert torch.equal(first["audio_features"], second["audio_features"])
 
 
 def test_video_only_dataset_reads_no_audio(video_root, monkeypatch):
-    import lavis.datasets.mr_dataset as mr
+    import lavis.datasets.video_inputs as video_inputs
 
-    monkeypatch.setattr(mr, "read_audio", lambda *a, **k: pytest.fail("audio was read"))
+    monkeypatch.setattr(video_inputs, "read_audio", lambda *a, **k: pytest.fail("audio was read"))
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S))
     ds = MomentRetrievalDataset([record("a", "square")], video_root, processor, num_frames=T, audio=AUDIO, with_audio=False)
     batch = collate([ds[0]])

@@ -89,7 +89,13 @@ class SquareFinder:
         return out
 
 
-def test_a_long_video_is_predicted_chunk_by_chunk_and_merged_on_its_own_clock(tmp_path):
+def test_a_long_video_is_predicted_chunk_by_chunk_and_merged_on_its_own_clock(tmp_path, monkeypatch):
+    import lavis.datasets.video_inputs as video_inputs
+
+    opened = []  # the video is opened and indexed once, its audio decoded once, for all 6 chunks
+    for name in ("open_video", "read_audio"):
+        real = getattr(video_inputs, name)
+        monkeypatch.setattr(video_inputs, name, lambda *a, _real=real, _name=name: opened.append(_name) or _real(*a))
     # 35 s at 4 fps; the square shows from 27 s to 29 s (frames 108-115), near the end.
     video = make_video(tmp_path / "long.mp4", num_frames=140, fps=4, square_frames=range(108, 116), gop=8)
     reader = VideoReader(10, BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=64)), AUDIO)
@@ -101,6 +107,7 @@ def test_a_long_video_is_predicted_chunk_by_chunk_and_merged_on_its_own_clock(tm
     assert result["duration"] == pytest.approx(35.0, abs=0.01) and result["span"] == 10.0
     assert [(c["start"], c["end"]) for c in result["chunks"]] == [(s, s + 10.0) for s in (0, 5, 10, 15, 20, 25)]
     assert model.durations == [10.0] * 6  # each chunk is shown as a 10 s video of its own
+    assert opened == ["open_video", "read_audio"]
     # Chunks [20, 30] and [25, 35] both find the square (local [7, 9] and [2, 4]); NMS keeps one.
     assert result["windows"][0] == pytest.approx([27.0, 29.0, 0.9])
     assert sorted(w[0] for w in result["windows"][1:]) == [0, 5, 10, 15]  # the other chunks' decoys

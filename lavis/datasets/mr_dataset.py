@@ -1,8 +1,8 @@
 """The moment-retrieval dataset: annotation records + a video folder -> one sample per query.
 
 ``dataset[i]`` decodes the T sampled frames of record i's video (seek, not a full decode), its
-per-frame audio clips and their CLAP log-mel features, all on the CPU in the DataLoader worker
-(nothing here touches CUDA). Keys and shapes are those of ``collate.py`` without the batch dim;
+per-frame audio clips and their CLAP log-mel features (``video_inputs.VideoInputReader``, the
+reader inference uses too), all on the CPU in the DataLoader worker (nothing here touches CUDA). Keys and shapes are those of ``collate.py`` without the batch dim;
 frames are padded to ``num_frames`` with ``frame_mask`` False for videos that are too short.
 
 Unreadable videos (missing, zero-length, truncated, undecodable): in strict mode the error is
@@ -29,16 +29,15 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-import av
 import numpy as np
 
-from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
-from lavis.datasets.audio_io import cut_clips, read_audio
-from lavis.datasets.collate import collate, frame_tensors, record_fields
+from lavis.datasets.audio_features import AudioClipConfig
+from lavis.datasets.collate import collate, record_fields
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.temporal_crop import TemporalCropConfig, maybe_crop
-from lavis.datasets.video_io import VideoBackend, VideoDecodeError, read_frames
+from lavis.datasets.video_inputs import DecodedSpan, VideoInputReader
+from lavis.datasets.video_io import VideoBackend, VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -69,26 +68,19 @@ class MomentRetrievalDataset(EpochDataset):
         temporal_crop: TemporalCropConfig | None = None,
     ):
         super().__init__()
-        if num_frames <= 0:
-            raise ValueError(f"num_frames must be positive, got {num_frames}")
         self.records = records
         self.video_root = Path(video_root)
         self.processor = processor
+        # with_audio False: no audio read at all (video-only models)
+        self.reader = VideoInputReader(num_frames, audio or AudioClipConfig(), video_backend, with_audio)
         self.num_frames = num_frames
-        self.audio = audio or AudioClipConfig()
-        self.log_mel = ClapLogMel(self.audio)
-        self.video_backend = video_backend
         self.video_ext = video_ext
         self.train = train
         self.strict = strict
         self.seed = seed
         self.cache_decoded = cache_decoded
-        self.with_audio = with_audio  # False: no audio read at all (video-only models)
-        self._decoded: dict[Path, tuple] = {}  # path -> (frames uint8, timestamps, mel, audio mask)
+        self._decoded: dict[Path, DecodedSpan] = {}
         self.temporal_crop = temporal_crop or TemporalCropConfig()  # train split only
-
-
-
 
     def video_path(self, record: MomentRecord) -> Path:
         return video_path(record, self.video_root, self.video_ext)
@@ -105,32 +97,17 @@ class MomentRetrievalDataset(EpochDataset):
             logger.warning("skipping unreadable video (qid %s): %s", record.qid, err)
             return None
 
-    def decode(self, path: Path, generator: np.random.Generator | None) -> tuple:
-        """(frames uint8 [t,H,W,3], timestamps float32 [t], mel [t,F,n_mels], audio mask [t]);
-        the last two are None without ``with_audio``."""
+    def decode(self, path: Path, generator: np.random.Generator | None) -> DecodedSpan:
+        """The sampled frames of the video at ``path`` and their audio (``cache_decoded``: kept)."""
         if self.cache_decoded and path in self._decoded:
             return self._decoded[path]
         train_sampling = self.train and not self.cache_decoded
-        try:
-            sampled = read_frames(path, self.num_frames, self.video_backend, train_sampling, generator)
-            waveform = read_audio(path, self.audio.sampling_rate) if self.with_audio else None
-        except av.error.FFmpegError as err:  # anything the readers did not already wrap
-            raise VideoDecodeError(f"{path}: {err}") from None
-        mel = audio_mask = None
-        if self.with_audio:
-            clips, audio_mask = cut_clips(waveform, sampled.timestamps, self.audio.clip_len, self.audio.sampling_rate)
-            mel = self.log_mel(clips)
-        decoded = (sampled.frames, sampled.timestamps, mel, audio_mask)
+        decoded = self.reader.read(path, train=train_sampling, generator=generator).spans[0]
         if self.cache_decoded:
             self._decoded[path] = decoded
         return decoded
 
     def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
         """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
-        frames, timestamps, mel, audio_mask = self.decode(path, generator)
-        pixels = self.processor(frames, generator)  # [t, 3, S, S]
-        sample = {
-            **frame_tensors(pixels, timestamps, self.num_frames, mel, audio_mask),
-            **record_fields(record),
-        }
+        sample = {**self.reader.tensors(self.decode(path, generator), self.processor, generator), **record_fields(record)}
         return maybe_crop(sample, self.temporal_crop, generator) if self.train else sample

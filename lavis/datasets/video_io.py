@@ -7,8 +7,9 @@ T frames gives all its N frames; the caller pads to T with a ``frame_mask``. Wit
 (start, end) in seconds, the same rule applies to the frames shown in ``[start, end)`` only (how
 a long video is covered window by window at inference).
 
-Decoding (PyAV, the default): the video packets are demuxed once (no decoding) to get every
-frame's presentation time and the keyframes. For each sampled frame we seek to the keyframe at or
+Decoding (PyAV, the default): the video packets are demuxed once per opened file (no decoding) to
+get every frame's presentation time and the keyframes (``open_video``: a long video's chunks are
+sampled from one index). For each sampled frame we seek to the keyframe at or
 before it and decode forward to it (letting the decoder skip non-reference frames that are not
 sampled); when the next sampled frame lies in the GOP already being decoded we keep decoding
 instead of seeking again. Only the sampled frames are converted to RGB.
@@ -148,11 +149,46 @@ def _span_range(path: Path, times: np.ndarray, span: Optional[tuple[float, float
     return first, last
 
 
-def _read_pyav(path: Path, num_samples: int, train: bool, generator, span) -> SampledFrames:
-    with _open(path) as container:
+class FrameSource:
+    """An open video whose frames are indexed once; ``sample`` decodes the sampled frames of the
+    whole video or of a span, as often as needed (a long video's chunks share one demux)."""
+
+    path: Path
+    duration: float  # seconds, from the container
+
+    def sample(
+        self,
+        num_samples: int,
+        train: bool = False,
+        generator: np.random.Generator | None = None,
+        span: Optional[tuple[float, float]] = None,
+    ) -> SampledFrames:
+        raise NotImplementedError
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _PyAVSource(FrameSource):
+    def __init__(self, path: Path):
+        self.path = path
+        self.container = _open(path)
+        try:
+            self._index()
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _index(self) -> None:
+        path, container = self.path, self.container
         if not container.streams.video:
             raise VideoDecodeError(f"{path}: no video stream")
-        stream = container.streams.video[0]
+        stream = self.stream = container.streams.video[0]
         stream.thread_type, stream.thread_count = "SLICE", 1  # see _decode_targets
         # Demuxing reads packets but decodes nothing: cheap, and exact for variable frame
         # rates, unlike multiplying an index by the nominal fps.
@@ -176,63 +212,96 @@ def _read_pyav(path: Path, num_samples: int, train: bool, generator, span) -> Sa
                 f"{path}: truncated file: its index lists {stream.frames} video frames, "
                 f"only {len(pts)} can be read"
             )
-        all_pts = np.sort(np.asarray(pts, dtype=np.int64))
-        keyframes = np.sort(np.asarray(keyframe_pts or [all_pts[0]], dtype=np.int64))
-        origin = container_origin(container)
-        first, last = _span_range(path, all_pts * float(stream.time_base) - origin, span)
-        indices = first + sample_frame_indices(last - first, num_samples, train, generator)
-        decoded, num_decoded = _decode_targets(path, container, stream, all_pts[indices], keyframes)
+        self.all_pts = np.sort(np.asarray(pts, dtype=np.int64))
+        self.keyframes = np.sort(np.asarray(keyframe_pts or [self.all_pts[0]], dtype=np.int64))
+        self.origin = container_origin(container)
+        self.times = self.all_pts * float(stream.time_base) - self.origin
+        frame_step = int(self.all_pts[-1] - self.all_pts[-2]) if len(self.all_pts) > 1 else 0
+        last_end = float((int(self.all_pts[-1]) + frame_step) * stream.time_base) - self.origin
+        self.duration = _duration(container, last_end)
 
-        frame_step = int(all_pts[-1] - all_pts[-2]) if len(all_pts) > 1 else 0
-        last_end = float((int(all_pts[-1]) + frame_step) * stream.time_base) - origin
-        times = np.asarray([float(f.pts * f.time_base) - origin for f in decoded], dtype=np.float32)
+    def sample(self, num_samples, train=False, generator=None, span=None) -> SampledFrames:
+        first, last = _span_range(self.path, self.times, _checked(span))
+        indices = first + sample_frame_indices(last - first, num_samples, train, generator)
+        decoded, num_decoded = _decode_targets(
+            self.path, self.container, self.stream, self.all_pts[indices], self.keyframes
+        )
+        times = np.asarray([float(f.pts * f.time_base) - self.origin for f in decoded], dtype=np.float32)
         return SampledFrames(
             frames=np.stack([f.to_ndarray(format="rgb24") for f in decoded]),
             indices=indices,
             timestamps=times,
-            num_video_frames=len(all_pts),
-            duration=_duration(container, last_end),
+            num_video_frames=len(self.all_pts),
+            duration=self.duration,
             num_decoded=num_decoded,
         )
 
+    def close(self) -> None:
+        self.container.close()
 
-def _read_decord(path: Path, num_samples: int, train: bool, generator, span) -> SampledFrames:
-    import decord  # optional dependency; imported here so the package imports without it
 
-    # decord's timestamps count from the video stream's first frame; ours from the file's time 0
-    # (the earliest stream), which is where the audio and the annotations are measured from.
-    with _open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        origin = container_origin(container) - stream_start
-        duration = container.duration / av.time_base if container.duration else None
-    try:
-        reader = decord.VideoReader(str(path), num_threads=1)
-    except decord.DECORDError as err:
-        raise VideoDecodeError(f"{path}: decord cannot open ({err})") from None
-    num_video_frames = len(reader)
-    if num_video_frames == 0:
-        raise VideoDecodeError(f"{path}: no video frames")
-    try:
-        first, last = 0, num_video_frames
-        if span is not None:
-            starts = reader.get_frame_timestamp(list(range(num_video_frames)))[:, 0] - origin
-            first, last = _span_range(path, starts, span)
-        indices = first + sample_frame_indices(last - first, num_samples, train, generator)
-        frames = reader.get_batch(indices.tolist()).asnumpy()
-        spans = reader.get_frame_timestamp(indices.tolist())  # [t, 2] start/end, seconds
-        last_end = float(reader.get_frame_timestamp([num_video_frames - 1])[0, 1]) - origin
-    except decord.DECORDError as err:
-        raise VideoDecodeError(f"{path}: decord decoding failed ({err})") from None
-    return SampledFrames(
-        frames=frames,
-        indices=indices,
-        timestamps=(spans[:, 0] - origin).astype(np.float32),
-        num_video_frames=num_video_frames,
-        duration=duration if duration else last_end,
-    )
+class _DecordSource(FrameSource):
+    def __init__(self, path: Path):
+        import decord  # optional dependency; imported here so the package imports without it
+
+        self.path, self._errors = path, decord.DECORDError
+        # decord's timestamps count from the video stream's first frame; ours from the file's
+        # time 0 (the earliest stream), which is where the audio and the annotations are measured.
+        with _open(path) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            self.origin = container_origin(container) - stream_start
+            duration = container.duration / av.time_base if container.duration else None
+        try:
+            self.reader = decord.VideoReader(str(path), num_threads=1)
+        except decord.DECORDError as err:
+            raise VideoDecodeError(f"{path}: decord cannot open ({err})") from None
+        self.num_video_frames = len(self.reader)
+        if self.num_video_frames == 0:
+            raise VideoDecodeError(f"{path}: no video frames")
+        try:
+            last_end = float(self.reader.get_frame_timestamp([self.num_video_frames - 1])[0, 1]) - self.origin
+        except decord.DECORDError as err:
+            raise VideoDecodeError(f"{path}: decord decoding failed ({err})") from None
+        self.duration = duration if duration else last_end
+
+    def sample(self, num_samples, train=False, generator=None, span=None) -> SampledFrames:
+        try:
+            first, last = 0, self.num_video_frames
+            if span is not None:
+                all_frames = list(range(self.num_video_frames))
+                starts = self.reader.get_frame_timestamp(all_frames)[:, 0] - self.origin
+                first, last = _span_range(self.path, starts, _checked(span))
+            indices = first + sample_frame_indices(last - first, num_samples, train, generator)
+            frames = self.reader.get_batch(indices.tolist()).asnumpy()
+            spans = self.reader.get_frame_timestamp(indices.tolist())  # [t, 2] start/end, seconds
+        except self._errors as err:
+            raise VideoDecodeError(f"{self.path}: decord decoding failed ({err})") from None
+        return SampledFrames(
+            frames=frames,
+            indices=indices,
+            timestamps=(spans[:, 0] - self.origin).astype(np.float32),
+            num_video_frames=self.num_video_frames,
+            duration=self.duration,
+        )
+
+
+def _checked(span: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+    if span is not None and not span[0] < span[1]:
+        raise ValueError(f"span must be (start, end) with start < end, got {span}")
+    return span
+
+
+def open_video(path: str | Path, backend: VideoBackend = "pyav") -> FrameSource:
+    """Open ``path`` and index its frames (once); raises ``VideoDecodeError``. Use as a context
+    manager; ``sample`` then decodes the sampled frames of the whole video or of a span."""
+    if backend == "pyav":
+        return _PyAVSource(Path(path))
+    if backend == "decord":
+        return _DecordSource(Path(path))
+    raise ValueError(f"unknown video backend {backend!r}; valid: ['pyav', 'decord']")
 
 
 def read_frames(
@@ -246,11 +315,6 @@ def read_frames(
     """Decode the ``num_samples`` sampled frames of ``path`` (of its frames shown in ``span`` =
     [start, end) seconds, when given); raises ``VideoDecodeError``. ``indices`` stay indices into
     the whole video and ``timestamps`` stay on the file's clock."""
-    path = Path(path)
-    if span is not None and not span[0] < span[1]:
-        raise ValueError(f"span must be (start, end) with start < end, got {span}")
-    if backend == "pyav":
-        return _read_pyav(path, num_samples, train, generator, span)
-    if backend == "decord":
-        return _read_decord(path, num_samples, train, generator, span)
-    raise ValueError(f"unknown video backend {backend!r}; valid: ['pyav', 'decord']")
+    _checked(span)
+    with open_video(path, backend) as source:
+        return source.sample(num_samples, train, generator, span)

@@ -33,7 +33,7 @@ from lavis.datasets.processors import build_processor
 from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
 from lavis.inference.long_video import merge_chunk_windows, to_video_clock
 from lavis.inference.timeline import draw_timeline, loudness_db
-from lavis.inference.video import DecodedVideo, VideoReader
+from lavis.inference.video import ChunkedVideo, VideoReader
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from lavis.tasks.metrics_mr import top1_iou
 
@@ -126,7 +126,7 @@ class Predictor:
         return results
 
     @torch.no_grad()
-    def _run_model(self, decoded: DecodedVideo, queries: list[str]) -> list[list[Any]]:
+    def _run_model(self, decoded: ChunkedVideo, queries: list[str]) -> list[list[Any]]:
         """Per query, per chunk: the model's ``ScoredWindows`` (chunk-relative seconds)."""
         samples = [
             {**c.tensors, "duration": c.chunk.length, "query": q, "qid": f"{qi}:{ci}",
@@ -142,7 +142,7 @@ class Predictor:
         per = len(decoded.chunks)
         return [outputs[qi * per : (qi + 1) * per] for qi in range(len(queries))]
 
-    def _result(self, video, decoded: DecodedVideo, query: str, scored: list[Any], gt) -> dict[str, Any]:
+    def _result(self, video, decoded: ChunkedVideo, query: str, scored: list[Any], gt) -> dict[str, Any]:
         chunks = [c.chunk for c in decoded.chunks]
         local = [s.windows for s in scored]
         if len(chunks) == 1:
@@ -166,7 +166,7 @@ class Predictor:
             result["iou"] = round(query_iou(windows, result["gt"]), 4)
         return result
 
-    def timeline(self, decoded: DecodedVideo, result: dict[str, Any], path: Path) -> Path:
+    def timeline(self, decoded: ChunkedVideo, result: dict[str, Any], path: Path) -> Path:
         overview = decoded.overview
         return draw_timeline(
             path, decoded.duration, result["windows"], gt=result.get("gt"), frames=overview.frames,
