@@ -23,7 +23,7 @@ import torch
 
 from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
-from lavis.models.loading import model_config
+from lavis.models.model_config import model_config
 
 RESULT_KEYS = (
     "benchmark", "preset", "device", "config", "samples_per_s", "unit", "peak_memory_gib", "memory_kind",

@@ -44,7 +44,7 @@ def parameter_report(model: nn.Module) -> dict[str, Any]:
 
 def build_for_inspection(cfg_path: str, options: list[str], meta: bool) -> nn.Module:
     from lavis.common.registry import registry
-    from lavis.models.loading import model_config_from_yaml
+    from lavis.models.model_config import model_config_from_yaml
 
     cfg = model_config_from_yaml(cfg_path, options)
     model_cls = registry.get("model", cfg.arch)

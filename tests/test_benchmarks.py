@@ -11,7 +11,7 @@ from benchmarks import generate_throughput, loader_throughput, train_throughput
 from benchmarks.common import RESULT_KEYS
 from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
-from lavis.models.loading import model_config
+from lavis.models.model_config import model_config
 
 SMALL = ["--preset", "tiny", "--frames", "2", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--threads", "1"]
 

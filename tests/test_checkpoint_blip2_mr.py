@@ -8,7 +8,7 @@ from transformers import Blip2Config, Blip2ForConditionalGeneration, ClapConfig,
 from lavis.models.blip2_mr.checkpoint import WeightsMismatchError, load_weights, save_weights
 from lavis.models.blip2_mr.convert import convert_lavis_state_dict
 from lavis.models.blip2_mr.model import Blip2MR
-from lavis.models.loading import model_config
+from lavis.models.model_config import model_config
 
 # The full preset's setup (frozen parts, LoRA) at tiny sizes, with pretrained-style random LLM init.
 PUBLISHED = [

@@ -7,7 +7,7 @@ from lavis.common.registry import registry
 from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.blip2_mr.prompt import FRAME
-from lavis.models.loading import model_config
+from lavis.models.model_config import model_config
 from lavis.models.blip2_mr.answer import ScoredWindows
 
 # The published (full-size) training setup at tiny sizes: frozen encoders and LLM, LoRA.

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lavis.inspect_model import main
-from lavis.models.loading import model_config
+from lavis.models.model_config import model_config
 
 FULL = "configs/models/blip2_mr_pretrain_flant5xl.yaml"
 

@@ -4,7 +4,7 @@ from safetensors.torch import save_file
 from lavis.models.blip2_mr.checkpoint import FORMAT_KEY, load_weights, save_weights
 from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
-from lavis.models.loading import model_config
+from lavis.models.model_config import model_config
 from lavis.runners.config import RunConfig
 from lavis.runners.strategies import SingleDevice
 

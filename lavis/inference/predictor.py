@@ -182,7 +182,6 @@ def load_model(
     batch_size: int = 8,
 ) -> Predictor:
     """A ``Predictor`` for a run directory (or an experiment YAML + a checkpoint); see ``PredictConfig``
-    for the settings. Not to be confused with ``lavis.models.loading.load_model(arch, model_type)``,
-    which builds an untrained model from a preset."""
+    for the settings."""
     run = load_run(run_dir, cfg_path, checkpoint, device)
     return Predictor.from_run(run, PredictConfig(span, overlap, nms_iou, batch_size))

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from lavis.datasets.schema import MomentRecord
-from lavis.tasks.metrics_check import (
+from lavis.tasks.prediction_validation import (
     CheckedPrediction,
     PredictionError,
     ValidationReport,

@@ -8,7 +8,7 @@ repeat qids (the Mr. BLIP / SMS Charades-STA files: one qid per video) get uniqu
 predictions must use those ids. The predictions are JSON Lines (or a JSON list) of
 ``{"qid", "pred_relevant_windows": [[start, end, score], ...] best first,
 "pred_saliency_scores": [...] (optional), "invalid": bool (optional)}``, matched by ``str(qid)``.
-See ``lavis.tasks.metrics`` for the output keys and ``lavis.tasks.metrics_check`` for what a
+See ``lavis.tasks.metrics`` for the output keys and ``lavis.tasks.prediction_validation`` for what a
 prediction may contain. Exit status: 0 on success, 1 on a bad input (one line on stderr).
 """
 

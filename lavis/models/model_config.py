@@ -1,7 +1,8 @@
-"""A model's typed config (and the model) from its preset, without a whole experiment.
+"""A model's typed config from its preset, without a whole experiment.
 
-LAVIS users write ``load_model("blip2_mr", "tiny")``; tools such as ``lavis.inspect_model`` read
-the ``model:`` section of an experiment or preset YAML. Layers, later wins: the class's dataclass
+Tools such as ``lavis.inspect_model``, the benchmarks and the tests build a model from
+``model_config("blip2_mr", "tiny")`` or from the ``model:`` section of an experiment or preset
+YAML (``model_config_from_yaml``). Layers, later wins: the class's dataclass
 defaults < its preset YAML (``PRETRAINED_MODEL_CONFIG_DICT[model_type]``) < the given YAML's
 ``model:`` section < ``--options model.key=value``.
 """
@@ -66,8 +67,3 @@ def model_config_from_yaml(path: str | Path, options: Iterable[str] = ()) -> Any
         raise ConfigError(f"{path}: 'model.arch' is required")
     return model_config(section["arch"], section.get("model_type"), options, section, str(path))
 
-
-def load_model(arch: str, model_type: str | None = None, options: Iterable[str] = (), load_weights: bool = True) -> Any:
-    """Build model ``arch`` of ``model_type`` (LAVIS's ``load_model``)."""
-    cfg = model_config(arch, model_type, options)
-    return registry.get("model", arch).from_config(cfg, load_weights=load_weights)
