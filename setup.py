@@ -17,7 +17,11 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["lavis", "lavis.*", "mr_data", "mr_data.*"]),
+    # configs/ ships inside the package as lavis/configs, so an installed (non-editable) copy
+    # finds the model presets, dataset defaults and experiment YAMLs from any directory.
+    packages=find_packages(include=["lavis", "lavis.*", "mr_data", "mr_data.*"]) + ["lavis.configs"],
+    package_dir={"lavis.configs": "configs"},
+    package_data={"lavis.configs": ["**/*.yaml", "**/*.json"]},
     install_requires=requirements(),
     extras_require={
         "deepspeed": ["deepspeed>=0.15"],

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lavis.common.config import REPO_ROOT
 
 LAVIS_URL = "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
 PROBE_TIMEOUT_S = 5.0
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"any of: {', '.join(SOURCES)}, or 'all'")
     parser.add_argument("--list", action="store_true", help="list what can be fetched and where it goes")
-    parser.add_argument("--root", default=str(REPO_ROOT / "checkpoints"), help="the checkpoints folder")
+    parser.add_argument("--root", default="checkpoints", help="the checkpoints folder")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if args.list or not args.names:

@@ -23,7 +23,8 @@ from omegaconf import OmegaConf
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the source tree, when running from it
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # lavis/: an installed copy has lavis/configs/
 SECTIONS = ("model", "datasets", "run")
 OPTIONS_SOURCE = "--options"
 DEFAULT_RUNNER = "runner_base"
@@ -41,12 +42,16 @@ class ExperimentConfig:
 
 
 def resolve_path(path: str | Path) -> Path:
-    """A config path as given (absolute or relative to the cwd), else relative to the repo root."""
+    """A config path as given (absolute or relative to the cwd), else relative to the source
+    tree, else (``configs/...``) inside the installed package, which ships ``configs/`` as
+    ``lavis/configs``. Unfound paths come back as given, for the caller's error."""
     path = Path(path)
     if path.is_absolute() or path.exists():
         return path
-    in_repo = REPO_ROOT / path
-    return in_repo if in_repo.exists() else path
+    for root in (REPO_ROOT, PACKAGE_DIR):
+        if (root / path).exists():
+            return root / path
+    return path
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
