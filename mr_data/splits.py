@@ -1,7 +1,7 @@
 """Splits of whole videos, seeded: no video's queries are ever in two splits.
 
-The reference selected its checkpoints on the test split; every converter here can carve a
-validation split out of the training videos instead (``--val-fraction 0.1 --seed 42``).
+Checkpoints are selected on a validation split, never the test split: every converter here can
+carve one out of the training videos (``--val-fraction 0.1 --seed 42``).
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ Padding choice: a clip (``clip_len``, e.g. 1.5 s) is shorter than CLAP's input
 repeated ``floor(max_length / clip_length)`` times, then zero-padded to ``max_length``. That is
 what CLAP saw in pre-training for short sounds, and it is deterministic: a clip never exceeds
 ``max_length_s`` (checked), so the extractor's random crops and random "fusion" chunks never
-apply. The reference instead zero-padded 1.5 s to 10 s and sent one random clip per call down
-the fusion branch. With ``truncation="fusion"`` (the htsat-fused checkpoints) the extractor uses
+apply (docs/differences.md). With ``truncation="fusion"`` (the htsat-fused checkpoints) the extractor uses
 its HTK mel filter bank, with ``"rand_trunc"`` (unfused checkpoints) its Slaney one; the model's
 CLAP tower must pass ``is_longer=False`` for every clip.
 """

@@ -7,9 +7,8 @@ priming is removed by the demuxer's edit list, so counting samples from the file
 shift it).
 
 Clip i is centred on frame i's timestamp and lasts ``clip_len`` seconds; the part of a clip that
-falls before the file's start or outside the decoded audio is zeros. Nothing wraps around: the
-reference indexed clips modulo the audio length, so the first clip of a short video came from
-its end (or was silent).
+falls before the file's start or outside the decoded audio is zeros. Nothing wraps around: a
+short video's first clip never comes from its end.
 """
 
 from __future__ import annotations

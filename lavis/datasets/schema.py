@@ -12,7 +12,7 @@ is also a valid ground-truth file for the evaluator)::
 Readable inputs (detected from the content):
 - QVHighlights / normalized JSON Lines (one object per line, ``vid`` key);
 - the Mr. BLIP / SMS JSON list (``[{"video": ..., "qid": ..., ...}, ...]``). Its Charades-STA
-  files repeat ``qid`` (one per video), which merges different queries in the reference's metrics.
+  files repeat ``qid`` (one per video), which would merge different queries in the metrics.
   When a file's qids are not unique, every record gets ``"<qid>#<k>"`` with ``k`` the record's
   order among those sharing that qid in the file (0-based), deterministically.
 """

@@ -1,7 +1,7 @@
 """The per-frame audio embedding: CLAP's audio tower as a submodule of the model.
 
 Being an ``nn.Module`` inside the model, it moves with ``.to()``, is in the state dict and is
-sharded with the rest (the reference kept CLAP outside the module tree).
+sharded with the rest.
 """
 
 from __future__ import annotations

@@ -28,11 +28,9 @@ class GatedCrossAttention(Fusion):
         g = sigmoid(gate(a))                         [N, 1, 1]
         out = g * s + (1 - g) * video                [N, Q, D]
 
-    Same math as the reference, which expands the audio to ``Q`` identical query rows (giving
-    ``Q`` identical attention rows); one query row is that result at ``1/Q`` of the cost. The
-    gate starts near 0.5 (the reference's default Linear init), so every weight has a gradient
-    from the first step. Difference: frames without audio keep their tokens (the reference
-    mixes in a summary steered by a zero/garbage embedding).
+    One audio query row gives what ``Q`` identical query rows would, at ``1/Q`` of the cost. The
+    gate starts near 0.5 (a default Linear init), so every weight has a gradient from the first
+    step. Frames without audio keep their tokens (docs/differences.md).
     """
 
     def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
@@ -50,9 +48,9 @@ class GatedCrossAttention(Fusion):
 
 @registry.register_fusion("bigca")
 class BiGatedCrossAttention(Fusion):
-    """Bidirectional gated cross-attention: the reference's block, with its two degeneracies fixed.
+    """Bidirectional gated cross-attention (SMS's block, with its two degeneracies fixed).
 
-    Reference block: audio->vision attention (audio queries the tokens, as in ``gca``) and
+    The block: audio->vision attention (audio queries the tokens, as in ``gca``) and
     vision->audio attention (every token queries the audio), weighted by a softmax "modality
     gate", then ``norm1(fused + audio + video)``, a feed-forward with residual and ``norm2``::
 
@@ -61,19 +59,13 @@ class BiGatedCrossAttention(Fusion):
         h = norm1(fused + a + video);  h = norm2(h + ff(h))        [N, Q, D]
         out = video + tanh(mix) * (h - video)
 
-    Differences from the reference, each its evident intent:
-      * the gate is ``Linear(D, 2)``; the reference's ``Linear(D, 1)`` + softmax is a softmax
-        over one value, always 1, so both directions were simply summed and the gate never
-        learned (its comment says ``[batch, 2]``);
-      * vision->audio attention has a learned null key/value (``CrossAttention(null_kv)``): over
-        the single audio embedding (the reference's 32 identical copies) the attention ignored
-        its queries and its query/key weights got no gradient;
-      * the block's output is mixed into the tokens by a tanh gate ``mix`` (``fusion.gate_init``)
-        instead of replacing them: training starts near the pretrained tokens, and frames
-        without audio keep their tokens.
-    Parameter names are the reference's, plus ``mix`` and ``vision_to_audio_attn.bias_k/bias_v``;
-    ``gate`` is ``[2, D]`` instead of ``[1, D]`` (the reference's never trained: nothing is lost
-    by not loading it).
+    The modality gate is ``Linear(D, 2)`` (a softmax over two weights, one per direction); the
+    vision->audio attention has a learned null key/value (``CrossAttention(null_kv)``), without
+    which attention over a single audio embedding ignores its queries; the block's output is mixed
+    into the tokens by a tanh gate ``mix`` (``fusion.gate_init``), so training starts near the
+    pretrained tokens and frames without audio keep theirs. Parameter names are SMS's, plus
+    ``mix`` and ``vision_to_audio_attn.bias_k/bias_v``; ``gate`` is ``[2, D]`` (what differs from
+    SMS's own block, and why: docs/differences.md).
     """
 
     def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
@@ -85,7 +77,7 @@ class BiGatedCrossAttention(Fusion):
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, cfg.ff_mult * dim), nn.ReLU(), nn.Linear(cfg.ff_mult * dim, dim))
-        self.ff_dropout = nn.Dropout(cfg.dropout)  # outside ``ff``: keeps the reference's ff.0/ff.2 names
+        self.ff_dropout = nn.Dropout(cfg.dropout)  # outside ``ff``: keeps SMS's ff.0/ff.2 names
         self.mix = nn.Parameter(torch.full((1,), float(cfg.gate_init)))  # [1]: shardable (FSDP2)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:

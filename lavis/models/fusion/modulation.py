@@ -52,8 +52,8 @@ class AudioVisualDualEnhancement(Fusion):
 class LocalCrossAttentionModulation(Fusion):
     """Local cross-attention modulation: each token reads the sound and is FiLM-modulated by it.
 
-    Based on the name (local = per token, not one modulation per frame), FiLM (Perez et al.
-    2018) and the issue's account of the reference::
+    Based on the name (local = per token, not one modulation per frame) and FiLM (Perez et al.
+    2018)::
 
         a = audio_proj(audio)                                  [N, 1, D]
         x = norm(video)                                        [N, Q, D], per-token LayerNorm
@@ -61,12 +61,11 @@ class LocalCrossAttentionModulation(Fusion):
         scale, shift = film(ctx)                               [N, Q, D] each
         out = video + tanh(gate) * (x * scale + shift)         [N, Q, D]
 
-    Differences from the reference: the audio is projected to the token width first (early
-    ``lcam`` there mixed 512-d audio with 768-d tokens and crashed); the normalization is per
-    token (the reference normalized across the batch, so one sample's output depended on the
-    others and on the batch size); the attention has a learned null key/value so that over a
-    single audio embedding it is not a constant (see ``CrossAttention``). The tanh gate starts
-    at ``fusion.gate_init``.
+    The audio is projected to the token width first, so early and late fusion both work; the
+    normalization is per token, so a sample's output never depends on the rest of the batch; the
+    attention has a learned null key/value so that over a single audio embedding it is not a
+    constant (see ``CrossAttention``). The tanh gate starts at ``fusion.gate_init``.
+    docs/differences.md says how SMS's own ``lcam`` differs.
     """
 
     def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
