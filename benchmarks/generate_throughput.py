@@ -50,7 +50,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         with torch.autocast(work.device.type, dtype=torch.bfloat16, enabled=amp), model.autocast():
             inputs, mask = model.encode(on_device)
             timer.mark("encode")
-            beams = beam_search(model.language_model, model.tokenizer, model.cfg.generation, inputs, mask)
+            hidden = model.run_encoder(inputs, mask)
+            beams = beam_search(model.language_model, model.tokenizer, model.cfg.generation, hidden, mask)
             timer.mark("generate")
         beams_to_windows(beams, durations, model.prompt.time_format, model.cfg.generation.max_windows)
         timer.mark("windows")

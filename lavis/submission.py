@@ -5,8 +5,8 @@
 
 Writes ``hl_val_submission.jsonl`` and ``hl_test_submission.jsonl`` (one line per query:
 ``qid``, ``query``, ``vid``, ``pred_relevant_windows`` = ``[start, end, score]`` best first, and
-``pred_saliency_scores`` when the run predicted them: ``blip2_mr`` predicts windows only, so its
-files have no saliency and the highlight-detection metrics stay empty) and ``submission.zip``
+``pred_saliency_scores`` when the run predicted them: ``blip2_mr`` with its saliency head on,
+``model.saliency.enabled``; without it the highlight-detection metrics stay empty) and ``submission.zip``
 holding both at its top level, the layout the QVHighlights leaderboard took. ``OUT`` defaults to
 ``RUN/submission``.
 
@@ -168,7 +168,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             gts[split] = Path(args.test_gt) if split == "test" and args.test_gt else (ann_path if labelled else None)
         archive = write_submission(out, lines)
         if "pred_saliency_scores" not in lines["test"][0]:
-            print("note: the model predicts no saliency scores; the files have windows only (no HL metrics)")
+            print("note: the model predicts no saliency scores (model.saliency.enabled is off); "
+                  "the files have windows only (no HL metrics)")
         print(f"wrote {archive} ({', '.join(submission_name(s) for s in SPLITS)})")
         for split in SPLITS:
             if gts[split] is None:

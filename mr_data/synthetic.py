@@ -34,22 +34,39 @@ from mr_data.synthetic_render import render_audio, render_frames
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+CLIP_LENGTH = 2.0  # seconds per highlight clip
+# Bumped when the annotations a spec gives change, so an older output is regenerated, not reused.
+ANNOTATION_VERSION = 2  # 2: highlight clips and scores
+
+
+def event_clips(start: float, end: float, duration: float) -> list[int]:
+    """The 2 s saliency clips (QVHighlights' unit; ``int(duration / 2)`` of them) that the event
+    ``[start, end)`` shows in."""
+    count = int(duration / CLIP_LENGTH)
+    return [k for k in range(count) if k * CLIP_LENGTH < end and (k + 1) * CLIP_LENGTH > start]
 
 
 def records_of(plan: VideoPlan) -> list[MomentRecord]:
-    """One record per event of the video; qid ``<vid>_q<k>`` (k = the event's order in time)."""
-    return [
-        MomentRecord(
-            qid=f"{plan.vid}_q{k}",
-            vid=plan.vid,
-            query=event.query,
-            duration=round(plan.duration, 6),
-            windows=[(float(event.start), float(event.end))],
-            video_file=f"{plan.vid}.mp4",
-            kind=event.kind,
+    """One record per event of the video; qid ``<vid>_q<k>`` (k = the event's order in time).
+    Highlight ground truth as QVHighlights gives it: every clip the event touches scores 4 (very
+    good) for each of three annotators."""
+    records = []
+    for k, event in enumerate(plan.events):
+        clips = event_clips(event.start, event.end, plan.duration)
+        records.append(
+            MomentRecord(
+                qid=f"{plan.vid}_q{k}",
+                vid=plan.vid,
+                query=event.query,
+                duration=round(plan.duration, 6),
+                windows=[(float(event.start), float(event.end))],
+                relevant_clip_ids=clips or None,
+                saliency_scores=[[4, 4, 4] for _ in clips] or None,
+                video_file=f"{plan.vid}.mp4",
+                kind=event.kind,
+            )
         )
-        for k, event in enumerate(plan.events)
-    ]
+    return records
 
 
 def render_video(plan: VideoPlan, seed: int, spec: SyntheticSpec, video_dir: Path) -> Path:
@@ -68,7 +85,7 @@ def _render_job(args: tuple[VideoPlan, int, SyntheticSpec, Path]) -> Path:
 
 
 def _meta(num_videos: int, seed: int, spec: SyntheticSpec, counts: Optional[dict] = None) -> dict:
-    meta = {"num_videos": num_videos, "seed": seed, "spec": dataclasses.asdict(spec)}
+    meta = {"num_videos": num_videos, "seed": seed, "spec": dataclasses.asdict(spec), "annotations": ANNOTATION_VERSION}
     if counts is not None:
         meta["queries"] = counts
     return json.loads(json.dumps(meta))  # tuples -> lists, so it compares equal to a reloaded file

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from lavis.common.typed import to_dict
-from lavis.datasets.collate import collate, record_fields
+from lavis.datasets.collate import collate, labelled_sample
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.schema import MomentRecord
@@ -68,11 +68,7 @@ class CachedFeatureDataset(EpochDataset):
         if self.train:
             generator = np.random.default_rng([self.seed, self.epoch, index])
             view = int(generator.integers(self.cache.num_views(record.vid)))
-        sample = {
-            **self.cache.read(record.vid, view),
-            "feature_key": self.cache.meta.frozen_key,
-            **record_fields(record),
-        }
+        sample = {**labelled_sample(self.cache.read(record.vid, view), record), "feature_key": self.cache.meta.frozen_key}
         return maybe_crop(sample, self.temporal_crop, generator) if generator is not None else sample
 
 

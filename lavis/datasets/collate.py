@@ -6,6 +6,8 @@
     audio_features  float32 [B, T, F, M]      CLAP log-mel per frame clip (F mel frames, M mels)
     audio_mask      bool    [B, T]            False = no audio for this clip
                                               (both absent when the dataset has with_audio off)
+    saliency_targets float32 [B, T]           each frame's relevance to the query, 0..1
+                                              (``saliency_targets.py``; padding: 0)
     duration        float32 [B]               seconds
     query, qid, vid, kind, windows            lists of length B
 
@@ -28,8 +30,12 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from lavis.datasets.saliency_targets import frame_relevance
+from lavis.datasets.schema import MomentRecord
+
 FRAME_KEYS = (  # [T, ...]; a key absent from the samples is absent from the batch
-    "video", "frame_mask", "timestamps", "audio_features", "audio_mask", "qformer_tokens", "audio_embeds"
+    "video", "frame_mask", "timestamps", "audio_features", "audio_mask", "qformer_tokens", "audio_embeds",
+    "saliency_targets",
 )
 LIST_KEYS = ("query", "qid", "vid", "kind", "windows")
 OPTIONAL_LIST_KEYS = ("feature_key",)
@@ -66,7 +72,14 @@ def frame_tensors(
     return tensors
 
 
-def record_fields(record: Any) -> dict[str, Any]:
+def labelled_sample(frames: dict[str, torch.Tensor], record: MomentRecord) -> dict[str, Any]:
+    """A sample: its per-frame tensors (pixels or cached features), its record's entries and each
+    frame's relevance to the query (``saliency_targets``)."""
+    relevance = frame_relevance(record, frames["timestamps"], frames["frame_mask"])
+    return {**frames, **record_fields(record), "saliency_targets": relevance}
+
+
+def record_fields(record: MomentRecord) -> dict[str, Any]:
     """One sample's annotation entries (``duration`` and the LIST_KEYS) from its MomentRecord."""
     return {
         "duration": float(record.duration),

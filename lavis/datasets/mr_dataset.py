@@ -32,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 
 from lavis.datasets.audio_features import AudioClipConfig
-from lavis.datasets.collate import collate, record_fields
+from lavis.datasets.collate import collate, labelled_sample
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.temporal_crop import TemporalCropConfig, maybe_crop
@@ -109,5 +109,5 @@ class MomentRetrievalDataset(EpochDataset):
 
     def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
         """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
-        sample = {**self.reader.tensors(self.decode(path, generator), self.processor, generator), **record_fields(record)}
+        sample = labelled_sample(self.reader.tensors(self.decode(path, generator), self.processor, generator), record)
         return maybe_crop(sample, self.temporal_crop, generator) if self.train else sample

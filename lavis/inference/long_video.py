@@ -7,11 +7,12 @@ its start, its length as the duration), its ``[start, end, score]`` windows are 
 the video's clock, and the union is merged by score-ordered non-maximum suppression: a moment
 seen by two overlapping windows is kept once, with the better score.
 
-Scores are only comparable across windows as far as the model's scores are: ``windows_from_beams``
-gives each window the share of beam probability that voted for it, which is relative to the
-window's own beams, so every window contributes a confident-looking best guess. The merged list
-is best first and still holds the right moment when the model finds it, but a high top score on
-a long video means less than on a short one.
+Scores are only comparable across chunks as far as the model's scores are. The beam vote alone
+(``windows_from_beams``: the share of a chunk's beam probability that voted for a window) is
+relative to that chunk, so every chunk contributes a confident-looking best guess. A model with a
+saliency head scores each window by its vote times the frames' relevance inside it
+(``answer.rescore_windows``), an absolute measure: a chunk without the moment then ranks low.
+The frames' relevance is merged onto the video's clock too (``merge_frame_relevance``).
 """
 
 from __future__ import annotations
@@ -84,3 +85,16 @@ def merge_chunk_windows(
         raise ValueError(f"{len(per_chunk)} window lists for {len(chunks)} chunks")
     pooled = [w for windows, chunk in zip(per_chunk, chunks) for w in to_video_clock(windows, chunk)]
     return non_maximum_suppression(pooled, iou_threshold, max_windows)
+
+
+def merge_frame_relevance(
+    per_chunk: Sequence[tuple[Sequence[float], Sequence[float]]], chunks: Sequence[Chunk]
+) -> tuple[list[float], list[float]]:
+    """Each chunk's ``(frame times relative to the chunk, relevance)`` -> ``(times, relevance)``
+    on the video's clock, sorted by time; a time two chunks both sampled gets their mean."""
+    pooled: dict[float, list[float]] = {}
+    for (times, scores), chunk in zip(per_chunk, chunks):
+        for t, s in zip(times, scores):
+            pooled.setdefault(round(chunk.start + float(t), 4), []).append(float(s))
+    times = sorted(pooled)
+    return times, [sum(pooled[t]) / len(pooled[t]) for t in times]

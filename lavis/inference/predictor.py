@@ -10,6 +10,8 @@ Each query's result is a JSON-ready dict (the CLI writes exactly these)::
      "span": 30.0,                               # seconds the model sees at once
      "chunks": [{"start": 0.0, "end": 30.0, "text": ..., "invalid": ..., "windows": [...]}, ...],
      "model": {"run": "demo", "checkpoint": ..., "arch": "blip2_mr", "model_type": "tiny", "step": 400},
+     "frame_relevance": [[0.5, 0.02], ...],    # with a saliency head: [time, 0..1] per sampled frame
+     "pred_saliency_scores": [0.02, ...],       # with a saliency head: one per 2 s clip (QVHighlights)
      "gt": [[24, 31]], "iou": 0.86,              # only when a ground truth is given
      "timeline": "out/my_q0.png"}                # only when a timeline folder is given
 
@@ -31,10 +33,11 @@ import torch
 from lavis.datasets.collate import collate
 from lavis.datasets.processors import build_processor
 from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
-from lavis.inference.long_video import merge_chunk_windows, to_video_clock
+from lavis.inference.long_video import merge_chunk_windows, merge_frame_relevance, to_video_clock
 from lavis.inference.timeline import draw_timeline, loudness_db
 from lavis.inference.video import ChunkedVideo, VideoReader
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
+from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
 from lavis.tasks.metrics_mr import top1_iou
 
 logger = logging.getLogger(__name__)
@@ -161,6 +164,10 @@ class Predictor:
             "text": source["text"], "invalid": all(p["invalid"] for p in per_chunk), "audio": decoded.has_audio,
             "span": self.span, "chunks": per_chunk, "model": dict(self.info),
         }
+        if all(getattr(s, "frame_scores", None) for s in scored):  # a model with a saliency head
+            times, relevance = merge_frame_relevance([(s.frame_times, s.frame_scores) for s in scored], chunks)
+            result["frame_relevance"] = [[round(t, 3), round(r, 4)] for t, r in zip(times, relevance)]
+            result["pred_saliency_scores"] = clip_saliency(times, relevance, decoded.duration, CLIP_LENGTH)
         if gt is not None:
             result["gt"] = [[float(s), float(e)] for s, e in gt]
             result["iou"] = round(query_iou(windows, result["gt"]), 4)
@@ -171,6 +178,7 @@ class Predictor:
         return draw_timeline(
             path, decoded.duration, result["windows"], gt=result.get("gt"), frames=overview.frames,
             frame_times=overview.timestamps, loudness=loudness_db(decoded.waveform, decoded.duration),
+            relevance=result.get("frame_relevance"),
             title=f"{result['query']}  ({Path(result['video']).name}, audio: {'yes' if result['audio'] else 'no'})",
             no_audio_text="no audio stream" if self.reader.with_audio else "audio not read: a video-only model",
         )

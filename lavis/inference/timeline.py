@@ -6,6 +6,7 @@ it works headless and inside DataLoader-free scripts alike. Layout, sharing one 
     [ strip of sampled frames, each labelled with its time            ]
     [ loudness (dB RMS of the soundtrack, 50 ms hops) or "no audio"   ]
     [ GT bars (green); predicted windows best first, shaded by score   ]
+    [ each frame's relevance to the query (a model with a saliency head) ]
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def draw_timeline(
     frames: Optional[np.ndarray] = None,
     frame_times: Optional[np.ndarray] = None,
     loudness: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    relevance: Optional[Sequence[Sequence[float]]] = None,
     title: str = "",
     no_audio_text: str = "no audio stream",
 ) -> Path:
@@ -114,14 +116,18 @@ def draw_timeline(
 
     ``windows``: ``[start, end, score]`` best first (seconds); ``gt``: ``[start, end]``;
     ``frames``: uint8 ``[t, H, W, 3]`` with ``frame_times`` ``[t]`` seconds; ``loudness``: the
-    output of ``loudness_db`` (None draws ``no_audio_text``).
+    output of ``loudness_db`` (None draws ``no_audio_text``); ``relevance``: ``[time, 0..1]`` per
+    frame, drawn as a curve under the windows (None: no such row).
     """
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(3, 1, height_ratios=(1.3, 0.9, 1.4), hspace=0.12)
+    ratios = (1.3, 0.9, 1.4) + ((0.8,) if relevance else ())
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.12)
     _strip(fig.add_subplot(grid[0]), duration, frames, frame_times)
     _loudness(fig.add_subplot(grid[1]), duration, loudness, no_audio_text)
     _windows(fig.add_subplot(grid[2]), duration, list(windows), gt)
+    if relevance:
+        _relevance(fig.add_subplot(grid[3]), duration, np.asarray(relevance, dtype=np.float64))
     if title:
         fig.suptitle(title if len(title) <= 140 else title[:137] + "...", fontsize=10)
     fig.subplots_adjust(left=0.05, right=0.95, top=0.91, bottom=0.1)
@@ -129,3 +135,13 @@ def draw_timeline(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     return path
+
+
+def _relevance(ax, duration: float, relevance: np.ndarray) -> None:
+    """``relevance [t, 2]`` (time, 0..1) as a filled curve."""
+    ax.fill_between(relevance[:, 0], relevance[:, 1], 0.0, color="tab:purple", alpha=0.5, linewidth=0)
+    ax.plot(relevance[:, 0], relevance[:, 1], color="tab:purple", linewidth=1.0)
+    ax.set_xlim(0, duration)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("relevance", fontsize=8)
+    ax.tick_params(labelsize=7)

@@ -25,11 +25,24 @@ import numpy as np
 from lavis.tasks.metrics_mr import percent
 
 SALIENCY_LEVELS: dict[str, int] = {"Fair": 2, "Good": 3, "VeryGood": 4}
+CLIP_LENGTH = 2.0  # seconds per saliency clip in QVHighlights
 
 
 def num_clips(duration: float, clip_length: float) -> int:
     """Clips the protocol expects a score for (``int(duration / clip_length)``, as published)."""
     return int(duration / clip_length)
+
+
+def clip_saliency(
+    frame_times: Sequence[float], frame_scores: Sequence[float], duration: float, clip_length: float
+) -> list[float]:
+    """Per-frame relevance -> one score per clip the protocol expects (``num_clips``): the
+    relevance curve (linear between frames, flat beyond the first and last) at each clip's centre."""
+    centres = (np.arange(num_clips(duration, clip_length)) + 0.5) * clip_length
+    order = np.argsort(np.asarray(frame_times, dtype=np.float64), kind="stable")
+    times = np.asarray(frame_times, dtype=np.float64)[order]
+    scores = np.asarray(frame_scores, dtype=np.float64)[order]
+    return [round(float(v), 4) for v in np.interp(centres, times, scores)]
 
 
 def saliency_targets(

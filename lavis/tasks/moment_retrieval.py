@@ -19,6 +19,7 @@ import torch
 from lavis.common.registry import registry
 from lavis.datasets.schema import MomentRecord
 from lavis.tasks.metrics import evaluate_predictions
+from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ _LEADING_KEYS = ("qid", "query", "vid")
 
 @registry.register_task("moment_retrieval")
 class MomentRetrievalTask:
-    def __init__(self, clip_length: float = 2.0):
+    def __init__(self, clip_length: float = CLIP_LENGTH):
         self.clip_length = clip_length  # seconds per saliency clip (QVHighlights: 2)
 
     @classmethod
@@ -51,9 +52,13 @@ class MomentRetrievalTask:
         # DDP and DeepSpeed wrap the model in `.module`; FSDP2 registers `predict` on the root.
         predictor = getattr(model, "module", model)
         out = []
-        for qid, scored in zip(batch["qid"], predictor.predict(batch)):
+        durations = batch["duration"].tolist()
+        for qid, duration, scored in zip(batch["qid"], durations, predictor.predict(batch)):
             text = scored.texts[0] if scored.texts else ""
-            out.append({"qid": qid, "pred_relevant_windows": scored.windows, "invalid": scored.invalid, "pred_text": text})
+            pred = {"qid": qid, "pred_relevant_windows": scored.windows, "invalid": scored.invalid, "pred_text": text}
+            if getattr(scored, "frame_scores", None):  # a model with a saliency head
+                pred["pred_saliency_scores"] = clip_saliency(scored.frame_times, scored.frame_scores, duration, CLIP_LENGTH)
+            out.append(pred)
         return out
 
     def evaluate(self, predictions: Sequence[dict], records: Sequence[MomentRecord], skipped_videos: int = 0) -> dict:
@@ -66,6 +71,10 @@ class MomentRetrievalTask:
         lenient = skipped_videos > 0
         if lenient:
             logger.warning("%d unreadable video(s) were skipped; their queries count as misses", skipped_videos)
+        if any(r.saliency_scores is None for r in records):
+            # Charades-STA has no highlight ground truth: score the windows only (the saliency
+            # scores stay in preds_<split>.jsonl).
+            predictions = [{k: v for k, v in p.items() if k != "pred_saliency_scores"} for p in predictions]
         metrics = evaluate_predictions(predictions, records, lenient=lenient, clip_length=self.clip_length)
         metrics["skipped_videos"] = skipped_videos
         by_kind = self._by_kind(predictions, records)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Sequence
 
+import numpy as np
+
 from lavis.common.windows import temporal_iou
 from lavis.models.blip2_mr.config import TimeFormatName
 
@@ -136,6 +138,29 @@ class ScoredWindows:
     windows: list[list[float]]  # [start, end, score] in seconds, best first
     invalid: bool  # the best beam's text was not a clean in-range answer
     texts: list[str] = field(default_factory=list)  # the beams' texts, best first (for reports)
+    # With a saliency head: the fed frames' times (seconds, increasing) and relevance in [0, 1].
+    frame_times: list[float] = field(default_factory=list)
+    frame_scores: list[float] = field(default_factory=list)
+
+
+def relevance_inside(window: Sequence[float], frame_times: Sequence[float], frame_scores: Sequence[float]) -> float:
+    """Mean frame relevance over ``[start, end]``: the relevance curve (linear between frames,
+    flat beyond the first and last) averaged at 0.1 s steps, so a window between two frames
+    still gets a value."""
+    start, end = float(window[0]), float(window[1])
+    points = np.linspace(start, end, max(int(round((end - start) / 0.1)) + 1, 2))
+    return float(np.interp(points, frame_times, frame_scores).mean())
+
+
+def rescore_windows(scored: ScoredWindows) -> None:
+    """In place: each window's score becomes its beam vote times the relevance inside it, and the
+    windows are re-sorted, best first. The vote alone is relative to one sample's beams (every
+    sample's best window looks sure); the product is low wherever the frames say nothing happens."""
+    if not scored.frame_times:
+        return
+    for window in scored.windows:
+        window[2] = window[2] * relevance_inside(window, scored.frame_times, scored.frame_scores)
+    scored.windows.sort(key=lambda w: -w[2])
 
 
 def windows_from_beams(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from lavis.models.blip2_mr.saliency import SaliencyConfig
 from lavis.models.fusion import FusionConfig
 
 TimeFormatName = Literal["seconds_integers", "seconds_floats", "relative_integers"]
@@ -212,6 +213,7 @@ class Blip2MRConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     generation: DecodingConfig = field(default_factory=DecodingConfig)
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)  # per-frame relevance head (off)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     # Freezing. Trainable by default: LoRA, the fusion, the projection, the ViT's final LayerNorm.
     freeze_vit: bool = True  # patch embedding + transformer blocks

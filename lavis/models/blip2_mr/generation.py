@@ -1,4 +1,4 @@
-"""Beam search over the LLM: the encoder runs once, the decoder with a KV cache.
+"""Beam search over the LLM's decoder with a KV cache, from the encoder's output (run once).
 
 Takes the parts it needs (the LLM, the tokenizer, the decoding settings), not the whole model.
 """
@@ -38,16 +38,13 @@ def beam_search(
     language_model: nn.Module,
     tokenizer: TextTokenizer,
     settings: DecodingConfig,
-    inputs_embeds: torch.Tensor,
+    encoder_hidden: torch.Tensor,
     attention_mask: torch.Tensor,
 ) -> list[list[tuple[str, float]]]:
-    """``inputs_embeds [B, L, D]`` -> per sample ``num_return_sequences`` ``(text, score)``, best
-    first. Scores are ``sum(log p) / length**length_penalty`` (beam search's own ranking score)."""
-    encoder_outputs = BaseModelOutput(
-        last_hidden_state=language_model.get_encoder()(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask
-        ).last_hidden_state
-    )
+    """The encoder's output ``[B, L, D]`` (run once by the caller) -> per sample
+    ``num_return_sequences`` ``(text, score)``, best first. Scores are
+    ``sum(log p) / length**length_penalty`` (beam search's own ranking score)."""
+    encoder_outputs = BaseModelOutput(last_hidden_state=encoder_hidden)
     gen_cfg = hf_generation_config(settings, tokenizer)
     out = language_model.generate(
         encoder_outputs=encoder_outputs, attention_mask=attention_mask, generation_config=gen_cfg

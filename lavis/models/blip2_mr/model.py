@@ -13,25 +13,34 @@ logging; weights are read by ``from_config`` (``checkpoint.py``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 
 from lavis.common.registry import registry
 from lavis.models.blip2_mr import build
 from lavis.models.blip2_mr.audio import ClapAudioEncoder
 from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
-from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows
+from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows, rescore_windows
 from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
 from lavis.models.blip2_mr.generation import beam_search
 from lavis.models.blip2_mr.input_checks import check_dataset_inputs
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
+from lavis.models.blip2_mr.saliency import SaliencyHead, saliency_loss
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
 from lavis.models.fusion import build_fusion
 
 IGNORE_INDEX = -100
+
+
+class EncoderInput(NamedTuple):
+    inputs_embeds: torch.Tensor  # [B, L, D]
+    attention_mask: torch.Tensor  # [B, L] bool, right-padded
+    frame_slots: torch.Tensor  # [B, L] bool: the frame-token slots, tokens_per_frame per fed frame
+    tokens_per_frame: int
 
 
 def _pad(rows: list[list[int]], value: int, device: torch.device) -> torch.Tensor:
@@ -68,6 +77,7 @@ class Blip2MR(nn.Module):
         self.audio_encoder = ClapAudioEncoder(cfg.audio) if cfg.uses_audio else None
         fusion_dim = cfg.qformer.hidden_size if cfg.fusion.position == "early" else cfg.llm.d_model
         self.fusion = build_fusion(cfg.fusion, fusion_dim, cfg.audio.projection_dim)
+        self.saliency_head = SaliencyHead(cfg.llm.d_model) if cfg.saliency.enabled else None
         if cfg.lora.enabled:
             build.add_lora(self.language_model, cfg.lora)
         build.set_trainable(self, cfg)
@@ -194,6 +204,10 @@ class Blip2MR(nn.Module):
     def encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The LLM encoder's input: ``inputs_embeds [B, L, D]`` and ``attention_mask [B, L]``
         (right-padded). Frames with ``frame_mask`` False are not in the sequence at all."""
+        encoded = self._encode(batch)
+        return encoded.inputs_embeds, encoded.attention_mask
+
+    def _encode(self, batch: dict[str, Any]) -> EncoderInput:
         tokens = self.frame_tokens(batch)
         frame_mask = batch["frame_mask"].bool().cpu()
         times = batch["timestamps"].float().cpu()
@@ -212,7 +226,17 @@ class Blip2MR(nn.Module):
         is_frame = (ids == FRAME).unsqueeze(-1)
         dtype = torch.promote_types(text.dtype, tokens.dtype)
         inputs = text.to(dtype).masked_scatter(is_frame, tokens.to(dtype))
-        return inputs, ids != pad_slot
+        return EncoderInput(inputs, ids != pad_slot, ids == FRAME, tokens.shape[1])
+
+    def run_encoder(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The LLM encoder's output ``[B, L, D]``; run once per batch and shared by the LM loss
+        (or beam search) and the saliency head."""
+        encoder = self.language_model.get_encoder()
+        return encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+
+    def _frame_logits(self, hidden: torch.Tensor, encoded: EncoderInput) -> torch.Tensor:
+        """``[N]`` saliency logits of the fed frames, in (sample, frame) order."""
+        return self.saliency_head(hidden, encoded.frame_slots, encoded.tokens_per_frame)
 
     @staticmethod
     def _timestamp_embeddings(ids: list[list[int]], embed: nn.Embedding, device: torch.device) -> torch.Tensor:
@@ -231,12 +255,30 @@ class Blip2MR(nn.Module):
         return _pad(rows, IGNORE_INDEX, device)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Teacher-forced cross-entropy of the target text: ``{"loss": scalar}``."""
+        """Teacher-forced cross-entropy of the target text, plus (``saliency.enabled``) the
+        saliency loss weighted by ``saliency.loss_weight``: ``{"loss", "loss_lm"[, "loss_saliency"]}``."""
         with self.autocast():
-            inputs, attention_mask = self.encode(batch)
-            labels = self.target_labels(batch, inputs.device)
-            out = self.language_model(inputs_embeds=inputs, attention_mask=attention_mask, labels=labels)
-        return {"loss": out.loss}
+            encoded = self._encode(batch)
+            labels = self.target_labels(batch, encoded.inputs_embeds.device)
+            hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
+            out = self.language_model(
+                encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                attention_mask=encoded.attention_mask,
+                labels=labels,
+            )
+            losses = {"loss": out.loss, "loss_lm": out.loss.detach()}
+            if self.saliency_head is not None:
+                frame_mask = batch["frame_mask"].bool()
+                sample_of = torch.arange(frame_mask.shape[0], device=frame_mask.device)[:, None].expand_as(frame_mask)
+                sal = saliency_loss(
+                    self._frame_logits(hidden, encoded),
+                    batch["saliency_targets"][frame_mask],
+                    sample_of[frame_mask],
+                    self.cfg.saliency,
+                )
+                losses["loss_saliency"] = sal.detach()
+                losses["loss"] = out.loss + self.cfg.saliency.loss_weight * sal
+        return losses
 
     # Inference -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -244,13 +286,32 @@ class Blip2MR(nn.Module):
         """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
         length-normalized sequence log-probability as score."""
         with self.autocast():
-            return beam_search(self.language_model, self.tokenizer, self.cfg.generation, *self.encode(batch))
+            encoded = self._encode(batch)
+            hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
+            return beam_search(self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask)
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[ScoredWindows]:
         """Per sample at most ``generation.max_windows`` ``[start, end, score]`` windows in
-        seconds, best first (beams parsed, merged and scored by ``windows_from_beams``)."""
+        seconds, best first (beams parsed, merged and scored by ``windows_from_beams``). With the
+        saliency head, each sample also carries its fed frames' times and relevance (0..1), and
+        (``window_score: vote_x_saliency``) each window's vote is weighted by the relevance
+        inside it."""
+        with self.autocast():
+            encoded = self._encode(batch)
+            hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
+            beams = beam_search(self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask)
+            relevance = None if self.saliency_head is None else torch.sigmoid(self._frame_logits(hidden, encoded).float())
         durations = batch["duration"].float().cpu().tolist()
-        return beams_to_windows(
-            self.generate(batch), durations, self.prompt.time_format, self.cfg.generation.max_windows
-        )
+        results = beams_to_windows(beams, durations, self.prompt.time_format, self.cfg.generation.max_windows)
+        if relevance is not None:
+            frame_mask = batch["frame_mask"].bool().cpu()
+            times = batch["timestamps"].float().cpu()
+            per_sample = relevance.cpu().split(frame_mask.sum(1).tolist())
+            rescore = self.cfg.saliency.window_score == "vote_x_saliency"
+            for b, (result, scores) in enumerate(zip(results, per_sample)):
+                result.frame_times = times[b][frame_mask[b]].tolist()
+                result.frame_scores = scores.tolist()
+                if rescore:
+                    rescore_windows(result)
+        return results

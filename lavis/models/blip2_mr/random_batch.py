@@ -34,6 +34,9 @@ def random_batch(
         "audio_mask": torch.ones(batch_size, num_frames, dtype=torch.bool),
         "duration": torch.full((batch_size,), float(duration)),
     }
+    # Each frame's relevance to its sample's window (what the datasets give a saliency head).
+    window_starts = torch.tensor(starts, dtype=torch.float32)[:, None]
+    batch["saliency_targets"] = ((timestamps >= window_starts) & (timestamps <= window_starts + 3.0)).float()
     batch = {k: v.to(device) for k, v in batch.items()}
     batch.update(
         query=[f"query number {i}" for i in range(batch_size)],
