@@ -5,7 +5,8 @@
 Reads the run's ``metrics_test.json`` and ``metrics.jsonl``, scores the duration-only guess
 (``mr_data.baselines``, fitted on the train split) with the same evaluator, adds it to
 ``metrics_test.json`` under ``"baselines"``, prints a table (overall and per event kind) and
-writes ``demo.png`` (the training loss and R1@0.5 per event kind, model vs guess).
+writes ``demo.png`` (the training loss and R1@0.5 per event kind, model vs guess). A model with
+a saliency head also gets the highlight-detection columns (HL-min-VeryGood mAP and Hit@1).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from mr_data.baselines import duration_prior_predictions
 
 COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP")
+HL_COLUMNS = ("HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1")  # a model with a saliency head
 KINDS = ("visual", "audio", "audio_visual")
 
 
@@ -54,11 +56,13 @@ def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
     rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
     rows += [("duration-only guess", baseline["brief"])]
     rows += [(f"  {kind}", baseline["by_kind"].get(kind)) for kind in KINDS]
-    lines = [f"{'':22s}" + "".join(f"{c:>13s}" for c in COLUMNS)]
+    columns = COLUMNS + tuple(c for c in HL_COLUMNS if c in metrics["brief"])
+    width = max(len(c) for c in columns) + 2
+    lines = [f"{'':22s}" + "".join(f"{c:>{width}s}" for c in columns)]
     for name, brief in rows:
         if brief is None:
             continue
-        cells = "".join(f"{brief.get(c, float('nan')):13.2f}" if brief.get(c) is not None else f"{'-':>13s}" for c in COLUMNS)
+        cells = "".join(f"{brief[c]:{width}.2f}" if brief.get(c) is not None else f"{'-':>{width}s}" for c in columns)
         count = f"  (n={brief['num_queries']})" if "num_queries" in brief else ""
         lines.append(f"{name:22s}{cells}{count}")
     return "\n".join(lines)

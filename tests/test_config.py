@@ -153,3 +153,21 @@ def test_amp_off_survives_yaml_boolean_parsing(experiment):
 def test_cross_field_check_blames_the_options(experiment):
     with pytest.raises(ConfigError, match=r"^--options: 'run': accum_grad_iters must be >= 1"):
         load_experiment(experiment, ["run.accum_grad_iters=0"])
+
+
+def test_an_experiment_extends_another_through_base(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "model: {arch: blip2_mr, model_type: tiny, lora: {enabled: false}}\n"
+        "run: {init_lr: 0.5, max_epoch: 3}\n"
+    )
+    sub = tmp_path / "variants"
+    sub.mkdir()
+    (sub / "child.yaml").write_text("base: ../parent.yaml\nrun: {init_lr: 0.25}\n")
+    cfg = load_experiment(sub / "child.yaml", ["run.max_epoch=4"])
+    assert (cfg.run.init_lr, cfg.run.max_epoch, cfg.model.model_type) == (0.25, 4, "tiny")
+    (tmp_path / "parent.yaml").write_text("base: variants/child.yaml\n")
+    with pytest.raises(ConfigError, match="chain comes back"):
+        load_experiment(sub / "child.yaml")
+    (sub / "typo.yaml").write_text("base: ../parent.yaml\nrum: {init_lr: 1}\n")
+    with pytest.raises(ConfigError, match="unknown top-level key.*rum"):
+        load_experiment(sub / "typo.yaml")

@@ -163,3 +163,18 @@ def test_overlapping_chunks_average_the_frames_they_share():
     chunks = [Chunk(0.0, 10.0), Chunk(5.0, 15.0)]
     times, relevance = merge_frame_relevance([([6.0], [0.2]), ([1.0], [0.6])], chunks)
     assert times == [6.0] and relevance == [pytest.approx(0.4)]
+
+
+def test_long_video_benchmark_scores_both_rankings(tiny_run, tmp_path, capsys):
+    import json
+
+    from benchmarks.long_videos import main
+
+    # "Long" relative to the tiny run's 8-10 s training videos: each video is several chunks.
+    argv = ["--run-dir", str(tiny_run.run_dir), "--data", str(tmp_path / "long"), "--num-videos", "3",
+            "--seconds", "24", "30"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["queries"] >= 3 and set(result) >= {"vote", "vote_x_saliency", "short_test"}
+    for scoring in ("vote", "vote_x_saliency"):
+        assert 0 <= result[scoring]["R1@0.5"] <= 100 and "ratio_to_short_R1@0.5" in result[scoring]

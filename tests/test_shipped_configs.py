@@ -38,3 +38,14 @@ def test_published_settings():
     for cfg in (charades, qvh):
         assert (cfg.run.init_lr, cfg.run.max_epoch, cfg.model.generation.num_beams) == (3e-4, 50, 5)
         assert cfg.run.valid_splits == ["val"] and cfg.run.test_splits == ["test"]
+
+
+@pytest.mark.parametrize("dataset", ["charades_sta", "qvh"])
+def test_saliency_variants_are_the_published_setup_plus_the_head(dataset):
+    published = load_experiment(REPO_ROOT / f"configs/experiments/{dataset}/sms.yaml").to_dict()
+    variant = load_experiment(REPO_ROOT / f"configs/experiments/{dataset}/sms_saliency.yaml").to_dict()
+    assert published["model"]["saliency"]["enabled"] is False
+    assert variant["model"]["saliency"]["enabled"] is True
+    variant["model"]["saliency"] = published["model"]["saliency"]
+    variant["run"]["output_dir"] = published["run"]["output_dir"]
+    assert variant == published

@@ -3,7 +3,7 @@
 Layers, later wins:
   1. the registered class's dataclass defaults;
   2. its preset YAML (``configs/models/...`` for ``model_type``, ``configs/datasets/<name>/...``);
-  3. the experiment YAML;
+  3. the experiment YAML, after the experiment YAML(s) it extends (``base: sms.yaml``), if any;
   4. ``--options key.path=value ...`` from the command line.
 Each layer is checked for unknown keys against the schema and errors name that layer's file.
 ``${...}`` interpolations are resolved after merging. Each section's schema is the
@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # the source tree, when running
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # lavis/: an installed copy has lavis/configs/
 SECTIONS = ("model", "datasets", "run")
 OPTIONS_SOURCE = "--options"
+BASE_KEY = "base"  # an experiment YAML may extend another: `base: sms.yaml`
 DEFAULT_RUNNER = "runner_base"
 
 
@@ -105,14 +106,41 @@ def _preset_layer(path: str, section: str, name: str | None = None) -> tuple[str
     return path, body
 
 
-def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) -> ExperimentConfig:
-    source = str(cfg_path)
-    experiment = load_yaml(cfg_path)
-    cli = parse_options(options)
-    for data, where in ((experiment, source), (cli, OPTIONS_SOURCE)):
+def experiment_chain(cfg_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """The experiment YAML and those it extends through ``base:``, the deepest base first, each
+    as ``(source, sections)``. A base path is relative to the extending file's folder (else
+    resolved like ``--cfg-path``)."""
+    chain: list[tuple[str, dict[str, Any]]] = []
+    seen: set[Path] = set()
+    path = Path(cfg_path)
+    while True:
+        resolved = resolve_path(path).resolve()
+        if resolved in seen:
+            raise ConfigError(f"{cfg_path}: the '{BASE_KEY}' chain comes back to {path}")
+        seen.add(resolved)
+        data = load_yaml(path)
+        base = data.pop(BASE_KEY, None)
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; valid: {list(SECTIONS)}")
+            raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; valid: {[BASE_KEY, *SECTIONS]}")
+        chain.append((str(path), data))
+        if base is None:
+            return chain[::-1]
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: '{BASE_KEY}' must be the path of the experiment YAML it extends")
+        beside = resolved.parent / base
+        path = beside if beside.is_file() else Path(base)
+
+
+def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) -> ExperimentConfig:
+    source = str(cfg_path)
+    chain = experiment_chain(cfg_path)
+    # The merged experiment, to find which model, datasets and runner it names.
+    experiment = OmegaConf.to_container(OmegaConf.merge(*(OmegaConf.create(d) for _, d in chain)), resolve=False)
+    cli = parse_options(options)
+    unknown = sorted(set(cli) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{OPTIONS_SOURCE}: unknown top-level key(s) {unknown}; valid: {list(SECTIONS)}")
 
     # (source, {"model": ..., "datasets": {...}, "run": ...}) in merge order.
     layers: list[tuple[str, dict[str, Any]]] = []
@@ -144,7 +172,7 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
             preset_source, body = _preset_layer(default_path, "datasets", name)
             layers.append((preset_source, {"datasets": {name: body}}))
 
-    layers.append((source, experiment))
+    layers.extend(chain)
     layers.append((OPTIONS_SOURCE, cli))
     # The classes' own defaults go first, so `${run.seed}` and friends resolve even when no
     # YAML spells the key out.
