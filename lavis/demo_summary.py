@@ -57,12 +57,14 @@ def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
     rows += [("duration-only guess", baseline["brief"])]
     rows += [(f"  {kind}", baseline["by_kind"].get(kind)) for kind in KINDS]
     columns = COLUMNS + tuple(c for c in HL_COLUMNS if c in metrics["brief"])
-    width = max(len(c) for c in columns) + 2
-    lines = [f"{'':22s}" + "".join(f"{c:>{width}s}" for c in columns)]
+    widths = [max(len(c), 11) + 2 for c in columns]
+    lines = [f"{'':22s}" + "".join(f"{c:>{w}s}" for c, w in zip(columns, widths))]
     for name, brief in rows:
         if brief is None:
             continue
-        cells = "".join(f"{brief[c]:{width}.2f}" if brief.get(c) is not None else f"{'-':>{width}s}" for c in columns)
+        cells = "".join(
+            f"{brief[c]:{w}.2f}" if brief.get(c) is not None else f"{'-':>{w}s}" for c, w in zip(columns, widths)
+        )
         count = f"  (n={brief['num_queries']})" if "num_queries" in brief else ""
         lines.append(f"{name:22s}{cells}{count}")
     return "\n".join(lines)
