@@ -8,13 +8,16 @@ Sources (``WeightsConfig``, all local paths), loaded in this order:
   3. ``clap_dir``: an HF CLAP directory (``ClapModel`` or audio-only), for the audio tower;
   4. ``finetuned``: our ``.safetensors`` (trainable-only or full) or a Mr. BLIP / SMS ``.pth``.
 Every load checks keys both ways and raises ``WeightsMismatchError`` listing what is missing
-and what is unexpected. Tied parameters (T5's shared embeddings) count as present when any of
-their names is.
+and what is unexpected (and, when the LoRA targets differ, both lists of targets). Tied
+parameters (T5's shared embeddings) count as present when any of their names is. Keys that the
+LAVIS / Mr. BLIP / SMS files hold but the model never uses are dropped by the named rules of
+``convert.py`` first, and said once in the log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -26,8 +29,20 @@ from torch import nn
 from lavis.common.trained_state import trained_names, trained_parameter_names, warn_missing_buffers
 from lavis.models.blip2_mr.build import is_lora_parameter
 from lavis.models.blip2_mr.config import WeightsConfig
-from lavis.models.blip2_mr.convert import convert_lavis_state_dict, to_lora_names, unwrap_checkpoint
+from lavis.models.blip2_mr.convert import (
+    PRETRAINED_UNUSED,
+    UnusedKeys,
+    convert_lavis_state_dict,
+    describe_dropped,
+    drop_unused,
+    finetuned_unused,
+    lora_targets,
+    to_lora_names,
+    unwrap_checkpoint,
+)
 from lavis.common.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 FORMAT_KEY = "blip2_mr"  # safetensors metadata: "trainable" or "full"
 PRETRAINED_PARTS = ("vision_model.", "qformer.", "query_tokens", "language_projection.", "language_model.")
@@ -110,9 +125,27 @@ def load_checked(
         raise WeightsMismatchError(
             f"{source} does not fit the model:\n  missing ({len(missing)}): {_show(missing)}\n"
             f"  unexpected ({len(unexpected)}): {_show(unexpected)}\n"
-            f"  wrong shape ({len(bad_shapes)}): {shapes or 'none'}"
+            f"  wrong shape ({len(bad_shapes)}): {shapes or 'none'}" + _lora_hint(present, set(model_state))
         )
     model.load_state_dict(dict(state), strict=False)
+
+
+def _lora_hint(file_keys: set[str], model_keys: set[str]) -> str:
+    """A line naming both LoRA target lists when a file's adapters sit on other modules."""
+    in_file, in_model = lora_targets(file_keys), lora_targets(model_keys)
+    if not in_file or in_file == in_model:
+        return ""
+    return (
+        f"\n  LoRA targets differ: the file has LoRA on {sorted(in_file)}, the model (model.lora.target_modules) "
+        f"on {sorted(in_model)}; set model.lora.target_modules=[{','.join(sorted(in_file))}]"
+    )
+
+
+def _drop_unused(state: dict[str, torch.Tensor], rules: tuple[UnusedKeys, ...], source: str) -> dict[str, torch.Tensor]:
+    kept, dropped = drop_unused(state, rules)
+    if dropped:
+        logger.info("%s: ignoring keys the model never uses: %s", source, describe_dropped(dropped))
+    return kept
 
 
 def pretrained_keys(model: nn.Module, prefixes: tuple[str, ...]) -> set[str]:
@@ -136,7 +169,8 @@ def load_lavis_pretrained(model: nn.Module, eva_vit_pth: str | None, blip2_pth: 
             )
         )
     if blip2_pth:
-        state.update(convert_lavis_state_dict(read_state_file(blip2_pth)))
+        raw = _drop_unused(read_state_file(blip2_pth), PRETRAINED_UNUSED, str(blip2_pth))
+        state.update(convert_lavis_state_dict(raw))
     expected = pretrained_keys(model, PRETRAINED_PARTS[:-1])
     load_checked(model, state, expected, f"LAVIS files {[p for p in (eva_vit_pth, blip2_pth) if p]}")
 
@@ -199,11 +233,20 @@ def load_finetuned(
     model: nn.Module, path: str | Path, allow_missing: Iterable[str] = (), fusion_prefixes: Iterable[str] = ("fusion.",)
 ) -> None:
     """Ours (``.safetensors``) or a Mr. BLIP / SMS ``.pth`` (LAVIS names, converted). A ``.pth``
-    must provide every trainable parameter (except ``allow_missing`` prefixes)."""
+    must provide every trainable parameter (except ``allow_missing`` prefixes); the keys the
+    reference saves but never uses are dropped by ``convert.finetuned_unused``'s named rules."""
     if Path(path).suffix == ".safetensors":
         load_weights(model, path, allow_missing)
         return
-    state = convert_lavis_state_dict(read_state_file(path), fusion_prefixes)
+    cfg = model.cfg
+    if cfg.prompt.layout != "reference":
+        logger.warning(
+            "%s is a Mr. BLIP / SMS checkpoint, trained on the reference prompt layout, but "
+            "model.prompt.layout=%s: it gets inputs it never saw (set model.prompt.layout=reference "
+            "to compute what the reference computes)", path, cfg.prompt.layout,
+        )
+    raw = _drop_unused(read_state_file(path), finetuned_unused(cfg.fusion.position), f"checkpoint {path}")
+    state = convert_lavis_state_dict(raw, fusion_prefixes)
     load_checked(model, state, trained_parameter_names(model), f"checkpoint {path}", allow_missing)
     warn_missing_buffers(model, state, f"checkpoint {path}")
 
