@@ -6,6 +6,7 @@ from lavis.models.blip2_mr.config import PromptConfig
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder, replacement_map, split_numbers
 from lavis.models.blip2_mr.tokenizer import BuiltinTokenizer
 
+
 @pytest.fixture
 def tokenizer():
     return BuiltinTokenizer(["dog", "barks"], max_number=120)

@@ -73,10 +73,17 @@ def batch() -> dict:
     b, t = inp["timestamps"].shape
     ones = torch.ones(b, t, dtype=torch.bool)
     return {
-        "video": inp["frames"], "frame_mask": ones, "timestamps": inp["timestamps"], "duration": inp["durations"],
-        "query": inp["queries"], "windows": inp["windows"], "audio_mask": ones,
+        "video": inp["frames"],
+        "frame_mask": ones,
+        "timestamps": inp["timestamps"],
+        "duration": inp["durations"],
+        "query": inp["queries"],
+        "windows": inp["windows"],
+        "audio_mask": ones,
         "audio_features": inp["audio"].view(b, t, 1, -1),  # sample-major, as the fixture stores it
-        "x_t5": inp["x_t5"], "x_mask": inp["x_mask"], "x_labels": inp["x_labels"],
+        "x_t5": inp["x_t5"],
+        "x_mask": inp["x_mask"],
+        "x_labels": inp["x_labels"],
     }
 
 
@@ -128,9 +135,18 @@ def test_sms_checkpoint_matches_every_stage(sms, ref, batch):
     assert_matches(sms.frame_tokens(batch), ref["B_proj"], "projection")
 
     inputs, mask = sms.encode(batch)
-    layout = [[-1 if i < 0 else i for i in sms.prompt.encoder_sample(
-        batch["timestamps"][b].tolist(), float(batch["duration"][b]), batch["query"][b], sms.cfg.qformer.num_query_tokens
-    ).ids] for b in range(len(batch["query"]))]
+    layout = [
+        [
+            -1 if i < 0 else i
+            for i in sms.prompt.encoder_sample(
+                batch["timestamps"][b].tolist(),
+                float(batch["duration"][b]),
+                batch["query"][b],
+                sms.cfg.qformer.num_query_tokens,
+            ).ids
+        ]
+        for b in range(len(batch["query"]))
+    ]
     assert layout == [[i for i in row if i is not None] for row in ref["B_layout"]]
     assert mask.long().tolist() == ref["B_attention_mask"].tolist()
     # Padded positions are masked out of every attention: only the real ones must agree.
@@ -160,7 +176,10 @@ def test_sms_checkpoint_decodes_the_same_tokens(sms, ref, batch, beams, key):
     )
     assert out.sequences.tolist() == ref[f"{key}_sequences"].tolist()
     # beam_search (what generate and predict run) returns the same text as its best beam.
-    best = [beams_of_sample[0][0] for beams_of_sample in beam_search(sms.language_model, sms.tokenizer, settings, inputs, mask)]
+    best = [
+        beams_of_sample[0][0]
+        for beams_of_sample in beam_search(sms.language_model, sms.tokenizer, settings, inputs, mask)
+    ]
     assert best == ref[f"{key}_text"]
 
 
@@ -187,7 +206,7 @@ def test_published_settings_are_the_references(sms, ref):
 
 
 def test_unused_reference_keys_are_dropped_by_named_rules_and_said_once(caplog):
-    with caplog.at_level(logging.INFO, logger="lavis.models.blip2_mr.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="lavis.models.blip2_mr"):
         build(*BLIP2_FILES, *SMS_CHECKPOINT)
     lines = [r.getMessage() for r in caplog.records if "checkpoint_best.pth" in r.getMessage()]
     assert len(lines) == 1

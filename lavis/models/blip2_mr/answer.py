@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 from lavis.common.windows import temporal_iou
 from lavis.models.blip2_mr.config import TimeFormatName

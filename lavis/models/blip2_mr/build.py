@@ -12,8 +12,14 @@ import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
 from torch import nn
-from transformers import Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel, T5Config
-from transformers import T5ForConditionalGeneration
+from transformers import (
+    Blip2QFormerConfig,
+    Blip2QFormerModel,
+    Blip2VisionConfig,
+    Blip2VisionModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from lavis.models.blip2_mr.config import Blip2MRConfig, LLMConfig, LoraConfig, QFormerConfig, VisionConfig
 from lavis.models.blip2_mr.tokenizer import TextTokenizer

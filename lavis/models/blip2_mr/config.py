@@ -231,7 +231,9 @@ class WeightsConfig:
     blip2_lavis_pth: Optional[str] = None  # LAVIS blip2_pretrained_flant5xl.pth
     llm_dir: Optional[str] = None  # HF T5 dir (Flan-T5-XL): LLM weights (+ tokenizer)
     clap_dir: Optional[str] = None  # HF CLAP dir (laion/clap-htsat-fused): the audio tower
-    finetuned: Optional[str] = None  # ours (.safetensors) or a Mr. BLIP / SMS .pth, loaded last
+    # Loaded last: what training writes (checkpoint_*.pt), an exported .safetensors (lavis.export),
+    # or a Mr. BLIP / SMS .pth exactly as the reference saved it (checkpoints/README.md).
+    finetuned: Optional[str] = None
     # Trainable parameters `finetuned` may lack (key prefixes), e.g. ["fusion."] to start SMS
     # from a video-only Mr. BLIP checkpoint with a fresh fusion module.
     finetuned_allow_missing: list[str] = field(default_factory=list)

@@ -24,10 +24,11 @@ Keys that these files hold but the model never computes with are dropped by name
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import torch
+
 from lavis.common.errors import UserError
 
 
@@ -161,14 +162,6 @@ def convert_lavis_state_dict(
         # EVA has no k bias; HF's fused qkv bias is [q, 0, v].
         out[f"vision_model.encoder.layers.{layer}.self_attn.qkv.bias"] = torch.cat([q, torch.zeros_like(v), v])
     return out
-
-
-_LORA_TARGET = re.compile(r"(?:^|\.)([^.]+)\.lora_(?:A|B|embedding_A|embedding_B)\b")
-
-
-def lora_targets(keys: Iterable[str]) -> set[str]:
-    """Names of the modules that carry LoRA adapters in ``keys`` (``...SelfAttention.q.lora_A...``: q)."""
-    return {m.group(1) for key in keys if (m := _LORA_TARGET.search(key))}
 
 
 def to_lora_names(state: Mapping[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:

@@ -35,9 +35,9 @@ QVHighlights: videos < 200 s) never reaches that case.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 from lavis.models.blip2_mr.answer import TimeFormat, format_windows
 from lavis.models.blip2_mr.config import PromptConfig
