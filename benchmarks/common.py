@@ -51,10 +51,11 @@ PRESETS = {
         "model.lora.enabled=true", "model.prompt.timestamp_mode=token", "model.llm.number_embedding_init=random",
     ]),
     # Batch 8 x 20 frames at 224 px, gca, LoRA r=8, bf16 frozen weights and autocast; 10 s mels
-    # at hop 480 are 1001 frames. The built-in tokenizer stands in for Flan-T5's (no files).
+    # at hop 480 are 1001 frames. The built-in tokenizer stands in for Flan-T5's (no files); it has
+    # no <extra_id_0>, so the plain prompt layout (one token shorter than the reference's).
     "pretrain_flant5xl": Preset(
         "pretrain_flant5xl", "cuda", batch_size=8, num_frames=20, audio_frames=1001, steps=20, warmup=5,
-        options=["model.tokenizer.source=builtin"],
+        options=["model.tokenizer.source=builtin", "model.prompt.layout=plain"],
     ),
 }
 

@@ -51,7 +51,7 @@ def test_registered_and_presets_load():
     assert set(Blip2MR.PRETRAINED_MODEL_CONFIG_DICT) == {"pretrain_flant5xl", "tiny"}
     cfg = model_config("blip2_mr", "pretrain_flant5xl")
     assert cfg.vision.num_layers == 39 and cfg.qformer.num_query_tokens == 32 and cfg.llm.d_model == 2048
-    assert cfg.lora.r == 8 and cfg.lora.target_modules == ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]
+    assert cfg.lora.r == 8 and cfg.lora.target_modules == ["q", "k", "v", "o", "wi_0", "wi_1", "wo", "lm_head"]
 
 
 def test_forward_backward_generate_predict():

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_full_preset_train_step_and_generate_in_bf16():
     torch.manual_seed(0)
-    cfg = model_config("blip2_mr", "pretrain_flant5xl", ["model.tokenizer.source=builtin"])
+    cfg = model_config("blip2_mr", "pretrain_flant5xl", ["model.tokenizer.source=builtin", "model.prompt.layout=plain"])
     with torch.device("cuda"):
         model = Blip2MR.from_config(cfg)
     batch = random_batch(

@@ -49,11 +49,12 @@ def lora_params(c, r, targets):
         "wi_0": (d, f),
         "wi_1": (d, f),
         "wo": (f, d),
+        "lm_head": (d, c.vocab_size),
     }
     per = {t: r * sum(shapes[t]) for t in targets}
     attn = sum(per.get(t, 0) for t in "qkvo")
     ffn = sum(per.get(t, 0) for t in ("wi_0", "wi_1", "wo"))
-    return c.num_layers * (attn + ffn) + c.num_decoder_layers * (2 * attn + ffn)
+    return c.num_layers * (attn + ffn) + c.num_decoder_layers * (2 * attn + ffn) + per.get("lm_head", 0)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def full_report():
 def test_full_preset_counts(full_report):
     cfg = model_config("blip2_mr", "pretrain_flant5xl")
     lora = lora_params(cfg.llm, cfg.lora.r, cfg.lora.target_modules)
-    assert lora == 17_694_720  # r=8 on q,k,v,o,wi_0,wi_1,wo of Flan-T5-XL (no lm_head)
+    assert lora == 17_968_128  # r=8 on q,k,v,o,wi_0,wi_1,wo and lm_head of Flan-T5-XL (the reference's targets)
     m = full_report["modules"]
     assert full_report["lora"] == lora
     assert m["vision_model"]["total"] == vit_params(cfg.vision) == 985_952_256
@@ -91,6 +92,6 @@ def test_full_preset_counts(full_report):
 def test_options_and_errors(capsys):
     assert main(["--cfg-path", FULL, "--meta", "--options", "model.lora.r=4", "model.fusion.name=none"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["lora"] == 17_694_720 // 2 and "audio_encoder" not in report["modules"]
+    assert report["lora"] == 17_968_128 // 2 and "audio_encoder" not in report["modules"]
     assert main(["--cfg-path", FULL, "--meta", "--options", "model.lora.rank=4"]) == 2
     assert "model.lora.rank" in capsys.readouterr().err

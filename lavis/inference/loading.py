@@ -1,10 +1,14 @@
-"""A trained run -> its config, its model with the checkpoint's weights, and its data settings.
+"""A trained run -> its config, its model with the trained weights, and its data settings.
 
-A run directory (``run.output_dir`` of a training run) holds ``config.yaml`` (the resolved
-experiment) and ``checkpoint_best.pt`` / ``checkpoint_step<N>.pt`` (the trainable weights under
-``"model"``). The model is built from the config, which also loads its pretrained parts from the
-local files ``model.weights`` names, then the checkpoint's trainable weights go on top, exactly as
-``python -m lavis.evaluate`` with ``run.resume_ckpt_path`` does it.
+Two folders hold a trained model, both with ``config.yaml`` (the resolved experiment):
+  - a run directory (``run.output_dir`` of a training run): ``checkpoint_best.pt`` /
+    ``checkpoint_step<N>.pt``, the trained tensors under ``"model"``;
+  - an exported folder (``python -m lavis.export``): ``model.safetensors``, the same tensors.
+The model is built from the config, which also loads its pretrained parts from the local files
+``model.weights`` names, then the trained weights go on top through the one key check of every
+load (``common.trained_state.check_keys``), as ``python -m lavis.evaluate`` with
+``run.resume_ckpt_path`` does it. Both files are read by ``common.weights_file`` (verified, and
+without running code from the file).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from typing import Any, Literal, Optional
 
 from lavis.common.build import build_model
 from lavis.common.config import ExperimentConfig, load_experiment
+from lavis.common.weights_file import read_trained_weights, read_training_checkpoint, weights_metadata
 from lavis.datasets.schema import AnnotationError, read_annotations
-from lavis.runners.checkpoint import BEST_NAME, latest_checkpoint, load_checkpoint
+from lavis.runners.checkpoint import BEST_NAME, latest_checkpoint
 from lavis.runners.strategies import SingleDevice
 
 logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
+EXPORTED_WEIGHTS = "model.safetensors"  # an exported folder's trained weights (lavis.export)
 
 
 @dataclass
@@ -35,13 +41,20 @@ class LoadedRun:
 
 
 def find_checkpoint(run_dir: Path) -> Path:
-    """``checkpoint_best.pt`` of a run, else its newest ``checkpoint_step<N>.pt``."""
+    """The trained weights of a folder: an exported folder's ``model.safetensors``, else a run's
+    ``checkpoint_best.pt``, else its newest ``checkpoint_step<N>.pt``."""
+    exported = run_dir / EXPORTED_WEIGHTS
+    if exported.is_file():
+        return exported
     best = run_dir / BEST_NAME
     if best.is_file():
         return best
     last = latest_checkpoint(run_dir)
     if last is None:
-        raise FileNotFoundError(f"{run_dir}: no {BEST_NAME} or checkpoint_step*.pt (is it a run's output_dir?)")
+        raise FileNotFoundError(
+            f"{run_dir}: no {BEST_NAME} or checkpoint_step*.pt (is it a run's output_dir?), "
+            f"and no {EXPORTED_WEIGHTS} (an exported folder)"
+        )
     return last
 
 
@@ -72,20 +85,28 @@ def load_run(
     strategy = SingleDevice(run_cfg)
     if strategy.device.type != "cuda":
         strategy = SingleDevice(dataclasses.replace(run_cfg, amp="off"))
-    state = load_checkpoint(ckpt_file)
-    if "model" not in state:
-        raise ValueError(f"{ckpt_file}: not a training checkpoint (no 'model' entry)")
+    weights, step = read_weights(ckpt_file)
     model = build_model(cfg)
-    strategy.load_trainable_state_dict(model, state["model"])
+    strategy.load_trainable_state_dict(model, weights, str(ckpt_file))
     model = strategy.wrap_model(model).eval()
     info = {
         "run": (run_dir or ckpt_file.parent).resolve().name,
         "checkpoint": str(ckpt_file),
         "arch": cfg.model.arch,
         "model_type": cfg.model.model_type,
-        "step": (state.get("best") or {}).get("step", state.get("step")),
+        "step": step,
     }
     return LoadedRun(cfg, model, strategy, info)
+
+
+def read_weights(path: Path) -> tuple[dict[str, Any], Optional[int]]:
+    """The trained state dict in a training checkpoint or an exported ``.safetensors``, and the
+    training step it was taken at (the best one's, for ``checkpoint_best.pt``) when recorded."""
+    if path.suffix == ".safetensors":
+        step = weights_metadata(path).get("step")
+        return read_trained_weights(path), int(step) if step and step.isdigit() else None
+    state = read_training_checkpoint(path)
+    return state["model"], (state.get("best") or {}).get("step", state.get("step"))
 
 
 def data_section(cfg: ExperimentConfig) -> tuple[str, Any]:

@@ -26,7 +26,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from lavis.common.registry import registry
 from lavis.common.trained_state import (
-    trained_buffer_names, trained_names, trained_parameter_names, warn_missing_buffers,
+    check_keys, trained_names, trained_parameter_names, warn_missing_buffers,
 )
 from lavis.runners.config import RunConfig
 
@@ -124,16 +124,13 @@ class SingleDevice:
         state = get_model_state_dict(self.unwrap(model), options=options)
         return {k: v for k, v in state.items() if k in trained}
 
-    def load_trainable_state_dict(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-        params, buffers = trained_parameter_names(self.unwrap(model)), trained_buffer_names(self.unwrap(model))
-        missing = sorted(params - set(state))
-        unexpected = sorted(set(state) - params - buffers)
-        if missing or unexpected:
-            raise RuntimeError(
-                f"checkpoint does not match the model's trainable parameters: missing {missing[:10]}"
-                f"{'...' if len(missing) > 10 else ''}, unexpected {unexpected[:10]}"
-            )
-        warn_missing_buffers(self.unwrap(model), state, "checkpoint")
+    def load_trainable_state_dict(
+        self, model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"
+    ) -> None:
+        """Load a trained state dict (a checkpoint's ``"model"``) after the one key check of every
+        load (``trained_state.check_keys``: ``WeightsMismatchError`` naming every key that does not fit)."""
+        check_keys(self.unwrap(model), state, trained_parameter_names(self.unwrap(model)), source)
+        warn_missing_buffers(self.unwrap(model), state, source)
         set_model_state_dict(self.unwrap(model), state, options=StateDictOptions(full_state_dict=True, strict=False))
 
     def optimizer_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

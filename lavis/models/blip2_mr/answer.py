@@ -9,6 +9,8 @@ Time formats (value <-> seconds; the inverse is what the parser uses):
   - ``seconds_floats``: ``24.5`` (one decimal);
   - ``relative_integers``: ``40`` means 40 % of the duration (0-100).
 Target text: ``[[24, 30], [41, 52]]``, windows sorted by start.
+Rounding (``TimeFormat.rounding``): half up everywhere in the plain layout; half to even (Python's
+``round``: 2.5 -> 2, 12.5 -> 12) in the reference layout, as SMS / Mr. BLIP round.
 
 Real outputs miss brackets, leave trailing commas, swap start and end, run past the video's end
 or are garbage. ``parse_windows`` never raises on model output: it recovers what it can, clips to
@@ -20,24 +22,33 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
 from lavis.common.windows import temporal_iou
 from lavis.models.blip2_mr.config import TimeFormatName
 
+Rounding = Literal["half_up", "half_even"]
+
+
 def _round_half_up(x: float, digits: int = 0) -> float:
-    # Python's round() is half-to-even; times are rounded the same way everywhere, half up.
     scale = 10**digits
     return math.floor(x * scale + 0.5) / scale
+
+
+def _round(x: float, digits: int, rounding: Rounding) -> float:
+    # Python's round() is half to even (what the reference uses); the plain layout rounds half up.
+    return float(round(x, digits)) if rounding == "half_even" else _round_half_up(x, digits)
 
 
 @dataclass(frozen=True)
 class TimeFormat:
     name: TimeFormatName
+    rounding: Rounding = "half_up"
 
     @property
     def step(self) -> float:
@@ -47,10 +58,10 @@ class TimeFormat:
     def value(self, seconds: float, duration: float) -> float:
         """Seconds -> this format's (rounded) value."""
         if self.name == "seconds_integers":
-            return _round_half_up(seconds)
+            return _round(seconds, 0, self.rounding)
         if self.name == "seconds_floats":
-            return _round_half_up(seconds, 1)
-        return _round_half_up(100.0 * seconds / duration) if duration > 0 else 0.0
+            return _round(seconds, 1, self.rounding)
+        return _round(100.0 * seconds / duration, 0, self.rounding) if duration > 0 else 0.0
 
     def upper(self, duration: float) -> float:
         """The largest legal value for a video of this duration."""
@@ -69,7 +80,7 @@ class TimeFormat:
 
     def duration_text(self, duration: float) -> str:
         # Relative formats still state the duration in (integer) seconds: it gives the scale.
-        fmt = TimeFormat("seconds_integers") if self.name == "relative_integers" else self
+        fmt = TimeFormat("seconds_integers", self.rounding) if self.name == "relative_integers" else self
         return fmt.text(fmt.value(duration, duration))
 
 

@@ -6,12 +6,20 @@ builds the full preset on the meta device for inspection.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
 from torch import nn
-from transformers import Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel, T5Config
-from transformers import T5ForConditionalGeneration
+from transformers import (
+    Blip2QFormerConfig,
+    Blip2QFormerModel,
+    Blip2VisionConfig,
+    Blip2VisionModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from lavis.models.blip2_mr.config import Blip2MRConfig, LLMConfig, LoraConfig, QFormerConfig, VisionConfig
 from lavis.models.blip2_mr.tokenizer import TextTokenizer
@@ -20,7 +28,7 @@ LORA_MARK = "lora_"  # peft names every adapter parameter lora_A / lora_B / lora
 
 
 def build_vision(cfg: VisionConfig, attn_implementation: str) -> Blip2VisionModel:
-    return Blip2VisionModel(
+    vision = Blip2VisionModel(
         Blip2VisionConfig(
             hidden_size=cfg.hidden_size,
             intermediate_size=cfg.intermediate_size,
@@ -34,6 +42,9 @@ def build_vision(cfg: VisionConfig, attn_implementation: str) -> Blip2VisionMode
             attn_implementation=attn_implementation,
         )
     )
+    # transformers gives the final LayerNorm the blocks' eps; LAVIS's ln_vision has its own.
+    vision.post_layernorm.eps = cfg.ln_vision_eps
+    return vision
 
 
 def build_qformer(
@@ -61,25 +72,28 @@ def build_qformer(
 
 
 def build_llm(cfg: LLMConfig, vocab_size: int, attn_implementation: str) -> T5ForConditionalGeneration:
-    t5 = T5ForConditionalGeneration(
-        T5Config(
-            vocab_size=vocab_size,
-            d_model=cfg.d_model,
-            d_kv=cfg.d_kv,
-            d_ff=cfg.d_ff,
-            num_layers=cfg.num_layers,
-            num_decoder_layers=cfg.num_decoder_layers,
-            num_heads=cfg.num_heads,
-            feed_forward_proj=cfg.feed_forward_proj,
-            dropout_rate=cfg.dropout,
-            layer_norm_epsilon=cfg.layer_norm_eps,
-            relative_attention_num_buckets=cfg.relative_attention_num_buckets,
-            relative_attention_max_distance=cfg.relative_attention_max_distance,
-            tie_word_embeddings=cfg.tie_word_embeddings,
-            decoder_start_token_id=0,
-            attn_implementation=attn_implementation,
-        )
+    t5_config = T5Config(
+        vocab_size=vocab_size,
+        d_model=cfg.d_model,
+        d_kv=cfg.d_kv,
+        d_ff=cfg.d_ff,
+        num_layers=cfg.num_layers,
+        num_decoder_layers=cfg.num_decoder_layers,
+        num_heads=cfg.num_heads,
+        feed_forward_proj=cfg.feed_forward_proj,
+        dropout_rate=cfg.dropout,
+        layer_norm_epsilon=cfg.layer_norm_eps,
+        relative_attention_num_buckets=cfg.relative_attention_num_buckets,
+        relative_attention_max_distance=cfg.relative_attention_max_distance,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        decoder_start_token_id=0,
+        attn_implementation=attn_implementation,
     )
+    if cfg.dense_act_fn is not None:
+        # T5Config derives dense_act_fn from feed_forward_proj (gated-gelu -> gelu_new); LAVIS
+        # overrides it after loading the config, as here.
+        t5_config.dense_act_fn = cfg.dense_act_fn
+    t5 = T5ForConditionalGeneration(t5_config)
     if not cfg.tie_word_embeddings:
         # transformers ties lm_head to the input embeddings at construction; Flan-T5 has its own.
         t5.lm_head.weight = nn.Parameter(t5.shared.weight.detach().clone())
@@ -112,7 +126,12 @@ def add_lora(llm: nn.Module, cfg: LoraConfig) -> None:
     peft_cfg = PeftLoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), bias="none"
     )
-    inject_adapter_in_model(peft_cfg, llm)
+    with warnings.catch_warnings():
+        if llm.get_output_embeddings().weight is not llm.get_input_embeddings().weight:
+            # transformers' T5Config always reports tie_word_embeddings=True, so peft warns about
+            # LoRA on a tied lm_head; build_llm gave this one its own weight.
+            warnings.filterwarnings("ignore", message=".*tied layer is part of the adapter.*")
+        inject_adapter_in_model(peft_cfg, llm)
 
 
 def is_lora_parameter(name: str) -> bool:

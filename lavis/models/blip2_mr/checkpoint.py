@@ -1,4 +1,4 @@
-"""Weights in and out: pretrained parts from local files, our own safetensors checkpoints.
+"""Weights in and out: every source ``model.weights`` names, and our own weights files.
 
 Sources (``WeightsConfig``, all local paths), loaded in this order:
   1. ``blip2_hf_dir``: an HF ``Blip2ForConditionalGeneration`` directory (its key names are ours:
@@ -6,153 +6,49 @@ Sources (``WeightsConfig``, all local paths), loaded in this order:
      ``language_model.*``); or the LAVIS files ``eva_vit_pth`` + ``blip2_lavis_pth`` (converted);
   2. ``llm_dir``: an HF T5 directory, for ``language_model.*``;
   3. ``clap_dir``: an HF CLAP directory (``ClapModel`` or audio-only), for the audio tower;
-  4. ``finetuned``: our ``.safetensors`` (trainable-only or full) or a Mr. BLIP / SMS ``.pth``.
-Every load checks keys both ways and raises ``WeightsMismatchError`` listing what is missing
-and what is unexpected. Tied parameters (T5's shared embeddings) count as present when any of
-their names is.
+  4. ``finetuned``: what training wrote (``checkpoint_*.pt``), an exported ``.safetensors``
+     (``python -m lavis.export``, ``save_weights``) or a Mr. BLIP / SMS ``.pth`` (the reference's).
+Steps 1-3 and the ``.pth`` are read by ``pretrained.py``. Every load goes through one key check
+(``common.trained_state.check_keys``, via ``state_load.load_checked``), which raises
+``WeightsMismatchError`` naming every missing, unexpected or wrongly shaped key. Tied parameters
+(T5's shared embeddings) count as present when any of their names is.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lavis.common.trained_state import trained_names, trained_parameter_names, warn_missing_buffers
-from lavis.models.blip2_mr.build import is_lora_parameter
+from lavis.common.trained_state import (
+    WeightsMismatchError,
+    trained_names,
+    trained_parameter_names,
+    warn_missing_buffers,
+)
+from lavis.common.weights_file import (
+    CONTENT_KEY,
+    TRAINING_SUFFIXES,
+    read_trained_weights,
+    weights_metadata,
+    write_trained_weights,
+)
 from lavis.models.blip2_mr.config import WeightsConfig
-from lavis.models.blip2_mr.convert import convert_lavis_state_dict, to_lora_names, unwrap_checkpoint
-from lavis.common.errors import UserError
+from lavis.models.blip2_mr.pretrained import (
+    load_blip2_hf_dir,
+    load_clap_dir,
+    load_lavis_pretrained,
+    load_llm_dir,
+    load_reference_finetuned,
+)
+from lavis.models.blip2_mr.state_load import load_checked
 
-FORMAT_KEY = "blip2_mr"  # safetensors metadata: "trainable" or "full"
-PRETRAINED_PARTS = ("vision_model.", "qformer.", "query_tokens", "language_projection.", "language_model.")
-_SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-_SINGLE_FILES = ("model.safetensors", "pytorch_model.bin")
+__all__ = ["WeightsMismatchError", "load_configured_weights", "load_finetuned", "load_weights", "save_weights"]
 
-
-class WeightsMismatchError(UserError, RuntimeError):
-    """A weights file that does not fit the model."""
-
-
-def _show(keys: Iterable[str], limit: int = 20) -> str:
-    keys = sorted(keys)
-    return (
-        ", ".join(keys[:limit]) + (f" ... ({len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
-    )
-
-
-def read_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A ``.safetensors`` or a torch pickle (``.pth``/``.pt``/``.bin``, tensors only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types; all mean "unreadable"
-        raise WeightsMismatchError(f"{path}: not a readable torch checkpoint ({err})") from None
-    return unwrap_checkpoint(obj, str(path))
-
-
-def read_hf_dir(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of an HF model directory (single file or sharded, safetensors or bin)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"model directory not found: {path}")
-    for index_name in _SHARD_INDEXES:
-        if (path / index_name).is_file():
-            shards = sorted(set(json.loads((path / index_name).read_text())["weight_map"].values()))
-            state: dict[str, torch.Tensor] = {}
-            for shard in shards:
-                state.update(read_state_file(path / shard))
-            return state
-    for name in _SINGLE_FILES:
-        if (path / name).is_file():
-            return read_state_file(path / name)
-    raise FileNotFoundError(f"{path}: no {' / '.join(_SINGLE_FILES + _SHARD_INDEXES)}")
-
-
-def _alias_groups(model: nn.Module) -> dict[str, set[str]]:
-    """name -> every name of the same tensor (tied parameters)."""
-    by_tensor: dict[int, set[str]] = {}
-    for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
-        by_tensor.setdefault(id(tensor), set()).add(name)
-    return {name: names for names in by_tensor.values() for name in names}
-
-
-def load_checked(
-    model: nn.Module,
-    state: Mapping[str, torch.Tensor],
-    expected: Iterable[str],
-    source: str,
-    allow_missing: Iterable[str] = (),
-) -> None:
-    """Load ``state`` after checking it: every ``expected`` key (or a tied alias) present unless
-    it starts with an ``allow_missing`` prefix, and no key the model does not have."""
-    model_state = model.state_dict(keep_vars=True)
-    state = to_lora_names(state, set(model_state))
-    aliases = _alias_groups(model)
-    allow = tuple(allow_missing)
-    present = set(state)
-    missing = {k for k in expected if not aliases.get(k, {k}) & present and not (allow and k.startswith(allow))}
-    unexpected = present - set(model_state)
-    bad_shapes = {k for k in present - unexpected if tuple(state[k].shape) != tuple(model_state[k].shape)}
-    if missing or unexpected or bad_shapes:
-        shapes = ", ".join(
-            f"{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}" for k in sorted(bad_shapes)[:10]
-        )
-        raise WeightsMismatchError(
-            f"{source} does not fit the model:\n  missing ({len(missing)}): {_show(missing)}\n"
-            f"  unexpected ({len(unexpected)}): {_show(unexpected)}\n"
-            f"  wrong shape ({len(bad_shapes)}): {shapes or 'none'}"
-        )
-    model.load_state_dict(dict(state), strict=False)
-
-
-def pretrained_keys(model: nn.Module, prefixes: tuple[str, ...]) -> set[str]:
-    """The model's non-adapter keys under ``prefixes`` (what pretrained files must provide)."""
-    return {k for k in model.state_dict() if k.startswith(prefixes) and not is_lora_parameter(k)}
-
-
-def load_blip2_hf_dir(model: nn.Module, path: str | Path) -> None:
-    load_checked(model, read_hf_dir(path), pretrained_keys(model, PRETRAINED_PARTS), f"BLIP-2 directory {path}")
-
-
-def load_lavis_pretrained(model: nn.Module, eva_vit_pth: str | None, blip2_pth: str | None) -> None:
-    """LAVIS ``eva_vit_g.pth`` (bare ViT keys) + ``blip2_pretrained_flant5xl.pth`` (Q-Former,
-    queries, ``ln_vision``, ``t5_proj``): everything but the LLM."""
-    state: dict[str, torch.Tensor] = {}
-    if eva_vit_pth:
-        raw = read_state_file(eva_vit_pth)
-        state.update(
-            convert_lavis_state_dict(
-                raw, prefix="" if any(k.startswith("visual_encoder.") for k in raw) else "visual_encoder."
-            )
-        )
-    if blip2_pth:
-        state.update(convert_lavis_state_dict(read_state_file(blip2_pth)))
-    expected = pretrained_keys(model, PRETRAINED_PARTS[:-1])
-    load_checked(model, state, expected, f"LAVIS files {[p for p in (eva_vit_pth, blip2_pth) if p]}")
-
-
-def load_llm_dir(model: nn.Module, path: str | Path) -> None:
-    state = {"language_model." + k: v for k, v in read_hf_dir(path).items()}
-    load_checked(model, state, pretrained_keys(model, ("language_model.",)), f"LLM directory {path}")
-
-
-def load_clap_dir(model: nn.Module, path: str | Path) -> None:
-    """The audio tower of a CLAP directory; its text tower and logit scales are not used."""
-    if model.audio_encoder is None:
-        raise WeightsMismatchError(f"weights.clap_dir={path} is set but fusion 'none' builds no audio tower")
-    audio = {k: v for k, v in read_hf_dir(path).items() if k.startswith(("audio_model.", "audio_projection."))}
-    state = {"audio_encoder.clap." + k: v for k, v in audio.items()}
-    load_checked(model, state, pretrained_keys(model, ("audio_encoder.",)), f"CLAP directory {path}")
+FORMAT_KEY = CONTENT_KEY  # safetensors metadata: "trainable" or "full"
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -162,21 +58,28 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(model: nn.Module, path: str | Path, trainable_only: bool = True) -> Path:
-    """Write a ``.safetensors`` of the trainable parameters (default) or of every tensor (tied
-    tensors once)."""
+    """Write a ``.safetensors`` of the trained tensors (default: what training checkpoints hold
+    under ``"model"``, in the format ``lavis.export`` writes) or of every tensor (tied tensors once)."""
+    if trainable_only:
+        return write_trained_weights(trainable_state_dict(model), path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if trainable_only:
-        state = trainable_state_dict(model)
-    else:
-        state, seen = {}, set()
-        for name, tensor in model.state_dict(keep_vars=True).items():
-            if id(tensor) not in seen:  # safetensors stores a shared tensor once
-                seen.add(id(tensor))
-                state[name] = tensor
-    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    save_file(state, str(path), metadata={FORMAT_KEY: "trainable" if trainable_only else "full"})
+    state, seen = {}, set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:  # safetensors stores a shared tensor once
+            seen.add(id(tensor))
+            state[name] = tensor.detach().contiguous().cpu()
+    save_file(state, str(path), metadata={FORMAT_KEY: "full"})
     return path
+
+
+def load_trained(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing: Iterable[str] = ()
+) -> None:
+    """A trained state dict under our names (a training checkpoint's ``"model"``): every trainable
+    parameter must be there; trained buffers that are absent keep their values, with a warning."""
+    load_checked(model, state, trained_parameter_names(model), source, allow_missing)
+    warn_missing_buffers(model, state, source)
 
 
 def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str] = ()) -> None:
@@ -184,28 +87,28 @@ def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        kind = (f.metadata() or {}).get(FORMAT_KEY)
+    kind = weights_metadata(path).get(FORMAT_KEY)
     if kind not in ("trainable", "full"):
         raise WeightsMismatchError(f"{path}: not a blip2_mr weights file (no '{FORMAT_KEY}' metadata)")
     state = load_file(str(path))
-    expected = trained_parameter_names(model) if kind == "trainable" else set(model.state_dict())
-    load_checked(model, state, expected, f"{path} ({kind} weights)", allow_missing)
     if kind == "trainable":
-        warn_missing_buffers(model, state, str(path))
+        load_trained(model, state, str(path), allow_missing)
+    else:
+        load_checked(model, state, set(model.state_dict()), f"{path} (full weights)", allow_missing)
 
 
 def load_finetuned(
     model: nn.Module, path: str | Path, allow_missing: Iterable[str] = (), fusion_prefixes: Iterable[str] = ("fusion.",)
 ) -> None:
-    """Ours (``.safetensors``) or a Mr. BLIP / SMS ``.pth`` (LAVIS names, converted). A ``.pth``
-    must provide every trainable parameter (except ``allow_missing`` prefixes)."""
-    if Path(path).suffix == ".safetensors":
+    """``model.weights.finetuned``, by file type: ``checkpoint_*.pt`` (what training writes),
+    ``.safetensors`` (ours), anything else a Mr. BLIP / SMS ``.pth`` (LAVIS names, converted)."""
+    suffix = Path(path).suffix
+    if suffix == ".safetensors":
         load_weights(model, path, allow_missing)
-        return
-    state = convert_lavis_state_dict(read_state_file(path), fusion_prefixes)
-    load_checked(model, state, trained_parameter_names(model), f"checkpoint {path}", allow_missing)
-    warn_missing_buffers(model, state, f"checkpoint {path}")
+    elif suffix in TRAINING_SUFFIXES:
+        load_trained(model, read_trained_weights(path), f"training checkpoint {path}", allow_missing)
+    else:
+        load_reference_finetuned(model, path, allow_missing, fusion_prefixes)
 
 
 def load_configured_weights(model: nn.Module, cfg: WeightsConfig) -> None:

@@ -26,7 +26,10 @@ class VisionConfig:
     intermediate_size: int = 6144
     num_layers: int = 39
     num_heads: int = 16
-    layer_norm_eps: float = 1e-6
+    layer_norm_eps: float = 1e-6  # the transformer blocks' LayerNorms (EVA: 1e-6)
+    # The final LayerNorm (LAVIS ``ln_vision``): a plain ``nn.LayerNorm`` in LAVIS / SMS / Mr. BLIP,
+    # so PyTorch's default 1e-5, not the blocks' 1e-6. It shows on low-variance features only.
+    ln_vision_eps: float = 1e-5
     # Std of the random init (pretrained weights replace it). 0.02 (BERT's) makes a from-scratch
     # tiny ViT + Q-Former pass ~1 % of the frame-to-frame differences on to the LLM; the demo's
     # from-scratch recipe uses 0.1 so that the frames look different from the first step.
@@ -70,6 +73,10 @@ class LLMConfig:
     num_decoder_layers: int = 24
     num_heads: int = 32
     feed_forward_proj: str = "gated-gelu"
+    # The FFN activation. LAVIS, Mr. BLIP and SMS set exact GELU on Flan-T5 (``dense_act_fn =
+    # "gelu"``); transformers' default for ``gated-gelu`` is the tanh approximation ``gelu_new``
+    # (T5 logits move by ~3e-3). null: what ``feed_forward_proj`` implies in transformers.
+    dense_act_fn: Optional[Literal["gelu", "gelu_new", "relu", "silu"]] = "gelu"
     dropout: float = 0.1
     layer_norm_eps: float = 1e-6
     relative_attention_num_buckets: int = 32
@@ -115,13 +122,20 @@ class AudioTowerConfig:
 
 @dataclass
 class LoraConfig:
-    """LoRA on the LLM through ``peft`` (never on ``lm_head``)."""
+    """LoRA on the LLM through ``peft``.
+
+    The default targets are the reference's: its regex over every ``Linear`` of T5 finds
+    ``q, k, v, o, wi_0, wi_1, wo`` and ``lm_head``, so SMS / Mr. BLIP checkpoints carry LoRA on
+    ``lm_head`` too. Loading a checkpoint whose targets differ is an error that names both lists.
+    """
 
     enabled: bool = True
     r: int = 8
     alpha: int = 8
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "wi_0", "wi_1", "wo"])
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q", "k", "v", "o", "wi_0", "wi_1", "wo", "lm_head"]
+    )
 
     def __post_init__(self) -> None:
         if self.enabled and (self.r < 1 or not self.target_modules):
@@ -132,6 +146,13 @@ class LoraConfig:
 class PromptConfig:
     """How frames, timestamps and text become the LLM's input, and windows its target text."""
 
+    # reference: the SMS / Mr. BLIP sequence token for token (what their checkpoints were trained
+    # on; needs a Flan-T5-style tokenizer): rounding half to even, numbers the tokenizer splits
+    # replaced by the nearest one it does not, bare ``>`` pieces, ``<extra_id_0>`` after the
+    # duration (``prompt.py`` has the details). plain: every number as the tokenizer writes its
+    # true value (rounded half up), the separator as ``encode(separator)``, no sentinel; works
+    # with any tokenizer (the built-in one of the tiny demo).
+    layout: Literal["reference", "plain"] = "reference"
     time_format: TimeFormatName = "seconds_integers"
     interleave: bool = True  # frame i's tokens, then its timestamp; else all timestamps first
     # "token": the timestamp's token embedding(s) follow the frame (SMS/Mr. BLIP);
@@ -146,6 +167,23 @@ class PromptConfig:
     def __post_init__(self) -> None:
         if "{query}" not in self.template:
             raise ValueError(f"prompt.template must contain '{{query}}', got {self.template!r}")
+        if self.layout == "reference":
+            wrong = {
+                key: value
+                for key, value, wanted in (
+                    ("time_format", self.time_format, "seconds_integers"),
+                    ("interleave", self.interleave, True),
+                    ("timestamp_mode", self.timestamp_mode, "token"),
+                    ("separator", self.separator, ">"),
+                )
+                if value != wanted
+            }
+            if wrong:
+                raise ValueError(
+                    f"prompt.layout: reference is the published SMS / Mr. BLIP sequence (time_format "
+                    f"seconds_integers, interleave true, timestamp_mode token, separator '>'); got {wrong}. "
+                    "Use prompt.layout: plain for other layouts"
+                )
 
 
 @dataclass
@@ -163,13 +201,19 @@ class DecodingConfig:
     num_beams: int = 5
     num_return_sequences: Optional[int] = None  # beams returned per sample; null: num_beams
     max_new_tokens: int = 50
-    min_new_tokens: int = 1
+    # 0 is the reference's (its min_length=1 counts the decoder's start token): </s> may come first.
+    min_new_tokens: int = 0
     length_penalty: float = 1.0  # beam scores are sum(log p) / length**length_penalty
+    # false: transformers' default heuristic (the reference's): beam search goes on while an
+    # unfinished beam may still beat the finished ones. true: stop once num_beams have finished.
+    early_stopping: bool = False
     max_windows: int = 10
 
     def __post_init__(self) -> None:
         if self.num_beams < 1 or self.max_new_tokens < 1 or self.max_windows < 1:
             raise ValueError("generation.num_beams, max_new_tokens and max_windows must be >= 1")
+        if self.min_new_tokens < 0:
+            raise ValueError("generation.min_new_tokens must be >= 0")
         if self.num_return_sequences is not None and not 1 <= self.num_return_sequences <= self.num_beams:
             raise ValueError(
                 f"generation.num_return_sequences must be in [1, num_beams={self.num_beams}], "
@@ -188,7 +232,9 @@ class WeightsConfig:
     blip2_lavis_pth: Optional[str] = None  # LAVIS blip2_pretrained_flant5xl.pth
     llm_dir: Optional[str] = None  # HF T5 dir (Flan-T5-XL): LLM weights (+ tokenizer)
     clap_dir: Optional[str] = None  # HF CLAP dir (laion/clap-htsat-fused): the audio tower
-    finetuned: Optional[str] = None  # ours (.safetensors) or a Mr. BLIP / SMS .pth, loaded last
+    # Loaded last: what training writes (checkpoint_*.pt), an exported .safetensors (lavis.export),
+    # or a Mr. BLIP / SMS .pth exactly as the reference saved it (checkpoints/README.md).
+    finetuned: Optional[str] = None
     # Trainable parameters `finetuned` may lack (key prefixes), e.g. ["fusion."] to start SMS
     # from a video-only Mr. BLIP checkpoint with a fresh fusion module.
     finetuned_allow_missing: list[str] = field(default_factory=list)

@@ -14,24 +14,88 @@ LAVIS names (``lavis/models/eva_vit.py``, ``blip2.py``, ``Qformer.py`` = BERT na
   t5_model.base_model.model.* | t5_model.*                    -> language_model.*
   ...lora_A.weight (peft without adapter names)               -> ...lora_A.default.weight
   <fusion prefix>.*                                           -> fusion.*
-The same mapping as transformers' BLIP-2 conversion for the ViT and Q-Former. Keys that BLIP-2
-itself never uses (the Q-Former's text embeddings, text FFNs and LM head) are dropped.
+The same mapping as transformers' BLIP-2 conversion for the ViT and Q-Former.
 ``eva_vit_g.pth`` holds the bare ViT (``blocks.0...``): read it with ``prefix="visual_encoder."``.
+
+Keys that these files hold but the model never computes with are dropped by name, rule by rule
+(``UnusedKeys``, ``drop_unused``), before renaming; every other key must fit the model.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import torch
+
 from lavis.common.errors import UserError
 
-# Parts of LAVIS's BERT Q-Former that BLIP-2 (and so Mr. BLIP/SMS) deletes or never runs.
-UNUSED_LAVIS_KEYS = re.compile(
-    r"^Qformer\.(cls\.|bert\.embeddings\.(word_embeddings|position_embeddings|position_ids)"
-    r"|bert\.encoder\.layer\.\d+\.(intermediate|output)\.)"
+
+@dataclass(frozen=True)
+class UnusedKeys:
+    """A named rule for keys that a LAVIS / Mr. BLIP / SMS file holds but the model never uses."""
+
+    name: str
+    pattern: re.Pattern
+    why: str
+
+
+QFORMER_TEXT_PARTS = UnusedKeys(
+    "Q-Former text parts",
+    re.compile(
+        r"^Qformer\.(cls\.|bert\.embeddings\.(word_embeddings|position_embeddings)\."
+        r"|bert\.encoder\.layer\.\d+\.(intermediate|output)\.)"
+    ),
+    "BLIP-2 deletes them (it runs the query path only)",
 )
+QFORMER_POSITION_IDS = UnusedKeys(
+    "Q-Former position_ids",
+    re.compile(r"^Qformer\.bert\.embeddings\.position_ids$"),
+    "the index buffer of the deleted position embeddings",
+)
+TIED_EMBEDDING_COPIES = UnusedKeys(
+    "T5 embed_tokens copies",
+    re.compile(r"^t5_model\.(base_model\.model\.)?(encoder|decoder)\.embed_tokens\.weight$"),
+    "the frozen shared embedding again under its tied names (the reference's runner drops a frozen "
+    "parameter by its first name only)",
+)
+UNUSED_AUDIO_PROJECTION = UnusedKeys(
+    "audio_t5_proj",
+    re.compile(r"^audio_t5_proj\."),
+    "SMS creates and trains it for every fusion, but only its late fusion reads it",
+)
+PRETRAINED_UNUSED = (QFORMER_TEXT_PARTS, QFORMER_POSITION_IDS)
+
+
+def finetuned_unused(fusion_position: str) -> tuple[UnusedKeys, ...]:
+    """The rules for a Mr. BLIP / SMS fine-tuned ``.pth`` loaded into a model whose fusion sits at
+    ``fusion_position`` (with late fusion, ``audio_t5_proj`` is not unused and must fit)."""
+    rules = (*PRETRAINED_UNUSED, TIED_EMBEDDING_COPIES)
+    return rules if fusion_position == "late" else (*rules, UNUSED_AUDIO_PROJECTION)
+
+
+def drop_unused(
+    state: Mapping[str, torch.Tensor], rules: Iterable[UnusedKeys]
+) -> tuple[dict[str, torch.Tensor], dict[UnusedKeys, list[str]]]:
+    """``state`` without the keys a rule matches, and the dropped keys by rule."""
+    rules = tuple(rules)
+    kept: dict[str, torch.Tensor] = {}
+    dropped: dict[UnusedKeys, list[str]] = {}
+    for key, value in state.items():
+        rule = next((r for r in rules if r.pattern.match(key)), None)
+        if rule is None:
+            kept[key] = value
+        else:
+            dropped.setdefault(rule, []).append(key)
+    return kept, dropped
+
+
+def describe_dropped(dropped: Mapping[UnusedKeys, list[str]]) -> str:
+    """One line: each rule's name, key count, an example and why."""
+    return "; ".join(
+        f"{rule.name} ({len(keys)} key{'s' if len(keys) > 1 else ''}, e.g. {sorted(keys)[0]}): {rule.why}" for rule, keys in dropped.items()
+    )
 _RENAMES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^visual_encoder\.cls_token$"), "vision_model.embeddings.class_embedding"),
     (re.compile(r"^visual_encoder\.pos_embed$"), "vision_model.embeddings.position_embedding"),
@@ -76,13 +140,11 @@ def convert_lavis_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Rename a LAVIS-layout state dict (see the module docstring). ``prefix`` is prepended to
     every key first (``"visual_encoder."`` for ``eva_vit_g.pth``). Keys that match no rule are
-    kept as they are, so the caller's key check reports them."""
+    kept as they are, so the caller's key check reports them (drop unused keys first)."""
     state = {prefix + k: v for k, v in state.items()}
     out: dict[str, torch.Tensor] = {}
     qv: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
-        if UNUSED_LAVIS_KEYS.match(key):
-            continue
         if m := _QV_BIAS.match(key):
             qv.setdefault(m.group(1), {})[m.group(2)] = value
             continue

@@ -24,7 +24,7 @@ def hf_generation_config(settings: DecodingConfig, tokenizer: TextTokenizer) -> 
         min_new_tokens=settings.min_new_tokens,
         length_penalty=settings.length_penalty,
         do_sample=False,
-        early_stopping=True,
+        early_stopping=settings.early_stopping,
         use_cache=True,
         decoder_start_token_id=tokenizer.pad_id,
         pad_token_id=tokenizer.pad_id,

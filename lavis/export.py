@@ -1,0 +1,148 @@
+"""``python -m lavis.export --run-dir RUN --out DIR [--checkpoint FILE]``: a trained run as a
+self-contained folder that ``lavis.load_model(DIR)`` loads and ``huggingface_hub.upload_folder``
+can publish:
+
+  DIR/config.yaml        the run's resolved experiment (``model.weights.finetuned`` cleared: the
+                         weights below replace whatever the run started from)
+  DIR/model.safetensors  the trained tensors (what ``checkpoint_*.pt`` holds under ``"model"``),
+                         with the run, checkpoint and step in the header
+  DIR/README.md          a model card: what the model is, how to load it, which pretrained files
+                         its frozen parts come from, and the run's metrics (``metrics_<split>.json``)
+
+The frozen pretrained parts (ViT-g, Flan-T5, CLAP) are not copied: the config names them under
+``model.weights``, as every run does (``checkpoints/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from lavis.common.config import load_experiment, save_config
+from lavis.common.errors import USER_ERROR_EXIT, UserError
+from lavis.common.weights_file import read_training_checkpoint, write_trained_weights
+from lavis.inference.loading import EXPORTED_WEIGHTS, find_checkpoint
+
+CARD = "README.md"
+
+
+class ExportError(UserError, ValueError):
+    """A run folder or output folder that cannot be exported to."""
+
+
+def _brief_metrics(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """``split -> brief metrics`` of every ``metrics_<split>.json`` of the run."""
+    out = {}
+    for path in sorted(run_dir.glob("metrics_*.json")):
+        metrics = json.loads(path.read_text())
+        out[path.stem.removeprefix("metrics_")] = metrics.get("brief", {})
+    return out
+
+
+def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+    if not metrics:
+        return "No `metrics_<split>.json` in the run folder: the run was not evaluated.\n"
+    splits = list(metrics)
+    names = sorted({name for brief in metrics.values() for name in brief})
+    rows = ["| metric | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+    for name in names:
+        cells = [metrics[s].get(name) for s in splits]
+        rows.append(
+            f"| {name} | "
+            + " | ".join("" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells)
+            + " |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def model_card(cfg: Any, run_name: str, checkpoint: Path, step: Optional[int], metrics: dict[str, dict]) -> str:
+    model = cfg.model
+    weights = getattr(model, "weights", None)
+    pretrained = {
+        key: value
+        for key, value in (vars(weights).items() if weights is not None else [])
+        if value and key not in ("finetuned", "finetuned_allow_missing", "finetuned_fusion_prefixes")
+    }
+    needs = (
+        "\n".join(f"- `model.weights.{k}`: `{v}`" for k, v in pretrained.items())
+        or "- none: every weight is in this folder"
+    )
+    fusion = getattr(getattr(model, "fusion", None), "name", None)
+    return f"""---
+library_name: sms-lavis
+tags: [video-moment-retrieval, audio-visual, {model.arch}]
+---
+
+# {run_name}: `{model.arch}` ({model.model_type}) for video moment retrieval
+
+Given a video (frames{"" if fusion in (None, "none") else " and soundtrack"}) and a text query,
+the model writes the time windows where the query happens, scored and best first. Trained with
+SMS-LAVIS; exported from run `{run_name}`, checkpoint `{checkpoint.name}`
+(step {step if step is not None else "unknown"}, selected on `run.valid_metric` = `{cfg.run.valid_metric}`).
+
+## Use
+
+```python
+from lavis import load_model
+model = load_model("path/to/this/folder")
+results = model.predict("my.mp4", ["when does the dog bark?"])  # [{{"windows": [[s, e, score], ...], ...}}]
+```
+or `python -m lavis.predict --run-dir path/to/this/folder --video my.mp4 --query "..."`.
+
+The frozen pretrained parts are not in this folder; `config.yaml` reads them from local paths
+(override with `--options model.weights.<key>=<path>`):
+{needs}
+
+## Metrics of the run
+
+{_metrics_table(metrics)}
+## Files
+
+- `config.yaml`: the run's resolved experiment (model, datasets, run sections).
+- `{EXPORTED_WEIGHTS}`: the trained tensors only (what training checkpoints hold under `"model"`).
+"""
+
+
+def export_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
+    """Write the folder of the module docstring for ``run_dir``'s best (or given) checkpoint."""
+    run_dir, out = Path(run_dir), Path(out)
+    if not (run_dir / "config.yaml").is_file():
+        raise ExportError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"--out {out} exists and is not an empty folder")
+    ckpt_file = Path(checkpoint) if checkpoint is not None else find_checkpoint(run_dir)
+    state = read_training_checkpoint(ckpt_file)
+    step = (state.get("best") or {}).get("step", state.get("step"))
+    cfg = load_experiment(run_dir / "config.yaml")
+    if getattr(cfg.model, "weights", None) is not None:
+        cfg.model.weights.finetuned = None
+        cfg.model.weights.finetuned_allow_missing = []
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+    header = {"run": run_dir.resolve().name, "checkpoint": ckpt_file.name, "arch": cfg.model.arch}
+    write_trained_weights(state["model"], out / EXPORTED_WEIGHTS, {**header, "step": "" if step is None else str(step)})
+    card = model_card(cfg, header["run"], ckpt_file, step, _brief_metrics(run_dir))
+    (out / CARD).write_text(card)
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Export a trained run as a self-contained, publishable folder.")
+    parser.add_argument("--run-dir", required=True, help="a training run's output_dir (config.yaml + checkpoints)")
+    parser.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
+    parser.add_argument("--checkpoint", help="a checkpoint_*.pt of the run (default: checkpoint_best.pt)")
+    args = parser.parse_args(argv)
+    try:
+        out = export_run(args.run_dir, args.out, args.checkpoint)
+    except (UserError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    print(f"exported {args.run_dir} to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
