@@ -24,7 +24,7 @@ from lavis.common.config import ExperimentConfig, save_config
 from lavis.common.errors import RunInterrupted
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError
-from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state
+from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state, step_checkpoints
 from lavis.runners.evaluation import make_loader, predict_split
 from lavis.runners.hooks import Hook, build_hooks
 from lavis.runners.loop_hooks import CheckpointHook, ValidationHook
@@ -228,6 +228,12 @@ class RunnerBase:
         return self._final_test(state)
 
     def _resume(self, path: str) -> None:
+        if Path(path).resolve() == self.output_dir.resolve() and not step_checkpoints(self.output_dir):
+            # A job script may always pass its own output_dir: the first start has nothing to resume.
+            logger.warning("%s holds no checkpoint yet: the run starts at step 0", path)
+            for hook in self.hooks:
+                hook.on_resume(0, False)
+            return
         ckpt_path = resolve_checkpoint(path)
         saved = load_checkpoint(ckpt_path)
         check_resumable(saved, ckpt_path, self.cfg.to_dict())
