@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -67,7 +68,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
     (out / ".lock").write_text(f"{pid} {socket.gethostname()}\n")
-    lock = claim_run_dir(out, None, evaluate_only=False)
+    lock = claim_run_dir(out, None, False, SimpleNamespace(is_main=True, broadcast_object=lambda obj: obj))
     lock.release()
     assert f"stale lock of PID {pid}" in caplog.text
     assert (out / ".lock").read_text() == ""  # released: no PID left to look stale

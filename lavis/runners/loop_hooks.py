@@ -16,6 +16,7 @@ from typing import Any, Optional, Protocol
 from lavis.runners.checkpoint import CheckpointManager, rng_state
 from lavis.runners.config import RunConfig
 from lavis.runners.train_state import TrainState
+from lavis.runners.training_plan import epoch_summary
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class Loop(Protocol):
     model: Any
     optimizer: Any
     scheduler: Any
+    hooks: list[Any]  # the logging hooks (hooks.py)
+    train_data: Any
 
     def split(self, split: str) -> dict[str, Any]: ...
 
@@ -104,3 +107,22 @@ class ValidationHook(LoopHook):
         if runner.strategy.is_main:
             CheckpointManager(runner.output_dir).save_best(best)
         runner.strategy.barrier()
+
+
+class EpochSummaryHook(LoopHook):
+    """The epoch's summary line (after its validation) to the log and the logging hooks; the
+    epoch's end is then done (``epoch_end_pending`` cleared, the sums reset)."""
+
+    def __init__(self, runner: Loop, validation: ValidationHook):
+        self.runner, self.validation = runner, validation
+
+    def at_epoch_end(self, state: TrainState, finished: bool) -> None:
+        runner = self.runner
+        parts = getattr(runner.train_data, "datasets", [runner.train_data])
+        summary = epoch_summary(state, self.validation.last_score, runner.strategy, parts)
+        state.epoch_end_pending = False
+        state.reset_stats()
+        if runner.strategy.is_main:
+            logger.info("epoch %d: %s", state.epoch, summary)
+            for hook in runner.hooks:
+                hook.on_epoch_end(state.epoch, summary)

@@ -10,10 +10,14 @@ with both values.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from lavis.common.errors import UserError
+from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, step_checkpoints
+
+logger = logging.getLogger(__name__)
 
 # Keys (fnmatch patterns over dotted paths) a resumed run may change.
 RESUMABLE_CHANGES = (
@@ -75,3 +79,16 @@ def check_resumable(state: Mapping[str, Any], path: Path, current_config: Mappin
             f"{path} was trained with another config, so resuming would not continue that run: {shown} "
             f"(keys that may change on resume: {', '.join(RESUMABLE_CHANGES)})"
         )
+
+
+def checkpoint_to_resume(path: str, output_dir: Path, current_config: Mapping[str, Any]) -> Optional[tuple[Path, dict[str, Any]]]:
+    """The verified checkpoint ``path`` names (a file, or a folder's newest good one) and its
+    contents, checked by ``check_resumable``; None when ``path`` is the run's own folder and it
+    holds no step checkpoint yet (a job script may always pass its own ``output_dir``)."""
+    if Path(path).resolve() == output_dir.resolve() and not step_checkpoints(output_dir):
+        logger.warning("%s holds no checkpoint yet: the run starts at step 0", path)
+        return None
+    ckpt_path = resolve_checkpoint(path)
+    saved = load_checkpoint(ckpt_path)
+    check_resumable(saved, ckpt_path, current_config)
+    return ckpt_path, saved

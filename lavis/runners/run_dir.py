@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from lavis.common.errors import UserError
 from lavis.common.files import pid_alive, remove_stale_temp_files
@@ -115,15 +115,24 @@ class RunLock:
             self._fd = None
 
 
-def claim_run_dir(folder: Path, resume_from: Optional[str], evaluate_only: bool) -> RunLock:
-    """Lock ``folder`` for this run after checking that it may use it; clean stale temp files."""
-    lock = RunLock(folder)
-    lock.acquire()
-    try:
-        check_ownership(folder, resume_from, evaluate_only)
-        for path in remove_stale_temp_files(folder):
-            logger.warning("removed %s, left by a writer that was killed mid-write", path.name)
-    except BaseException:
-        lock.release()
-        raise
+def claim_run_dir(folder: Path, resume_from: Optional[str], evaluate_only: bool, strategy: Any) -> Optional[RunLock]:
+    """Rank 0 checks that this run may use ``folder``, locks it and cleans stale temp files; every
+    rank learns the outcome and fails alike (``strategy``: the run's, for the broadcast). Returns
+    the lock on rank 0, None on the others."""
+    lock, problem = None, None
+    if strategy.is_main:
+        lock = RunLock(folder)
+        try:
+            lock.acquire()
+            check_ownership(folder, resume_from, evaluate_only)
+            for path in remove_stale_temp_files(folder):
+                logger.warning("removed %s, left by a writer that was killed mid-write", path.name)
+        except Exception as err:
+            lock.release()
+            problem = err
+    failed = strategy.broadcast_object(problem is not None)
+    if problem is not None:
+        raise problem
+    if failed:
+        raise RunDirError(f"{folder}: rank 0 may not use it (its error is in rank 0's output)")
     return lock

@@ -24,19 +24,19 @@ from lavis.common.config import ExperimentConfig, save_config
 from lavis.common.errors import RunInterrupted
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError
-from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state, step_checkpoints
+from lavis.runners.checkpoint import load_checkpoint, set_rng_state
 from lavis.runners.evaluation import make_loader, predict_split
 from lavis.runners.hooks import Hook, build_hooks
-from lavis.runners.loop_hooks import CheckpointHook, ValidationHook
+from lavis.runners.loop_hooks import CheckpointHook, EpochSummaryHook, ValidationHook
 from lavis.runners.optim import build_optimizer, build_scheduler
 from lavis.runners.progress import StepProgress
-from lavis.runners.resume import check_resumable
+from lavis.runners.resume import checkpoint_to_resume
 from lavis.runners.run_dir import RunLock, claim_run_dir
 from lavis.runners.samplers import TrainSampler
 from lavis.runners.signals import StopSignals
 from lavis.runners.strategies import build_strategy
 from lavis.runners.train_state import TrainState
-from lavis.runners.training_plan import TrainingPlan, epoch_summary
+from lavis.runners.training_plan import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ class RunnerBase:
         self.optimizer: Any = None
         self.scheduler: Any = None
         self.state = TrainState.fresh(self.run_cfg.valid_metric)
-        self._train_data: Optional[Dataset] = None
+        self.train_data: Optional[Dataset] = None
         self.checkpoints = CheckpointHook(self)
         self.validation = ValidationHook(self)
+        self.summary = EpochSummaryHook(self, self.validation)
 
     # Datasets -----------------------------------------------------------------------------------
     def split(self, split: str) -> dict[str, Dataset]:
@@ -129,18 +130,9 @@ class RunnerBase:
 
     # The run ------------------------------------------------------------------------------------
     def _claim_run_dir(self) -> Optional[RunLock]:
-        """Rank 0 checks and locks ``output_dir``; every rank learns the outcome (and fails alike)."""
-        rc, lock, problem = self.run_cfg, None, None
-        if self.strategy.is_main:
-            try:
-                lock = claim_run_dir(self.output_dir, rc.resume_ckpt_path, rc.evaluate)
-            except Exception as err:
-                problem = err
-        failed = self.strategy.broadcast_object(problem is not None)
-        if problem is not None:
-            raise problem
-        if failed:
-            raise RuntimeError(f"rank 0 could not claim {self.output_dir} (its error is in rank 0's output)")
+        """Lock ``output_dir`` (rank 0), then write the config and open the logging hooks."""
+        rc = self.run_cfg
+        lock = claim_run_dir(self.output_dir, rc.resume_ckpt_path, rc.evaluate, self.strategy)
         if self.strategy.is_main:
             if not (rc.evaluate and (self.output_dir / "config.yaml").exists()):  # keep the trained run's
                 save_config(self.cfg, self.output_dir)
@@ -165,19 +157,8 @@ class RunnerBase:
             if rc.resume_ckpt_path:
                 self.load_weights(rc.resume_ckpt_path)
             return self.evaluate(rc.valid_splits + rc.test_splits, step=0)
-
-        dataset = self._train_data = self.train_dataset()
-        sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
-        plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
-        self.model, self.optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), plan.total_steps)
-        # The cosine of a max_minutes run follows the elapsed time every rank agrees on (the max,
-        # refreshed once per step), restored on resume.
-        time_progress = (lambda: self.state.elapsed / plan.budget_s) if plan.budget_s else None
-        self.scheduler = build_scheduler(self.optimizer, rc, plan.total_steps, time_progress)
-        if rc.resume_ckpt_path:
-            self._resume(rc.resume_ckpt_path)
+        dataset, sampler, plan = self._prepare_training()
         state = self.state
-
         progress = StepProgress(plan.total_steps, state.step, self.strategy.is_main)
         # One loader for all epochs: each epoch's `for batch in loader` draws that epoch's indices
         # from the sampler; with persistent_workers its worker processes stay up between epochs.
@@ -185,15 +166,12 @@ class RunnerBase:
             dataset, sampler, rc.batch_size_train, rc.num_workers, self.strategy.device.type == "cuda",
             drop_last=True, seed=rc.seed, prefetch_factor=rc.prefetch_factor, persistent_workers=rc.persistent_workers,
         )
-        started = time.time() - state.elapsed
+        started = time.time() - state.elapsed  # training time goes on across resumes
         try:
             if state.epoch_end_pending:  # resumed from an epoch's checkpoint saved before its validation
                 self._finish_epoch(state, plan.finished(state))
             while not plan.finished(state):
-                sampler.set_epoch(state.epoch, start=state.batches_done * rc.batch_size_train)
-                for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
-                    if hasattr(part, "set_epoch"):
-                        part.set_epoch(state.epoch)
+                self._start_epoch(dataset, sampler, state)
                 group: list[dict] = []
                 for batch in loader:
                     if plan.epoch_done(state) or plan.finished(state):
@@ -203,40 +181,65 @@ class RunnerBase:
                         state.stats.skipped_videos += int(batch.get("num_skipped", 0))
                         continue
                     group.append(batch)
-                    if len(group) < rc.accum_grad_iters:
-                        continue
-                    loss, samples = self._optimizer_step(group, state)
-                    group = []
-                    state.step += 1
-                    progress.update(state.step, loss, self.scheduler.base_lr, samples)
-                    if self.strategy.is_main and state.step % rc.log_freq == 0:
-                        for hook in self.hooks:
-                            hook.on_train_step(state.step, progress.log_record())
-                    signum, state.elapsed = self.strategy.all_reduce_max([float(self.signals.received or 0), time.time() - started])
-                    if signum:
-                        raise RunInterrupted(int(signum), self.checkpoints.save(state))
-                    self.checkpoints.after_step(state)
+                    if len(group) == rc.accum_grad_iters:
+                        loss, samples = self._optimizer_step(group, state)
+                        group = []
+                        self._after_step(state, loss, samples, progress, started)
                 if plan.epoch_done(state) or plan.finished(state):  # max_iters/max_minutes may end mid-epoch
-                    if plan.epoch_done(state):
-                        state.epoch, state.batches_done = state.epoch + 1, 0
-                    state.epoch_end_pending = True
-                    self.checkpoints.at_epoch_end(state, plan.finished(state))
-                    self._finish_epoch(state, plan.finished(state))
+                    self._end_epoch(state, plan)
         finally:
             progress.close()
             del loader  # stops persistent workers before the final test
         return self._final_test(state)
 
+    def _prepare_training(self) -> tuple[Dataset, TrainSampler, TrainingPlan]:
+        """The training data, its sampler and plan, the optimizer and schedule; resumed state."""
+        rc = self.run_cfg
+        dataset = self.train_data = self.train_dataset()
+        sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
+        plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
+        self.model, self.optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), plan.total_steps)
+        # The cosine of a max_minutes run follows the elapsed time every rank agrees on (the max,
+        # refreshed once per step), restored on resume.
+        time_progress = (lambda: self.state.elapsed / plan.budget_s) if plan.budget_s else None
+        self.scheduler = build_scheduler(self.optimizer, rc, plan.total_steps, time_progress)
+        if rc.resume_ckpt_path:
+            self._resume(rc.resume_ckpt_path)
+        return dataset, sampler, plan
+
+    def _start_epoch(self, dataset: Dataset, sampler: TrainSampler, state: TrainState) -> None:
+        sampler.set_epoch(state.epoch, start=state.batches_done * self.run_cfg.batch_size_train)
+        for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(state.epoch)
+
+    def _after_step(self, state: TrainState, loss: float, samples: int, progress: StepProgress, started: float) -> None:
+        """Log, agree with every rank on the clock and on a received signal, checkpoint."""
+        state.step += 1
+        progress.update(state.step, loss, self.scheduler.base_lr, samples)
+        if self.strategy.is_main and state.step % self.run_cfg.log_freq == 0:
+            for hook in self.hooks:
+                hook.on_train_step(state.step, progress.log_record())
+        signum, state.elapsed = self.strategy.all_reduce_max([float(self.signals.received or 0), time.time() - started])
+        if signum:
+            raise RunInterrupted(int(signum), self.checkpoints.save(state))
+        self.checkpoints.after_step(state)
+
+    def _end_epoch(self, state: TrainState, plan: TrainingPlan) -> None:
+        """The epoch's checkpoint (marked: validation pending), then validation and summary."""
+        if plan.epoch_done(state):
+            state.epoch, state.batches_done = state.epoch + 1, 0
+        state.epoch_end_pending = True
+        self.checkpoints.at_epoch_end(state, plan.finished(state))
+        self._finish_epoch(state, plan.finished(state))
+
     def _resume(self, path: str) -> None:
-        if Path(path).resolve() == self.output_dir.resolve() and not step_checkpoints(self.output_dir):
-            # A job script may always pass its own output_dir: the first start has nothing to resume.
-            logger.warning("%s holds no checkpoint yet: the run starts at step 0", path)
+        found = checkpoint_to_resume(path, self.output_dir, self.cfg.to_dict())
+        if found is None:  # the run's own folder without a checkpoint yet: start at step 0
             for hook in self.hooks:
                 hook.on_resume(0, False)
             return
-        ckpt_path = resolve_checkpoint(path)
-        saved = load_checkpoint(ckpt_path)
-        check_resumable(saved, ckpt_path, self.cfg.to_dict())
+        ckpt_path, saved = found
         self.strategy.load_trainable_state_dict(self.model, saved["model"])
         self.strategy.load_optimizer_state_dict(self.model, self.optimizer, saved["optimizer"])
         self.state = TrainState.from_checkpoint(saved)  # before the schedule: it reads elapsed
@@ -284,14 +287,7 @@ class RunnerBase:
     def _finish_epoch(self, state: TrainState, finished: bool) -> None:
         """After the epoch's checkpoint: validation (when due), then the epoch's summary."""
         self.validation.at_epoch_end(state, finished)
-        parts = getattr(self._train_data, "datasets", [self._train_data])
-        summary = epoch_summary(state, self.validation.last_score, self.strategy, parts)
-        state.epoch_end_pending = False
-        state.reset_stats()
-        if self.strategy.is_main:
-            logger.info("epoch %d: %s", state.epoch, summary)
-            for hook in self.hooks:
-                hook.on_epoch_end(state.epoch, summary)
+        self.summary.at_epoch_end(state, finished)
 
     def _final_test(self, state: TrainState) -> dict[str, dict]:
         best = state.best
