@@ -15,7 +15,8 @@ from helpers.toy_run import toy_experiment, train_losses
 from lavis.common.config import save_config
 from lavis.common.files import atomic_write_text, remove_stale_temp_files
 from lavis.runners.run_dir import RunDirError, RunLock, claim_run_dir
-from lavis.runners.runner import RunnerBase
+from lavis.common.registry import RegistryError
+from lavis.runners.runner import NonFiniteLossError, RunnerBase
 
 
 def run(out, **overrides):
@@ -74,9 +75,13 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
     assert (out / ".lock").read_text() == ""  # released: no PID left to look stale
 
 
-def test_the_lock_is_released_when_the_run_fails(tmp_path):
-    with pytest.raises(Exception):
-        run(tmp_path / "run", nan_at_qid=["t5"])  # NonFiniteLossError at step 2
+@pytest.mark.parametrize("overrides, error", [
+    ({"nan_at_qid": ["t5"]}, NonFiniteLossError),  # fails at step 2
+    ({"hooks": ["nope"]}, RegistryError),  # fails opening the logging hooks
+])
+def test_the_lock_is_released_when_the_run_fails(tmp_path, overrides, error):
+    with pytest.raises(error):
+        run(tmp_path / "run", **overrides)
     lock = RunLock(tmp_path / "run")
     lock.acquire()
     lock.release()

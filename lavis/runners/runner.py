@@ -31,7 +31,7 @@ from lavis.runners.loop_hooks import CheckpointHook, EpochSummaryHook, Validatio
 from lavis.runners.optim import build_optimizer, build_scheduler
 from lavis.runners.progress import StepProgress
 from lavis.runners.resume import checkpoint_to_resume
-from lavis.runners.run_dir import RunLock, claim_run_dir
+from lavis.runners.run_dir import claim_run_dir
 from lavis.runners.samplers import TrainSampler
 from lavis.runners.signals import StopSignals
 from lavis.runners.strategies import build_strategy
@@ -129,20 +129,21 @@ class RunnerBase:
         return state
 
     # The run ------------------------------------------------------------------------------------
-    def _claim_run_dir(self) -> Optional[RunLock]:
-        """Lock ``output_dir`` (rank 0), then write the config and open the logging hooks."""
+    def _open_run(self) -> None:
+        """Write the config (an evaluation keeps its trained run's) and open the logging hooks."""
         rc = self.run_cfg
-        lock = claim_run_dir(self.output_dir, rc.resume_ckpt_path, rc.evaluate, self.strategy)
         if self.strategy.is_main:
-            if not (rc.evaluate and (self.output_dir / "config.yaml").exists()):  # keep the trained run's
+            if not (rc.evaluate and (self.output_dir / "config.yaml").exists()):
                 save_config(self.cfg, self.output_dir)
             self.hooks = build_hooks(rc.hooks, self.output_dir, self.cfg.to_dict()) + self.hooks
-        return lock
 
     def train(self) -> dict[str, dict]:
-        """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split."""
-        lock = self._claim_run_dir()
+        """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split.
+        ``output_dir`` is locked (rank 0) from before the first file is written to the end."""
+        rc = self.run_cfg
+        lock = claim_run_dir(self.output_dir, rc.resume_ckpt_path, rc.evaluate, self.strategy)
         try:
+            self._open_run()
             with self.signals:
                 return self._train()
         finally:
