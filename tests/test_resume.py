@@ -172,8 +172,9 @@ class SignalDuringValidation(ToyTask):
 def test_a_signal_during_validation_stops_and_the_resume_validates(tmp_path, at_call):
     # Finding 8: SIGTERM during evaluation was ignored until it finished; after a kill during the
     # final validation the resumed run skipped it and left no checkpoint_best.pt.
-    full_runner = runner_for(tmp_path / "full")
-    full_results = full_runner.train()
+    before = signal.getsignal(signal.SIGTERM)
+    full_results = runner_for(tmp_path / "full").train()
+    assert signal.getsignal(signal.SIGTERM) is before  # the runner gives the handlers back
     out = tmp_path / "run"
     with pytest.raises(RunInterrupted) as stopped:
         runner_for(out, task=SignalDuringValidation(at_call)).train()
