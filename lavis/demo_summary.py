@@ -19,6 +19,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
+from lavis.common.files import atomic_write_text
 from lavis.datasets.schema import load_annotations
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from mr_data.baselines import duration_prior_predictions
@@ -109,7 +110,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     metrics = json.loads(metrics_path.read_text())
     baseline = baseline_metrics(args.data or dataset_root(args.run_dir))
     metrics["baselines"] = {"duration_only_guess": baseline}
-    metrics_path.write_text(json.dumps(metrics, indent=4))
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=4))
     label = model_label(args.run_dir)
     print(table(metrics, baseline, label))
     print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline, label)}")

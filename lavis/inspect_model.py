@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lavis.common.cli import cli_errors
+
 
 def parameter_report(model: nn.Module) -> dict[str, Any]:
     """``{"total", "trainable", "lora", "modules": {name: {"total", "trainable"}}}``."""
@@ -54,20 +56,14 @@ def build_for_inspection(cfg_path: str, options: list[str], meta: bool) -> nn.Mo
         return model_cls.from_config(cfg, load_weights=False)
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cfg-path", required=True, help="experiment or model preset YAML")
     parser.add_argument("--meta", action="store_true", help="build on the meta device (no memory, no weights)")
     parser.add_argument("--options", nargs="+", default=[], metavar="KEY=VALUE", help="e.g. model.lora.r=16")
     args = parser.parse_args(argv)
-    from lavis.common.registry import RegistryError
-    from lavis.common.typed import ConfigError
-
-    try:
-        model = build_for_inspection(args.cfg_path, args.options, args.meta)
-    except (ConfigError, RegistryError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    model = build_for_inspection(args.cfg_path, args.options, args.meta)
     report = {"cfg_path": args.cfg_path, "meta": args.meta, **parameter_report(model)}
     print(json.dumps(report, indent=2))
     return 0

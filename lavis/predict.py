@@ -28,6 +28,10 @@ from typing import Any, Optional
 
 from tqdm import tqdm
 
+from lavis.common.cli import cli_errors
+from lavis.common.errors import InputError
+from lavis.common.files import read_text
+
 
 @dataclass
 class Job:
@@ -64,7 +68,7 @@ def _gt(value: Any, where: str) -> Optional[list[list[float]]]:
         and w[0] <= w[1] for w in value
     )
     if not ok:
-        raise ValueError(f"{where}: 'gt' must be a list of [start, end] with start <= end, got {value!r}")
+        raise InputError(f"{where}: 'gt' must be a list of [start, end] with start <= end, got {value!r}")
     return [[float(s), float(e)] for s, e in value]
 
 
@@ -73,19 +77,19 @@ def read_jobs(path: Path) -> list[Job]:
     if not path.is_file():
         raise FileNotFoundError(f"JSONL file not found: {path}")
     jobs: dict[Path, Job] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}: line {lineno}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON: {err}") from None
+            raise InputError(f"{where}: not valid JSON: {err}") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("video"), str) or not obj["video"]:
-            raise ValueError(f"{where}: expected an object with a non-empty 'video' string")
+            raise InputError(f"{where}: expected an object with a non-empty 'video' string")
         query = obj.get("query")
         if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"{where}: 'query' must be a non-empty string, got {query!r}")
+            raise InputError(f"{where}: 'query' must be a non-empty string, got {query!r}")
         video = Path(obj["video"])
         if not video.is_absolute() and (path.parent / video).exists():
             video = path.parent / video
@@ -94,7 +98,7 @@ def read_jobs(path: Path) -> list[Job]:
         job.names.append(f"{video.stem}_l{lineno}")
         job.gts.append(_gt(obj.get("gt"), where))
     if not jobs:
-        raise ValueError(f"{path}: no queries")
+        raise InputError(f"{path}: no queries")
     return list(jobs.values())
 
 
@@ -106,36 +110,32 @@ def _summary(name: str, result: dict[str, Any]) -> str:
     return f"{name}: {found}{extra}{audio}  <- {result['query']!r}"
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from lavis.common.typed import ConfigError
     from lavis.datasets.video_io import VideoDecodeError
     from lavis.inference.predictor import check_queries, load_model
 
-    try:
-        if bool(args.jsonl) == bool(args.video):
-            raise ValueError("give either --video (with --query) or --jsonl")
-        if args.jsonl:
-            if args.query:
-                raise ValueError("--query goes with --video; in batch mode the queries are in the JSONL file")
-            jobs = read_jobs(Path(args.jsonl))
-        else:
-            queries = check_queries(args.query) if args.query else []
-            if not queries:
-                raise ValueError("--video needs at least one --query")
-            stem = Path(args.video).stem
-            names = [f"{stem}_q{k}" for k in range(len(queries))]
-            jobs = [Job(Path(args.video), queries, names, [None] * len(queries))]
-            if not jobs[0].video.is_file():
-                raise VideoDecodeError(f"{jobs[0].video}: file not found")
-        predictor = load_model(
-            args.run_dir, cfg_path=args.cfg_path, checkpoint=args.checkpoint, device=args.device,
-            span=args.span, overlap=args.overlap, nms_iou=args.nms_iou, batch_size=args.batch_size,
-        )
-    except (ValueError, ConfigError, FileNotFoundError, VideoDecodeError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if bool(args.jsonl) == bool(args.video):
+        raise InputError("give either --video (with --query) or --jsonl")
+    if args.jsonl:
+        if args.query:
+            raise InputError("--query goes with --video; in batch mode the queries are in the JSONL file")
+        jobs = read_jobs(Path(args.jsonl))
+    else:
+        queries = check_queries(args.query) if args.query else []
+        if not queries:
+            raise InputError("--video needs at least one --query")
+        stem = Path(args.video).stem
+        names = [f"{stem}_q{k}" for k in range(len(queries))]
+        jobs = [Job(Path(args.video), queries, names, [None] * len(queries))]
+        if not jobs[0].video.is_file():
+            raise VideoDecodeError(f"{jobs[0].video}: file not found")
+    predictor = load_model(
+        args.run_dir, cfg_path=args.cfg_path, checkpoint=args.checkpoint, device=args.device,
+        span=args.span, overlap=args.overlap, nms_iou=args.nms_iou, batch_size=args.batch_size,
+    )
 
     out = Path(args.out) if args.out else Path(args.run_dir or Path(args.checkpoint).parent) / "predictions"
     out.mkdir(parents=True, exist_ok=True)

@@ -27,12 +27,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from lavis.common.cli import cli_errors
 from lavis.common.config import load_experiment
-from lavis.common.typed import ConfigError
-from lavis.datasets.schema import AnnotationError, MomentRecord, load_annotations
+from lavis.common.errors import InputError
+from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.inference.loading import data_section, under_root
 from lavis.inference.report_html import Row, render_page, summary_table
-from lavis.tasks.metrics import PredictionError, evaluate_predictions
+from lavis.tasks.metrics import evaluate_predictions
 from lavis.tasks.mr_eval import read_predictions
 
 logger = logging.getLogger(__name__)
@@ -127,27 +128,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / f"report_{args.split}"
-    try:
-        if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
-        _, section = data_section(load_experiment(run_dir / "config.yaml"))
-        ann = Path(args.ann) if args.ann else under_root(section, getattr(section.annotations, args.split, None) or "")
-        if not ann.is_file():
-            raise FileNotFoundError(f"ground truth for split {args.split!r} not found: {ann} (pass --ann)")
-        records = load_annotations(ann, allow_no_windows=True)
-        preds = read_predictions(run_dir / f"preds_{args.split}.jsonl", lenient=False)[0]
-        rows = build_rows(preds, records)
-        if not rows:
-            raise ValueError(f"{ann}: no query has ground-truth windows")
-        summaries = group_summaries(preds, records)
-    except (AnnotationError, PredictionError, ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
+    _, section = data_section(load_experiment(run_dir / "config.yaml"))
+    ann = Path(args.ann) if args.ann else under_root(section, getattr(section.annotations, args.split, None) or "")
+    if not ann.is_file():
+        raise FileNotFoundError(f"ground truth for split {args.split!r} not found: {ann} (pass --ann)")
+    records = load_annotations(ann, allow_no_windows=True)
+    preds = read_predictions(run_dir / f"preds_{args.split}.jsonl", lenient=False)[0]
+    rows = build_rows(preds, records)
+    if not rows:
+        raise InputError(f"{ann}: no query has ground-truth windows")
+    summaries = group_summaries(preds, records)
     from lavis.datasets.mr_dataset import video_path
 
     video_root = under_root(section, section.video_root)

@@ -30,11 +30,13 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
+from lavis.common.cli import cli_errors
 from lavis.common.config import load_experiment
-from lavis.common.typed import ConfigError
-from lavis.datasets.schema import AnnotationError, MomentRecord, load_annotations
+from lavis.common.errors import InputError
+from lavis.common.files import atomic_write_text
+from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.inference.loading import data_section, under_root
-from lavis.tasks.metrics import PredictionError, evaluate_predictions
+from lavis.tasks.metrics import evaluate_predictions
 from lavis.tasks.mr_eval import brief_table, read_predictions
 
 logger = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ def submission_lines(
         by_qid.update({str(p["qid"]): p for p in predict(missing)})
     lost = [r.qid for r in records if str(r.qid) not in by_qid]
     if lost:
-        raise ValueError(f"{split}: {len(lost)} queries have no prediction (unreadable videos?), first: qid {lost[0]}")
+        raise InputError(f"{split}: {len(lost)} queries have no prediction (unreadable videos?), first: qid {lost[0]}")
     lines = []
     for record in records:
         pred = by_qid[str(record.qid)]
@@ -128,7 +130,7 @@ def score(split: str, lines: list[dict], gt_path: Path, out: Path) -> dict[str, 
     """Evaluate a submission file's lines against ``gt_path`` (strict: every query, once)."""
     metrics = evaluate_predictions(lines, load_annotations(gt_path))
     saved = {"split": split, "ground_truth": str(gt_path), "submission": str(out / submission_name(split)), **metrics}
-    (out / f"metrics_{split}.json").write_text(json.dumps(saved, indent=4))
+    atomic_write_text(out / f"metrics_{split}.json", json.dumps(saved, indent=4))
     return metrics
 
 
@@ -144,42 +146,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "submission"
-    try:
-        if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
-        lines, gts = {}, {}
-        predictor = RunPredictor(run_dir, args.batch_size)
-        for split in SPLITS:
-            name = getattr(args, f"{split}_split")
-            given = getattr(args, f"{split}_ann")
-            if given:
-                records, ann_path = load_annotations(given, allow_no_windows=True), Path(given)
-            else:
-                records, ann_path = run_records(run_dir, name)
-            preds_path = run_dir / f"preds_{name}.jsonl"
-            preds = read_predictions(preds_path, lenient=False)[0] if preds_path.is_file() else None
-            lines[split] = submission_lines(split, preds, records, predictor)
-            labelled = records is not None and all(r.windows for r in records)
-            gts[split] = Path(args.test_gt) if split == "test" and args.test_gt else (ann_path if labelled else None)
-        archive = write_submission(out, lines)
-        if "pred_saliency_scores" not in lines["test"][0]:
-            print("note: the model predicts no saliency scores (model.saliency.enabled is off); "
-                  "the files have windows only (no HL metrics)")
-        print(f"wrote {archive} ({', '.join(submission_name(s) for s in SPLITS)})")
-        for split in SPLITS:
-            if gts[split] is None:
-                print(f"{split.upper()}: no ground truth here; not scored")
-                continue
-            metrics = score(split, lines[split], gts[split], out)
-            print(f"{split.upper()} split, scored against {gts[split]}:\n{brief_table(metrics)}")
-    except (AnnotationError, PredictionError, ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
+    lines, gts = {}, {}
+    predictor = RunPredictor(run_dir, args.batch_size)
+    for split in SPLITS:
+        name = getattr(args, f"{split}_split")
+        given = getattr(args, f"{split}_ann")
+        if given:
+            records, ann_path = load_annotations(given, allow_no_windows=True), Path(given)
+        else:
+            records, ann_path = run_records(run_dir, name)
+        preds_path = run_dir / f"preds_{name}.jsonl"
+        preds = read_predictions(preds_path, lenient=False)[0] if preds_path.is_file() else None
+        lines[split] = submission_lines(split, preds, records, predictor)
+        labelled = records is not None and all(r.windows for r in records)
+        gts[split] = Path(args.test_gt) if split == "test" and args.test_gt else (ann_path if labelled else None)
+    archive = write_submission(out, lines)
+    if "pred_saliency_scores" not in lines["test"][0]:
+        print("note: the model predicts no saliency scores (model.saliency.enabled is off); "
+              "the files have windows only (no HL metrics)")
+    print(f"wrote {archive} ({', '.join(submission_name(s) for s in SPLITS)})")
+    for split in SPLITS:
+        if gts[split] is None:
+            print(f"{split.upper()}: no ground truth here; not scored")
+            continue
+        metrics = score(split, lines[split], gts[split], out)
+        print(f"{split.upper()} split, scored against {gts[split]}:\n{brief_table(metrics)}")
     return 0
 
 

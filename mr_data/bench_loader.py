@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from lavis.common.cli import cli_errors
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
@@ -148,6 +149,7 @@ def report(stages: StageTimes, rate: float, workers: int) -> str:
     return "\n".join(lines)
 
 
+@cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     d = AudioClipConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

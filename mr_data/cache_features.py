@@ -40,6 +40,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lavis.common.cli import cli_errors
+from lavis.common.errors import InputError
 from lavis.common.typed import to_dict
 from lavis.datasets.cached_dataset import cache_settings
 from lavis.datasets.collate import collate
@@ -124,7 +126,7 @@ def cache_split(
     counts ``{"videos", "failed", "shards_written", "shards_kept"}``. ``model`` (a ``Blip2MR`` on
     its device, towers frozen) computes the features under ``autocast`` (a context factory)."""
     if jitter < 0 or shard_size < 1:
-        raise ValueError(f"jitter must be >= 0 and shard_size >= 1, got {jitter} and {shard_size}")
+        raise InputError(f"jitter must be >= 0 and shard_size >= 1, got {jitter} and {shard_size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = {}
@@ -216,12 +218,12 @@ def _remove_stale(out: Path, num_shards: int) -> None:
             path.unlink()
 
 
+@cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from lavis.common.config import load_experiment
-    from lavis.common.registry import RegistryError, registry
+    from lavis.common.registry import registry
     from lavis.common.typed import ConfigError
     from lavis.datasets.builders import SPLITS, SplitPaths
-    from lavis.datasets.schema import AnnotationError
     from lavis.models.blip2_mr.cached_features import unfrozen_towers
     from lavis.runners.strategies import SingleDevice
 
@@ -239,25 +241,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_experiment(args.cfg_path, args.options)
-        names = list(cfg.datasets)
-        name = args.dataset or (names[0] if len(names) == 1 else None)
-        if name not in cfg.datasets:
-            raise ConfigError(f"--dataset: pick one of {names}, got {args.dataset!r}")
-        unfrozen = unfrozen_towers(cfg.model)
-        if unfrozen:
-            raise ConfigError(f"{args.cfg_path}: cached features need frozen towers; set {unfrozen} to true")
-        full = cfg.datasets[name]
-        only = SplitPaths(**{s: getattr(full.annotations, s) if s == args.split else None for s in SPLITS})
-        if only == SplitPaths(None, None, None):
-            raise ConfigError(f"datasets.{name}.annotations.{args.split} is not set")
-        ds_cfg = dataclasses.replace(full, annotations=only, use_cached_features=False)
-        builder = registry.get("builder", name)(ds_cfg)
-        dataset = builder.build_datasets()[args.split]
-    except (ConfigError, RegistryError, AnnotationError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_experiment(args.cfg_path, args.options)
+    names = list(cfg.datasets)
+    name = args.dataset or (names[0] if len(names) == 1 else None)
+    if name not in cfg.datasets:
+        raise ConfigError(f"--dataset: pick one of {names}, got {args.dataset!r}")
+    unfrozen = unfrozen_towers(cfg.model)
+    if unfrozen:
+        raise ConfigError(f"{args.cfg_path}: cached features need frozen towers; set {unfrozen} to true")
+    full = cfg.datasets[name]
+    only = SplitPaths(**{s: getattr(full.annotations, s) if s == args.split else None for s in SPLITS})
+    if only == SplitPaths(None, None, None):
+        raise ConfigError(f"datasets.{name}.annotations.{args.split} is not set")
+    ds_cfg = dataclasses.replace(full, annotations=only, use_cached_features=False)
+    builder = registry.get("builder", name)(ds_cfg)
+    dataset = builder.build_datasets()[args.split]
     out = args.out / args.split if args.out else builder.feature_cache_dir(args.split)
     torch.manual_seed(cfg.run.seed)
     strategy = SingleDevice(cfg.run)

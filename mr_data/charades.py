@@ -28,6 +28,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from lavis.common.cli import cli_errors
 from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, make_qids_unique
 from mr_data.convert import add_output_arguments, clip_to_duration, finish_records, write_with_val_split
 
@@ -119,6 +120,7 @@ def convert_charades(
     return write_with_val_split(records, Path(out), Path(val_out) if val_out else None, val_fraction, seed)
 
 
+@cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sta", required=True, type=Path, help="charades_sta_{train,test}.txt")
@@ -126,11 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        convert_charades(args.sta, args.csv, args.out, args.val_out, args.val_fraction, args.seed, args.skip_bad)
-    except (AnnotationError, ValueError) as err:
-        logger.error("%s", err)
-        return 2
+    convert_charades(args.sta, args.csv, args.out, args.val_out, args.val_fraction, args.seed, args.skip_bad)
     return 0
 
 

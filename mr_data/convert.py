@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
+from lavis.common.cli import cli_errors
 from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, read_annotations, save_annotations
 from mr_data.splits import split_by_video
 
@@ -115,6 +116,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad", action="store_true", help="skip and count bad records instead of failing")
 
 
+@cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, type=Path, help="QVHighlights JSONL or Mr. BLIP JSON list")
@@ -124,14 +126,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--allow-no-windows", action="store_true", help="accept unlabelled records")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        convert_file(
-            args.input, args.out, args.val_out, args.val_fraction, args.seed, args.skip_bad,
-            not args.no_clip, args.video_ext, args.allow_no_windows,
-        )
-    except (AnnotationError, ValueError) as err:
-        logger.error("%s", err)
-        return 2
+    convert_file(
+        args.input, args.out, args.val_out, args.val_fraction, args.seed, args.skip_bad,
+        not args.no_clip, args.video_ext, args.allow_no_windows,
+    )
     return 0
 
 

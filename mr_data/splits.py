@@ -10,6 +10,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from lavis.common.errors import InputError
 from lavis.datasets.schema import MomentRecord
 
 
@@ -26,13 +27,13 @@ def assign_splits(
     vids = sorted(set(video_ids))
     total = sum(fractions.values())
     if any(f < 0 for f in fractions.values()) or total >= 1:
-        raise ValueError(f"split fractions must be >= 0 and sum to < 1, got {dict(fractions)}")
+        raise InputError(f"split fractions must be >= 0 and sum to < 1, got {dict(fractions)}")
     if rest in fractions:
-        raise ValueError(f"'{rest}' gets the remaining videos; it cannot also have a fraction")
+        raise InputError(f"'{rest}' gets the remaining videos; it cannot also have a fraction")
     order = np.random.default_rng(seed).permutation(len(vids))
     counts = {name: max(1, round(f * len(vids))) if f > 0 else 0 for name, f in fractions.items()}
     if sum(counts.values()) >= len(vids):
-        raise ValueError(
+        raise InputError(
             f"{len(vids)} videos are too few for held-out splits of {counts} videos and a "
             f"non-empty '{rest}' split"
         )

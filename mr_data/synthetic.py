@@ -26,6 +26,8 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
+from lavis.common.cli import cli_errors
+from lavis.common.errors import InputError
 from lavis.datasets.schema import MomentRecord, save_annotations
 from mr_data.media import write_av_file
 from mr_data.splits import assign_splits
@@ -120,7 +122,7 @@ def generate_dataset(
     """
     spec.validate()
     if num_videos < 3:
-        raise ValueError(f"num_videos must be >= 3 (one per split), got {num_videos}")
+        raise InputError(f"num_videos must be >= 3 (one per split), got {num_videos}")
     out = Path(out)
     plans = [plan_video(i, seed, spec) for i in range(num_videos)]
     paths = {split: out / f"{split}.jsonl" for split in SPLITS}
@@ -194,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -212,11 +215,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         audio_noise=args.audio_noise, crf=args.crf, gop=args.gop,
         val_fraction=args.val_fraction, test_fraction=args.test_fraction,
     )
-    try:
-        generate_dataset(args.out, args.num_videos, args.seed, spec, args.workers, args.overwrite)
-    except ValueError as err:
-        logging.getLogger("mr_data.synthetic").error("%s", err)
-        return 2
+    generate_dataset(args.out, args.num_videos, args.seed, spec, args.workers, args.overwrite)
     return 0
 
 

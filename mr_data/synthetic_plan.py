@@ -24,6 +24,8 @@ from typing import Optional
 
 import numpy as np
 
+from lavis.common.errors import InputError
+
 KINDS = ("visual", "audio", "audio_visual")
 COLOURS = {  # saturated RGB, far from the dull background colours
     "red": (225, 30, 30),
@@ -96,7 +98,7 @@ class SyntheticSpec:
         if not 0 <= self.background_levels[0] <= self.background_levels[1] <= 255:
             problems.append(f"background_levels must satisfy 0 <= low <= high <= 255, got {self.background_levels}")
         if problems:
-            raise ValueError("invalid synthetic spec: " + "; ".join(problems))
+            raise InputError("invalid synthetic spec: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

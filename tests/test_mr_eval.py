@@ -65,24 +65,24 @@ def test_mrblip_json_list_with_repeated_qids(tmp_path, capsys):
     assert "queries evaluated: 2" in capsys.readouterr().out
     # The reference's per-video ids do not name a query: refused.
     raw = write_jsonl(tmp_path / "raw.jsonl", [{"qid": "Charades-STA_V1", "pred_relevant_windows": [[2, 8, 1.0]]}])
-    assert main(["--submission_path", str(raw), "--gt_path", str(gt_path)]) == 1
+    assert main(["--submission_path", str(raw), "--gt_path", str(gt_path)]) == 2
     assert "qid Charades-STA_V1: not in the ground truth" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path, gt_path, capsys):
     rows = preds() + [{"qid": 7, "pred_relevant_windows": [[0, 8, 0.9]]}]
     sub = write_jsonl(tmp_path / "dup.jsonl", rows)
-    assert main(["--submission_path", str(sub), "--gt_path", str(gt_path)]) == 1
+    assert main(["--submission_path", str(sub), "--gt_path", str(gt_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lavis-mr-eval: error: qid 7: more than one prediction") and err.count("\n") == 1
+    assert err.startswith("error: qid 7: more than one prediction") and err.count("\n") == 1
 
     sub.write_text(json.dumps(preds()[0]) + "\n{not json\n")
-    assert main(["--submission_path", str(sub), "--gt_path", str(gt_path)]) == 1
+    assert main(["--submission_path", str(sub), "--gt_path", str(gt_path)]) == 2
     assert "dup.jsonl: line 2: not valid JSON" in capsys.readouterr().err
 
-    assert main(["--submission_path", str(tmp_path / "nope.jsonl"), "--gt_path", str(gt_path)]) == 1
+    assert main(["--submission_path", str(tmp_path / "nope.jsonl"), "--gt_path", str(gt_path)]) == 2
     assert "prediction file not found" in capsys.readouterr().err
-    assert main(["--submission_path", str(sub), "--gt_path", str(tmp_path / "nope.json")]) == 1
+    assert main(["--submission_path", str(sub), "--gt_path", str(tmp_path / "nope.json")]) == 2
     assert "annotation file not found" in capsys.readouterr().err
 
 

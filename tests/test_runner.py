@@ -6,7 +6,8 @@ import torch
 
 from helpers.toy_run import toy_experiment, train_losses
 from lavis.runners import checkpoint as ckpt_mod
-from lavis.runners.runner import NonFiniteLossError, RunnerBase, TrainingInterrupted
+from lavis.common.errors import RunInterrupted
+from lavis.runners.runner import NonFiniteLossError, RunnerBase
 
 
 def run(tmp_path, name, **overrides):
@@ -47,14 +48,14 @@ def test_resume_mid_epoch_reproduces_the_same_losses(tmp_path, accum):
     class StopAt:  # deliver a SIGTERM-equivalent after step 4 (mid-epoch)
         def on_train_step(self, step, logs):
             if step == 4:
-                runner._signal = signal.SIGTERM
+                runner.signals.received = signal.SIGTERM
 
         def on_evaluation(self, *a): ...
         def on_epoch_end(self, *a): ...
         def close(self): ...
 
     runner.hooks.append(StopAt())
-    with pytest.raises(TrainingInterrupted) as stopped:
+    with pytest.raises(RunInterrupted) as stopped:
         runner.train()
     assert stopped.value.checkpoint.name == "checkpoint_step4.pt"
 
@@ -110,8 +111,10 @@ def test_crash_mid_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "checkpoint_step3.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="not a readable checkpoint"):
+    with pytest.raises(RuntimeError, match=r"no usable checkpoint_step\*\.pt \(corrupt: checkpoint_step3\.pt\)"):
         ckpt_mod.load_checkpoint(tmp_path)
+    with pytest.raises(RuntimeError, match="checkpoint_step3.pt: corrupt checkpoint"):
+        ckpt_mod.load_checkpoint(bad)
 
 
 def test_time_budget_stops_validates_and_tests(tmp_path):

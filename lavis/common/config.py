@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from omegaconf import OmegaConf
 
+from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
 
@@ -220,5 +221,4 @@ def save_config(cfg: ExperimentConfig, output_dir: str | Path) -> Path:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "config.yaml"
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict())))
-    return path
+    return atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict())))

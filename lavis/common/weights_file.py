@@ -27,6 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from lavis.common.errors import UserError
 from lavis.common.trained_state import WeightsMismatchError
 
 # What step checkpoints hold besides tensors and plain Python values: numpy's RNG state.
@@ -38,15 +39,20 @@ TRAINING_SUFFIXES = (".pt",)
 CONTENT_KEY = "blip2_mr"
 
 
-def verify_zip(path: Path) -> None:
-    """Raise ``WeightsMismatchError`` unless every member of the zip at ``path`` has its CRC-32."""
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint that is missing, corrupt or not a checkpoint; the message names the file."""
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Raise ``CheckpointError`` unless every member of the ``torch.save`` zip at ``path`` matches
+    the CRC-32 the zip stores for it (the pickled structure and each tensor's bytes)."""
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:  # truncated or mangled headers
-        raise WeightsMismatchError(f"{path}: corrupt or not a torch checkpoint ({err})") from None
+        raise CheckpointError(f"{path}: corrupt checkpoint ({err})") from None
     if bad is not None:
-        raise WeightsMismatchError(f"{path}: corrupt checkpoint (checksum mismatch in {bad})")
+        raise CheckpointError(f"{path}: corrupt checkpoint (checksum mismatch in {bad})")
 
 
 def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -55,7 +61,7 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    verify_zip(path)
+    verify_checkpoint(path)
     try:
         with torch.serialization.safe_globals(_NUMPY_RNG_TYPES):
             obj = torch.load(path, map_location="cpu", weights_only=True)

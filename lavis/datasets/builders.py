@@ -21,6 +21,7 @@ from typing import Any, Literal, Optional
 
 from lavis.common.inputs import DatasetInputs
 from lavis.common.registry import registry
+from lavis.common.typed import ConfigError
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.cached_dataset import CachedFeatureDataset, cache_settings, check_cache
 from lavis.datasets.feature_cache import FeatureCache
@@ -29,6 +30,7 @@ from lavis.datasets.processors import build_processor
 from lavis.datasets.schema import read_annotations
 from lavis.datasets.temporal_crop import TemporalCropConfig
 from lavis.datasets.video_io import VideoBackend
+from lavis.datasets.windows_in_video import repair_windows
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,9 @@ class MomentDatasetConfig:
     vis_processor: VisProcessors = field(default_factory=VisProcessors)
     audio: AudioClipConfig = field(default_factory=AudioClipConfig)
     video_backend: VideoBackend = "pyav"
-    strict: bool = False  # raise on an unreadable video instead of skipping and counting it
+    # Raise on an unreadable video instead of skipping and counting it, and on an annotation
+    # window outside its video instead of clipping (train) or reporting (val/test) it.
+    strict: bool = False
     allow_missing_videos: bool = False  # at build time: warn about missing videos, do not fail
     allow_no_windows: bool = False  # accept unlabeled records (e.g. the QVHighlights test release)
     seed: int = 0  # train-time frame sampling and crops (experiments may set ${run.seed})
@@ -163,31 +167,34 @@ class MomentRetrievalBuilder:
                 continue
             records, _ = read_annotations(self._under_root(ann), cfg.allow_no_windows, strict=True)
             is_train = split == "train"
+            records, repairs = repair_windows(records, str(self._under_root(ann)), cfg.strict, change=is_train)
             if cfg.use_cached_features:
                 cache = FeatureCache(self.feature_cache_dir(split), cfg.verify_cached_features)
                 check_cache(cache, records, cache_settings(cfg), cfg.allow_missing_videos)
                 datasets[split] = CachedFeatureDataset(
                     records, cache, train=is_train, strict=cfg.strict, seed=cfg.seed, temporal_crop=cfg.temporal_crop
                 )
-                continue
-            self._check_videos(records, video_root, split)
-            datasets[split] = MomentRetrievalDataset(
-                records,
-                video_root,
-                build_processor(cfg.vis_processor.train if is_train else cfg.vis_processor.eval, f"vis_processor.{split}"),
-                num_frames=cfg.num_frames,
-                audio=cfg.audio,
-                video_backend=cfg.video_backend,
-                video_ext=cfg.video_ext,
-                train=is_train,
-                strict=cfg.strict,
-                seed=cfg.seed,
-                cache_decoded=cfg.cache_decoded,
-                with_audio=cfg.with_audio,
-                temporal_crop=cfg.temporal_crop,
-            )
+            else:
+                self._check_videos(records, video_root, split)
+                datasets[split] = MomentRetrievalDataset(
+                    records,
+                    video_root,
+                    build_processor(cfg.vis_processor.train if is_train else cfg.vis_processor.eval, f"vis_processor.{split}"),
+                    num_frames=cfg.num_frames,
+                    audio=cfg.audio,
+                    video_backend=cfg.video_backend,
+                    video_ext=cfg.video_ext,
+                    train=is_train,
+                    strict=cfg.strict,
+                    seed=cfg.seed,
+                    cache_decoded=cfg.cache_decoded,
+                    with_audio=cfg.with_audio,
+                    temporal_crop=cfg.temporal_crop,
+                )
+            if is_train:  # read by the runner for the epoch summaries (duck-typed)
+                datasets[split].window_repairs = repairs
         if not datasets:
-            raise ValueError(f"{name}: no split has an annotation path (annotations.train/val/test)")
+            raise ConfigError(f"{name}: no split has an annotation path (annotations.train/val/test)")
         return datasets
 
     def _check_videos(self, records, video_root: Path, split: str) -> None:

@@ -26,7 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
-from lavis.common.errors import UserError
+from lavis.common.errors import InputError, UserError
+from lavis.common.files import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,10 @@ def record_from_json(obj: Any, where: str, allow_no_windows: bool = False) -> Mo
 
 def _read_raw(path: Path) -> list[tuple[str, Any]]:
     """(location, object) pairs from a JSON list or a JSON Lines file."""
-    text = path.read_text()
+    try:
+        text = read_text(path)
+    except InputError as err:
+        raise AnnotationError(str(err)) from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:

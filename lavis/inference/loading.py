@@ -22,6 +22,7 @@ from typing import Any, Literal, Optional
 from lavis.common.build import build_model
 from lavis.common.config import ExperimentConfig, load_experiment
 from lavis.common.weights_file import read_trained_weights, read_training_checkpoint, weights_metadata
+from lavis.common.errors import InputError
 from lavis.datasets.schema import AnnotationError, read_annotations
 from lavis.runners.checkpoint import BEST_NAME, latest_checkpoint
 from lavis.runners.strategies import SingleDevice
@@ -70,7 +71,7 @@ def load_run(
     Raises ``FileNotFoundError`` for a missing directory/file and ``ConfigError`` for a bad config.
     """
     if run_dir is None and (cfg_path is None or checkpoint is None):
-        raise ValueError("give a run directory, or both a config (--cfg-path) and a checkpoint")
+        raise InputError("give a run directory, or both a config (--cfg-path) and a checkpoint")
     if run_dir is not None:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -113,7 +114,7 @@ def data_section(cfg: ExperimentConfig) -> tuple[str, Any]:
     """(builder name, dataset config) whose frame/audio settings the model was trained with: the
     first ``datasets:`` entry (experiments mixing builders must use the same settings)."""
     if not cfg.datasets:
-        raise ValueError("the run's config has no 'datasets' section: frame and audio settings unknown")
+        raise InputError("the run's config has no 'datasets' section: frame and audio settings unknown")
     name, section = next(iter(cfg.datasets.items()))
     for other, ds in cfg.datasets.items():
         if (ds.num_frames, ds.audio, ds.with_audio) != (section.num_frames, section.audio, section.with_audio):

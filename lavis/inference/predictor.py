@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from lavis.common.errors import InputError
 from lavis.datasets.collate import collate
 from lavis.datasets.processors import build_processor
 from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
@@ -55,9 +56,9 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         if self.span is not None and self.span <= 0:
-            raise ValueError(f"span must be > 0 seconds, got {self.span}")
+            raise InputError(f"span must be > 0 seconds, got {self.span}")
         if not 0 <= self.overlap < 1 or not 0 < self.nms_iou <= 1 or self.batch_size < 1:
-            raise ValueError(
+            raise InputError(
                 f"need 0 <= overlap < 1, 0 < nms_iou <= 1, batch_size >= 1; got {self.overlap}, "
                 f"{self.nms_iou}, {self.batch_size}"
             )
@@ -67,10 +68,10 @@ def check_queries(queries: str | Sequence[str]) -> list[str]:
     """A query or a list of them, each a non-empty string (stripped)."""
     queries = [queries] if isinstance(queries, str) else list(queries)
     if not queries:
-        raise ValueError("no query given")
+        raise InputError("no query given")
     for i, query in enumerate(queries):
         if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"query {i + 1} of {len(queries)} is empty: {query!r}")
+            raise InputError(f"query {i + 1} of {len(queries)} is empty: {query!r}")
     return [q.strip() for q in queries]
 
 

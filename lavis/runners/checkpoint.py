@@ -1,13 +1,20 @@
-"""Checkpoint files: atomic writes, best + last-N retention, RNG state capture.
+"""Checkpoint files: atomic writes, a checksum verified on every load, best + last-N retention,
+RNG state capture.
 
-A checkpoint is one ``torch.save`` file written to a temporary name in the same folder, flushed
-to disk and renamed over the target, so a crash mid-save leaves the previous checkpoint intact.
+A checkpoint is one ``torch.save`` file, written atomically (``common.files.atomic_write``: a
+crash or ``kill -9`` mid-save leaves the previous checkpoint intact). Integrity: ``torch.save``
+writes a zip archive that stores a CRC-32 of every member (the pickled structure and each tensor's
+bytes); ``load_checkpoint`` recomputes them all before unpickling (``common.weights_file.
+verify_checkpoint``, shared with every other reader of these files), so a
+flipped bit or a truncated file is named as corrupt instead of loading silently. The check needs
+no sidecar and no change of format: the file stays loadable by plain
+``torch.load(path, weights_only=False)``, and checkpoints written before the check existed are
+verified too. Every reader that goes through ``load_checkpoint`` gets the check.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 from pathlib import Path
@@ -16,6 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from lavis.common.files import atomic_write
+from lavis.common.weights_file import CheckpointError, verify_checkpoint
+
 logger = logging.getLogger(__name__)
 
 LAST_PATTERN = re.compile(r"^checkpoint_step(\d+)\.pt$")
@@ -23,24 +33,7 @@ BEST_NAME = "checkpoint_best.pt"
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def rng_state() -> dict[str, Any]:
@@ -58,25 +51,66 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the folder's ``checkpoint_step<N>.pt``, newest first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("checkpoint_step*.pt") if (m := LAST_PATTERN.match(p.name))]
+    return sorted(found, reverse=True)
+
+
+def newest_good_checkpoint(folder: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest ``checkpoint_step<N>.pt`` that passes ``verify_checkpoint``, and the newer ones
+    skipped as corrupt (path, reason)."""
+    skipped: list[tuple[Path, str]] = []
+    for _, path in step_checkpoints(folder):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as err:
+            skipped.append((path, str(err)))
+            continue
+        return path, skipped
+    return None, skipped
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest good ``checkpoint_step<N>.pt`` of a run directory (corrupt ones skipped)."""
+    return newest_good_checkpoint(output_dir)[0]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder's newest good step checkpoint (warning about each newer
+    corrupt one it skips). A corrupt file given by name is an error that names the folder's newest
+    good checkpoint, if any."""
     path = Path(path)
     if path.is_dir():
-        found = latest_checkpoint(path)
+        found, skipped = newest_good_checkpoint(path)
+        for bad, reason in skipped:
+            logger.warning("skipping %s: %s", bad.name, reason)
         if found is None:
-            raise FileNotFoundError(f"no checkpoint_step*.pt in {path}")
-        path = found
+            what = f" (corrupt: {', '.join(bad.name for bad, _ in skipped)})" if skipped else ""
+            raise CheckpointError(f"{path}: no usable checkpoint_step*.pt{what}")
+        if skipped:
+            logger.warning("using %s, the newest good checkpoint in %s", found.name, path)
+        return found
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        verify_checkpoint(path)
+    except CheckpointError as err:
+        good = newest_good_checkpoint(path.parent)[0]
+        hint = f"; the newest good checkpoint there is {good} (or pass the folder)" if good and good != path else ""
+        raise CheckpointError(f"{err}{hint}") from None
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The verified contents of a checkpoint file, or of a run folder's newest good step
+    checkpoint; ``"model"`` holds the trainable state dict."""
+    path = resolve_checkpoint(path)
     try:
         # Our own files: RNG states and numpy arrays need full unpickling.
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise RuntimeError(f"{path}: not a readable checkpoint ({err})") from None
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    steps = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint_step*.pt") if (m := LAST_PATTERN.match(p.name))]
-    return max(steps)[1] if steps else None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
 
 
 class CheckpointManager:
@@ -88,7 +122,7 @@ class CheckpointManager:
 
     def save_last(self, state: dict[str, Any], step: int) -> Path:
         path = atomic_torch_save(state, self.output_dir / f"checkpoint_step{step}.pt")
-        self._prune()
+        self._prune(step)
         logger.info("saved %s", path)
         return path
 
@@ -99,9 +133,10 @@ class CheckpointManager:
     def best_path(self) -> Path:
         return self.output_dir / BEST_NAME
 
-    def _prune(self) -> None:
-        steps = sorted(
-            (int(m.group(1)), p) for p in self.output_dir.glob("checkpoint_step*.pt") if (m := LAST_PATTERN.match(p.name))
-        )
-        for _, path in steps[: -self.keep_last]:
+    def _prune(self, step: int) -> None:
+        """Delete all but the newest ``keep_last`` checkpoints up to ``step``. Later steps (a run
+        resumed from an earlier checkpoint of its own folder) are left: the run rewrites them when
+        it gets there, and until then they are the furthest point it has reached."""
+        earlier = [(s, p) for s, p in step_checkpoints(self.output_dir) if s <= step]
+        for _, path in earlier[self.keep_last :]:
             path.unlink(missing_ok=True)

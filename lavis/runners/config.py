@@ -73,8 +73,21 @@ class RunConfig:
     def __post_init__(self) -> None:
         if isinstance(self.amp, bool):
             self.amp = "bf16" if self.amp else "off"
-        if self.accum_grad_iters < 1:
-            raise ValueError(f"accum_grad_iters must be >= 1, got {self.accum_grad_iters}")
+        at_least = {
+            "accum_grad_iters": (self.accum_grad_iters, 1), "batch_size_train": (self.batch_size_train, 1),
+            "batch_size_eval": (self.batch_size_eval, 1), "max_epoch": (self.max_epoch, 1),
+            "keep_last_ckpts": (self.keep_last_ckpts, 1), "log_freq": (self.log_freq, 1),
+            "num_workers": (self.num_workers, 0), "warmup_steps": (self.warmup_steps, 0),
+            "valid_every_epochs": (self.valid_every_epochs, 0), "init_lr": (self.init_lr, 0),
+            "min_lr": (self.min_lr, 0), "warmup_lr": (self.warmup_lr, 0), "weight_decay": (self.weight_decay, 0),
+        }
+        for key, (value, low) in at_least.items():
+            if value < low:
+                raise ValueError(f"{key} must be >= {low}, got {value}")
+        if self.save_every_iters is not None and self.save_every_iters < 1:
+            raise ValueError(f"save_every_iters must be >= 1 or null, got {self.save_every_iters}")
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ValueError(f"grad_clip_norm must be > 0 or null, got {self.grad_clip_norm}")
         if self.max_iters is not None and self.max_iters < 1:
             raise ValueError(f"max_iters must be >= 1 or null, got {self.max_iters}")
         if self.prefetch_factor is not None and self.prefetch_factor < 1:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lavis.common.registry import registry
+from lavis.common.typed import ConfigError
 from lavis.runners.config import RunConfig
 from lavis.runners.strategies import SingleDevice, _ProcessGroupMixin
 
@@ -58,7 +59,7 @@ class DeepSpeedStrategy(_ProcessGroupMixin, SingleDevice):
     def __init__(self, cfg: RunConfig):
         super().__init__(cfg)
         if cfg.nonfinite_loss == "skip":
-            raise ValueError("run.nonfinite_loss=skip is not supported with DeepSpeed (it steps inside backward)")
+            raise ConfigError("run.nonfinite_loss=skip is not supported with DeepSpeed (it steps inside backward)")
         self.scaler = None  # DeepSpeed scales fp16 losses itself
 
     def setup(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -44,12 +44,14 @@ def make_loader(
 
 @torch.no_grad()
 def predict_split(
-    model: nn.Module, dataset: Dataset, task: Any, strategy: Any, batch_size: int, num_workers: int, progress=None,
-    prefetch_factor: int | None = None,
+    model: nn.Module, dataset: Dataset, task: Any, strategy: Any, batch_size: int, num_workers: int,
+    prefetch_factor: int | None = None, stop: Optional[Callable[[], bool]] = None,
 ) -> tuple[list[dict], int]:
     """All ranks predict their share; every rank returns all predictions (in rank-interleaved
     order; the task writes them in annotation order) and the number of samples the dataset
-    skipped (unreadable videos) across ranks."""
+    skipped (unreadable videos) across ranks. ``stop()`` true (a signal arrived) ends this rank's
+    share early; the gather still happens on every rank, and the caller, who asked, knows the
+    predictions are partial."""
     sampler = EvalSampler(len(dataset), strategy.rank, strategy.world_size)
     on_cuda = strategy.device.type == "cuda"
     loader = make_loader(dataset, sampler, batch_size, num_workers, on_cuda, prefetch_factor=prefetch_factor)
@@ -60,6 +62,8 @@ def predict_split(
     skipped = 0
     try:
         for batch in loader:
+            if stop is not None and stop():
+                break
             skipped += int(batch.get("num_skipped", 0))
             if not batch.get("qid"):
                 continue  # every sample of this batch was unreadable
@@ -67,8 +71,6 @@ def predict_split(
             with strategy.autocast():
                 preds = task.valid_step(model, batch)
             local.extend(preds)
-            if progress is not None:
-                progress.update(len(preds))
     finally:
         inner.train(was_training)
     gathered = strategy.all_gather_objects((local, skipped))

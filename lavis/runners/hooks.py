@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 
 
@@ -25,6 +26,10 @@ class Hook:
 
     def on_epoch_end(self, epoch: int, summary: dict[str, Any]) -> None: ...
 
+    def on_resume(self, step: int, epoch_end_pending: bool) -> None:
+        """The run continues from a checkpoint at ``step`` (``epoch_end_pending``: saved at an
+        epoch's end before its validation and summary, which the run does again)."""
+
     def close(self) -> None: ...
 
 
@@ -35,7 +40,25 @@ class MetricsJsonl(Hook):
     def __init__(self, output_dir: Path, config: dict[str, Any]):
         super().__init__(output_dir, config)
         output_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(output_dir / "metrics.jsonl", "a", buffering=1)
+        self.path = output_dir / "metrics.jsonl"
+        self._file = open(self.path, "a", buffering=1)
+
+    def on_resume(self, step, epoch_end_pending):
+        """Drop the records the interrupted run wrote after its checkpoint: the resumed run writes
+        them again (so each step appears once)."""
+        self._file.close()
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill mid-write
+                continue
+            at = record.get("step")
+            redone = at is not None and (at > step or (at == step and epoch_end_pending and record.get("type") != "train"))
+            if not redone:
+                kept.append(line + "\n")
+        atomic_write_text(self.path, "".join(kept))
+        self._file = open(self.path, "a", buffering=1)
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from lavis.common.typed import ConfigError
 from lavis.runners.config import RunConfig
 
 
@@ -30,7 +31,7 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, floa
     names = [n for n, _ in model.named_parameters()]
     unused = [p for p in lr_scale if not any(_under(n, p) for n in names)]
     if unused:
-        raise ValueError(f"run.lr_scale names no parameter of the model: {unused} (prefixes of parameter names, "
+        raise ConfigError(f"run.lr_scale names no parameter of the model: {unused} (prefixes of parameter names, "
                          f"e.g. {sorted({n.split('.')[0] for n in names})})")
     groups: dict[tuple[bool, float], list] = {}
     for name, param in model.named_parameters():
@@ -47,7 +48,7 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, floa
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
     groups = param_groups(model, cfg.weight_decay, cfg.lr_scale)
     if not groups:
-        raise ValueError("the model has no trainable parameters; check the freeze_* and lora options")
+        raise ConfigError("the model has no trainable parameters; check the freeze_* and lora options")
     on_cuda = all(p.is_cuda for g in groups for p in g["params"])
     # The fused kernel is one launch for all parameters on CUDA; the CPU uses the foreach path.
     return torch.optim.AdamW(groups, lr=cfg.init_lr, betas=(0.9, cfg.beta2), fused=on_cuda or None)
@@ -85,8 +86,12 @@ class WarmupCosineSchedule:
         self.step_count = 0
         self._apply()
 
-    def _apply(self) -> None:
-        progress = self.time_progress() if self.time_progress else None
+    def _apply(self, progress: float | None = None) -> None:
+        """Set the lr for ``step_count``; ``progress``: the time progress to use (a resume gives
+        the saved one, so the lr continues exactly), else read from ``time_progress``."""
+        if progress is None and self.time_progress:
+            progress = self.time_progress()
+        self.progress = progress
         lr = self.cfg.init_lr * lr_factor(self.step_count, self.cfg, self.total_steps, progress)
         self.base_lr = lr  # what progress bars and logs show (before the groups' lr_scale)
         for group in self.optimizer.param_groups:
@@ -100,11 +105,11 @@ class WarmupCosineSchedule:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
-        return {"step_count": self.step_count, "total_steps": self.total_steps}
+        return {"step_count": self.step_count, "total_steps": self.total_steps, "time_progress": self.progress}
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = state["step_count"]
-        self._apply()
+        self._apply(state.get("time_progress"))
 
 
 def build_scheduler(optimizer, cfg: RunConfig, total_steps: int, time_progress=None) -> WarmupCosineSchedule:

@@ -1,5 +1,10 @@
-"""The training/evaluation loop (``runner_base``): epochs of optimizer steps, validation, the best
-checkpoint chosen on the validation split, a final test with it."""
+"""The training/evaluation loop (``runner_base``): epochs of optimizer steps; checkpoints and
+validation are hooks (``loop_hooks.py``), logging too (``hooks.py``); the best checkpoint is chosen
+on the validation split and tested at the end.
+
+The runner reaches the model and the task by duck typing only: ``task.train_step(model, batch)``
+-> loss, ``task.valid_step`` -> predictions, ``task.evaluate`` -> metrics, ``task.write_outputs``.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,38 @@ import contextlib
 import logging
 import math
 import random
-import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from lavis.common.config import ExperimentConfig, save_config
+from lavis.common.errors import RunInterrupted
 from lavis.common.registry import registry
+from lavis.common.typed import ConfigError
+from lavis.runners.checkpoint import load_checkpoint, set_rng_state
 from lavis.runners.config import RunConfig
-from lavis.runners.checkpoint import CheckpointManager, load_checkpoint, rng_state, set_rng_state
 from lavis.runners.evaluation import make_loader, predict_split
-from lavis.runners.hooks import build_hooks
+from lavis.runners.hooks import Hook, build_hooks
+from lavis.runners.loop_hooks import CheckpointHook, EpochSummaryHook, ValidationHook
 from lavis.runners.optim import build_optimizer, build_scheduler
 from lavis.runners.progress import StepProgress
+from lavis.runners.resume import checkpoint_to_resume
+from lavis.runners.run_dir import claim_run_dir
 from lavis.runners.samplers import TrainSampler
+from lavis.runners.signals import StopSignals
 from lavis.runners.strategies import build_strategy
+from lavis.runners.train_state import TrainState
+from lavis.runners.training_plan import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     pass
-
-
-class TrainingInterrupted(Exception):
-    """SIGTERM/SIGINT arrived; a resumable checkpoint was saved."""
-
-    def __init__(self, signum: int, checkpoint: Path | None):
-        super().__init__(f"stopped by signal {signum}; resumable checkpoint: {checkpoint}")
-        self.signum, self.checkpoint = signum, checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -61,12 +65,15 @@ class RunnerBase:
         self.datasets = datasets
         self.output_dir = Path(self.run_cfg.output_dir)
         self.model = self.strategy.wrap_model(model)
-        self.ckpt = CheckpointManager(self.output_dir, self.run_cfg.keep_last_ckpts)
-        self.hooks = []
-        if self.strategy.is_main:
-            save_config(cfg, self.output_dir)
-            self.hooks = build_hooks(self.run_cfg.hooks, self.output_dir, cfg.to_dict())
-        self._signal: int | None = None
+        self.hooks: list[Hook] = []  # logging hooks; run.hooks are added when the run starts
+        self.signals = StopSignals()
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+        self.state = TrainState.fresh(self.run_cfg.valid_metric)
+        self.train_data: Optional[Dataset] = None
+        self.checkpoints = CheckpointHook(self)
+        self.validation = ValidationHook(self)
+        self.summary = EpochSummaryHook(self, self.validation)
 
     # Datasets -----------------------------------------------------------------------------------
     def split(self, split: str) -> dict[str, Dataset]:
@@ -79,10 +86,15 @@ class RunnerBase:
     def train_dataset(self) -> Dataset:
         parts = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
         if not parts:
-            raise ValueError(f"no dataset has the train splits {self.run_cfg.train_splits}")
+            raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     # Evaluation ---------------------------------------------------------------------------------
+    def _stop_requested(self) -> Optional[int]:
+        """The signal any rank received, agreed on by all ranks (a collective: call it on all)."""
+        (signum,) = self.strategy.all_reduce_max([float(self.signals.received or 0)])
+        return int(signum) or None
+
     def evaluate(self, splits: list[str], step: int, write_files: bool = True) -> dict[str, dict]:
         results = {}
         for split_name in splits:
@@ -90,8 +102,11 @@ class RunnerBase:
                 rc = self.run_cfg
                 preds, skipped = predict_split(
                     self.model, dataset, self.task, self.strategy, rc.batch_size_eval, rc.num_workers,
-                    prefetch_factor=rc.prefetch_factor,
+                    prefetch_factor=rc.prefetch_factor, stop=lambda: self.signals.received is not None,
                 )
+                signum = self._stop_requested()
+                if signum:  # predictions are partial: nothing is scored or written
+                    raise RunInterrupted(signum, self.checkpoints.last_saved)
                 metrics = {}
                 if self.strategy.is_main:
                     metrics = self.task.evaluate(preds, dataset.records, skipped_videos=skipped)
@@ -102,58 +117,42 @@ class RunnerBase:
                 results[name] = self.strategy.broadcast_object(metrics)
         return results
 
-    def _valid_score(self, results: dict[str, dict]) -> float | None:
+    def valid_score(self, results: dict[str, dict]) -> float | None:
         key = self.run_cfg.valid_metric
         scores = [m["brief"][key] for m in results.values() if key in m.get("brief", {})]
         if results and not scores:
-            raise KeyError(f"run.valid_metric {key!r} is not in the evaluator's brief: {sorted(next(iter(results.values())).get('brief', {}))}")
+            valid = sorted(next(iter(results.values())).get("brief", {}))
+            raise ConfigError(f"run.valid_metric {key!r} is not in the evaluator's brief: {valid}")
         return float(np.mean(scores)) if scores else None
-
-    # Checkpoints --------------------------------------------------------------------------------
-    def _state(self, optimizer, scheduler, epoch: int, step: int, batches_done: int, best: dict) -> dict[str, Any]:
-        scaler = self.strategy.scaler
-        return {
-            "model": self.strategy.trainable_state_dict(self.model),
-            "optimizer": self.strategy.optimizer_state_dict(self.model, optimizer),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None,
-            "rng": rng_state(),
-            "epoch": epoch,
-            "step": step,
-            "batches_done": batches_done,
-            "best": best,
-            "config": self.cfg.to_dict(),
-        }
-
-    def _save_last(self, *args) -> Path | None:
-        state = self._state(*args)  # collective under FSDP: every rank takes part
-        path = self.ckpt.save_last(state, state["step"]) if self.strategy.is_main else None
-        self.strategy.barrier()
-        return path
 
     def load_weights(self, path: str | Path) -> dict[str, Any]:
         state = load_checkpoint(path)
         self.strategy.load_trainable_state_dict(self.model, state["model"])
         return state
 
-    # Training -----------------------------------------------------------------------------------
-    def _install_signal_handlers(self) -> None:
-        def handler(signum, _frame):
-            self._signal = signum
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                signal.signal(sig, handler)
-            except ValueError:  # not the main thread (e.g. inside a notebook worker)
-                pass
+    # The run ------------------------------------------------------------------------------------
+    def _open_run(self) -> None:
+        """Write the config (an evaluation keeps its trained run's) and open the logging hooks."""
+        rc = self.run_cfg
+        if self.strategy.is_main:
+            if not (rc.evaluate and (self.output_dir / "config.yaml").exists()):
+                save_config(self.cfg, self.output_dir)
+            self.hooks = build_hooks(rc.hooks, self.output_dir, self.cfg.to_dict()) + self.hooks
 
     def train(self) -> dict[str, dict]:
-        """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split."""
+        """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split.
+        ``output_dir`` is locked (rank 0) from before the first file is written to the end."""
+        rc = self.run_cfg
+        lock = claim_run_dir(self.output_dir, rc.resume_ckpt_path, rc.evaluate, self.strategy)
         try:
-            return self._train()
+            self._open_run()
+            with self.signals:
+                return self._train()
         finally:
             for hook in self.hooks:
                 hook.close()
+            if lock is not None:
+                lock.release()
 
     def _train(self) -> dict[str, dict]:
         rc = self.run_cfg
@@ -161,101 +160,110 @@ class RunnerBase:
             if rc.resume_ckpt_path:
                 self.load_weights(rc.resume_ckpt_path)
             return self.evaluate(rc.valid_splits + rc.test_splits, step=0)
-
-        dataset = self.train_dataset()
-        sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
-        batches_per_epoch = len(sampler) // rc.batch_size_train
-        steps_per_epoch = batches_per_epoch // rc.accum_grad_iters
-        if steps_per_epoch == 0:
-            raise ValueError(
-                f"{len(dataset)} training samples are too few for batch_size_train={rc.batch_size_train} "
-                f"x accum_grad_iters={rc.accum_grad_iters} x {self.strategy.world_size} processes"
-            )
-        total_steps = rc.max_iters or rc.max_epoch * steps_per_epoch
-        self.model, optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), total_steps)
-        # Elapsed training time as every rank agrees on it (the max, refreshed once per step), so
-        # a max_minutes schedule gives every replica the same learning rate.
-        self._elapsed = 0.0
-        budget = rc.max_minutes * 60 if rc.max_minutes else None
-        time_progress = (lambda: self._elapsed / budget) if budget else None
-        scheduler = build_scheduler(optimizer, rc, total_steps, time_progress)
-
-        epoch, step, batches_done, best = 0, 0, 0, {"metric": rc.valid_metric, "value": None, "step": None}
-        if rc.resume_ckpt_path:
-            state = self.load_weights(rc.resume_ckpt_path)
-            self.strategy.load_optimizer_state_dict(self.model, optimizer, state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if self.strategy.scaler and state["scaler"]:
-                self.strategy.scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
-            epoch, step, batches_done, best = state["epoch"], state["step"], state["batches_done"], state["best"]
-            logger.info("resumed from %s at epoch %d, step %d", rc.resume_ckpt_path, epoch, step)
-
-        self._install_signal_handlers()
-        progress = StepProgress(total_steps, step, self.strategy.is_main)
-        start = time.time()
-        time_up = False
-        model = self.model
-        model.train()
+        dataset, sampler, plan = self._prepare_training()
+        state = self.state
+        progress = StepProgress(plan.total_steps, state.step, self.strategy.is_main)
         # One loader for all epochs: each epoch's `for batch in loader` draws that epoch's indices
         # from the sampler; with persistent_workers its worker processes stay up between epochs.
         loader = make_loader(
             dataset, sampler, rc.batch_size_train, rc.num_workers, self.strategy.device.type == "cuda",
-            drop_last=True, seed=rc.seed, prefetch_factor=rc.prefetch_factor,
-            persistent_workers=rc.persistent_workers,
+            drop_last=True, seed=rc.seed, prefetch_factor=rc.prefetch_factor, persistent_workers=rc.persistent_workers,
         )
+        started = time.time() - state.elapsed  # training time goes on across resumes
         try:
-            while step < total_steps and not time_up:
-                sampler.set_epoch(epoch, start=batches_done * rc.batch_size_train)
-                for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
-                    if hasattr(part, "set_epoch"):
-                        part.set_epoch(epoch)
-                epoch_stats = {"loss_sum": 0.0, "steps": 0, "skipped_videos": 0, "nonfinite_steps": 0, "start": time.time()}
+            if state.epoch_end_pending:  # resumed from an epoch's checkpoint saved before its validation
+                self._finish_epoch(state, plan.finished(state))
+            while not plan.finished(state):
+                self._start_epoch(dataset, sampler, state)
                 group: list[dict] = []
                 for batch in loader:
-                    if batches_done >= steps_per_epoch * rc.accum_grad_iters or step >= total_steps or time_up:
+                    if plan.epoch_done(state) or plan.finished(state):
                         break
-                    batches_done += 1
+                    state.batches_done += 1
                     if not batch.get("qid"):  # every video of this batch was unreadable
-                        epoch_stats["skipped_videos"] += int(batch.get("num_skipped", 0))
+                        state.stats.skipped_videos += int(batch.get("num_skipped", 0))
                         continue
                     group.append(batch)
-                    if len(group) < rc.accum_grad_iters:
-                        continue
-                    loss = self._optimizer_step(group, optimizer, scheduler, step, epoch_stats)
-                    samples = sum(len(b["qid"]) for b in group) * self.strategy.world_size
-                    group = []
-                    step += 1
-                    progress.update(step, loss, scheduler.base_lr, samples)
-                    if self.strategy.is_main and step % rc.log_freq == 0:
-                        for hook in self.hooks:
-                            hook.on_train_step(step, progress.log_record())
-                    stop_flag, self._elapsed = self.strategy.all_reduce_max([float(self._signal is not None), time.time() - start])
-                    stop = stop_flag > 0
-                    time_up = budget is not None and self._elapsed >= budget
-                    if stop or (rc.save_every_iters and step % rc.save_every_iters == 0):
-                        path = self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
-                        if stop:
-                            raise TrainingInterrupted(self._signal or signal.SIGTERM, path)
-                epoch_done = batches_done >= steps_per_epoch * rc.accum_grad_iters
-                finished = step >= total_steps or time_up  # max_iters/max_minutes may end mid-epoch
-                if epoch_done or finished:
-                    if epoch_done:
-                        epoch, batches_done = epoch + 1, 0
-                    best = self._end_epoch(epoch, step, epoch_stats, best, finished)
-                    self._save_last(optimizer, scheduler, epoch, step, batches_done, best)
+                    if len(group) == rc.accum_grad_iters:
+                        loss, samples = self._optimizer_step(group, state)
+                        group = []
+                        self._after_step(state, loss, samples, progress, started)
+                if plan.epoch_done(state) or plan.finished(state):  # max_iters/max_minutes may end mid-epoch
+                    self._end_epoch(state, plan)
         finally:
             progress.close()
             del loader  # stops persistent workers before the final test
+        return self._final_test(state)
 
-        return self._final_test(step, best)
+    def _prepare_training(self) -> tuple[Dataset, TrainSampler, TrainingPlan]:
+        """The training data, its sampler and plan, the optimizer and schedule; resumed state."""
+        rc = self.run_cfg
+        dataset = self.train_data = self.train_dataset()
+        sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
+        plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
+        self.model, self.optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), plan.total_steps)
+        # The cosine of a max_minutes run follows the elapsed time every rank agrees on (the max,
+        # refreshed once per step), restored on resume.
+        time_progress = (lambda: self.state.elapsed / plan.budget_s) if plan.budget_s else None
+        self.scheduler = build_scheduler(self.optimizer, rc, plan.total_steps, time_progress)
+        if rc.resume_ckpt_path:
+            self._resume(rc.resume_ckpt_path)
+        return dataset, sampler, plan
 
-    def _optimizer_step(self, group: list[dict], optimizer, scheduler, step: int, stats: dict) -> float:
-        """Forward/backward each micro-batch of one accumulation group, then one update."""
+    def _start_epoch(self, dataset: Dataset, sampler: TrainSampler, state: TrainState) -> None:
+        sampler.set_epoch(state.epoch, start=state.batches_done * self.run_cfg.batch_size_train)
+        for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(state.epoch)
+
+    def _after_step(self, state: TrainState, loss: float, samples: int, progress: StepProgress, started: float) -> None:
+        """Log, agree with every rank on the clock and on a received signal, checkpoint."""
+        state.step += 1
+        progress.update(state.step, loss, self.scheduler.base_lr, samples)
+        if self.strategy.is_main and state.step % self.run_cfg.log_freq == 0:
+            for hook in self.hooks:
+                hook.on_train_step(state.step, progress.log_record())
+        signum, state.elapsed = self.strategy.all_reduce_max([float(self.signals.received or 0), time.time() - started])
+        if signum:
+            raise RunInterrupted(int(signum), self.checkpoints.save(state))
+        self.checkpoints.after_step(state)
+
+    def _end_epoch(self, state: TrainState, plan: TrainingPlan) -> None:
+        """The epoch's checkpoint (marked: validation pending), then validation and summary."""
+        if plan.epoch_done(state):
+            state.epoch, state.batches_done = state.epoch + 1, 0
+        state.epoch_end_pending = True
+        self.checkpoints.at_epoch_end(state, plan.finished(state))
+        self._finish_epoch(state, plan.finished(state))
+
+    def _resume(self, path: str) -> None:
+        found = checkpoint_to_resume(path, self.output_dir, self.cfg.to_dict())
+        if found is None:  # the run's own folder without a checkpoint yet: start at step 0
+            for hook in self.hooks:
+                hook.on_resume(0, False)
+            return
+        ckpt_path, saved = found
+        self.strategy.load_trainable_state_dict(self.model, saved["model"])
+        self.strategy.load_optimizer_state_dict(self.model, self.optimizer, saved["optimizer"])
+        self.state = TrainState.from_checkpoint(saved)  # before the schedule: it reads elapsed
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if self.strategy.scaler and saved["scaler"]:
+            self.strategy.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+        self.checkpoints.last_saved = ckpt_path
+        for hook in self.hooks:
+            hook.on_resume(self.state.step, self.state.epoch_end_pending)
+        logger.info(
+            "resumed from %s at epoch %d, step %d (%.0f s trained)", ckpt_path, self.state.epoch, self.state.step, self.state.elapsed
+        )
+
+    def _optimizer_step(self, group: list[dict], state: TrainState) -> tuple[float, int]:
+        """Forward/backward each micro-batch of one accumulation group, then one update. Returns
+        the loss (mean over ranks) and the number of samples (all ranks)."""
         rc, strategy, model = self.run_cfg, self.strategy, self.model
         loss_sum = torch.zeros((), device=strategy.device)
         for i, batch in enumerate(group):
-            stats["skipped_videos"] += int(batch.get("num_skipped", 0))
+            state.stats.skipped_videos += int(batch.get("num_skipped", 0))
             batch = self.task.move_to_device(batch, strategy.device)
             sync = strategy.no_sync(model) if i < len(group) - 1 else contextlib.nullcontext()
             with sync:
@@ -268,44 +276,25 @@ class RunnerBase:
         if not math.isfinite(loss_value):
             qids = [q for b in group for q in b["qid"]]
             if rc.nonfinite_loss == "stop":
-                raise NonFiniteLossError(f"non-finite loss {loss_value} at step {step + 1}; batch qids: {qids}")
-            logger.warning("skipping step %d: non-finite loss %s (qids %s)", step + 1, loss_value, qids)
-            optimizer.zero_grad(set_to_none=True)
-            stats["nonfinite_steps"] += 1
+                raise NonFiniteLossError(f"non-finite loss {loss_value} at step {state.step + 1}; batch qids: {qids}")
+            logger.warning("skipping step %d: non-finite loss %s (qids %s)", state.step + 1, loss_value, qids)
+            self.optimizer.zero_grad(set_to_none=True)
+            state.stats.nonfinite_steps += 1
         else:
-            strategy.optimizer_step(model, optimizer, rc.grad_clip_norm)
-            stats["loss_sum"] += loss_value
-            stats["steps"] += 1
-        scheduler.step()
-        return loss_value
+            strategy.optimizer_step(model, self.optimizer, rc.grad_clip_norm)
+            state.stats.loss_sum += loss_value
+            state.stats.steps += 1
+        self.scheduler.step()
+        return loss_value, sum(len(b["qid"]) for b in group) * strategy.world_size
 
-    def _end_epoch(self, epoch: int, step: int, stats: dict, best: dict, finished: bool) -> dict:
-        summary = {
-            "step": step,
-            "train_loss": stats["loss_sum"] / max(stats["steps"], 1),
-            "skipped_videos": int(self.strategy.all_reduce_mean(stats["skipped_videos"]) * self.strategy.world_size),
-            "nonfinite_steps": stats["nonfinite_steps"],
-            "seconds": round(time.time() - stats["start"], 2),
-        }
-        every = self.run_cfg.valid_every_epochs
-        due = finished or (every > 0 and epoch % every == 0)
-        if due and self.run_cfg.valid_splits and any(self.split(s) for s in self.run_cfg.valid_splits):
-            score = self._valid_score(self.evaluate(self.run_cfg.valid_splits, step))
-            summary["valid_score"] = score
-            if score is not None and (best["value"] is None or score > best["value"]):
-                best = {"metric": self.run_cfg.valid_metric, "value": score, "step": step, "epoch": epoch}
-                state = {"model": self.strategy.trainable_state_dict(self.model), "best": best, "config": self.cfg.to_dict()}
-                if self.strategy.is_main:
-                    self.ckpt.save_best(state)
-                self.strategy.barrier()
-        if self.strategy.is_main:
-            logger.info("epoch %d: %s", epoch, summary)
-            for hook in self.hooks:
-                hook.on_epoch_end(epoch, summary)
-        return best
+    def _finish_epoch(self, state: TrainState, finished: bool) -> None:
+        """After the epoch's checkpoint: validation (when due), then the epoch's summary."""
+        self.validation.at_epoch_end(state, finished)
+        self.summary.at_epoch_end(state, finished)
 
-    def _final_test(self, step: int, best: dict) -> dict[str, dict]:
-        if best.get("value") is not None and self.ckpt.best_path.exists():
+    def _final_test(self, state: TrainState) -> dict[str, dict]:
+        best = state.best
+        if best.get("value") is not None and self.checkpoints.manager.best_path.exists():
             logger.info("testing the best checkpoint (%s = %.4f at step %s)", best["metric"], best["value"], best["step"])
-            self.load_weights(self.ckpt.best_path)
-        return self.evaluate(self.run_cfg.test_splits, step)
+            self.load_weights(self.checkpoints.manager.best_path)
+        return self.evaluate(self.run_cfg.test_splits, state.step)

@@ -25,6 +25,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from lavis.common.registry import registry
+from lavis.common.typed import ConfigError
 from lavis.common.trained_state import (
     check_keys, trained_names, trained_parameter_names, warn_missing_buffers,
 )
@@ -37,7 +38,7 @@ def pick_device(cfg: RunConfig, local_rank: int) -> torch.device:
     if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("run.device is 'cuda' but no CUDA device is available")
+        raise ConfigError("run.device is 'cuda' but no CUDA device is available")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
 
@@ -73,7 +74,7 @@ class SingleDevice:
     def setup(self) -> None:
         """Initialise the process group (none for one process)."""
         if self.world_size > 1:
-            raise RuntimeError(
+            raise ConfigError(
                 f"run.strategy=single under torchrun with {self.world_size} processes would train "
                 "independent copies; use run.strategy=ddp (or fsdp/deepspeed), or NPROC=1"
             )
@@ -180,7 +181,7 @@ class SingleDevice:
 class _ProcessGroupMixin:
     def setup(self) -> None:
         if "RANK" not in os.environ:
-            raise RuntimeError(
+            raise ConfigError(
                 f"run.strategy={self.cfg.strategy} needs torchrun (RANK/WORLD_SIZE are not set); "
                 "use run.strategy=single for one process"
             )

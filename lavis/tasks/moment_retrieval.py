@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
+from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 from lavis.datasets.schema import MomentRecord
 from lavis.tasks.metrics import evaluate_predictions
@@ -114,7 +115,7 @@ class MomentRetrievalTask:
                 lines.append({**head, **{k: v for k, v in pred.items() if k not in _LEADING_KEYS}})
         lines.extend(by_qid.values())  # predictions for unknown qids (only under lenient evaluation)
         preds_path = output_dir / f"preds_{split}.jsonl"
-        preds_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        atomic_write_text(preds_path, "".join(json.dumps(line) + "\n" for line in lines))
         metrics_path = output_dir / f"metrics_{split}.json"
-        metrics_path.write_text(json.dumps(metrics, indent=4))
+        atomic_write_text(metrics_path, json.dumps(metrics, indent=4))
         return preds_path, metrics_path

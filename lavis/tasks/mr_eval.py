@@ -9,7 +9,7 @@ predictions must use those ids. The predictions are JSON Lines (or a JSON list) 
 ``{"qid", "pred_relevant_windows": [[start, end, score], ...] best first,
 "pred_saliency_scores": [...] (optional), "invalid": bool (optional)}``, matched by ``str(qid)``.
 See ``lavis.tasks.metrics`` for the output keys and ``lavis.tasks.prediction_validation`` for what a
-prediction may contain. Exit status: 0 on success, 1 on a bad input (one line on stderr).
+prediction may contain. Exit status: 0 on success, 2 on a bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from lavis.datasets.schema import AnnotationError, load_annotations
+from lavis.common.cli import cli_errors
+from lavis.common.files import atomic_write_text, read_text
+from lavis.datasets.schema import load_annotations
 from lavis.tasks.metrics import PredictionError, evaluate_predictions
 
 
@@ -32,7 +34,7 @@ def read_predictions(path: str | Path, lenient: bool) -> tuple[list[Any], list[s
     path = Path(path)
     if not path.is_file():
         raise PredictionError(f"prediction file not found: {path}")
-    text = path.read_text()
+    text = read_text(path)
     if text.lstrip().startswith("["):
         try:
             return json.loads(text), []
@@ -88,19 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        records = load_annotations(args.gt_path)
-        preds, problems = read_predictions(args.submission_path, args.lenient)
-        metrics = evaluate_predictions(preds, records, lenient=args.lenient, clip_length=args.clip_length, problems=problems)
-    except (AnnotationError, PredictionError) as err:
-        sys.stderr.write(f"lavis-mr-eval: error: {err}\n")
-        return 1
+    records = load_annotations(args.gt_path)
+    preds, problems = read_predictions(args.submission_path, args.lenient)
+    metrics = evaluate_predictions(preds, records, lenient=args.lenient, clip_length=args.clip_length, problems=problems)
     if args.save_path:
-        save_path = Path(args.save_path)
-        save_path.parent.mkdir(parents=True, exist_ok=True)
-        save_path.write_text(json.dumps(metrics, indent=4))
+        atomic_write_text(args.save_path, json.dumps(metrics, indent=4))
     sys.stdout.write(brief_table(metrics) + "\n")
     return 0
 

@@ -4,7 +4,6 @@ cores): the run directory that the predict / submission / report tests read, exa
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +29,7 @@ def train_tiny_run(data: Path, run_dir: Path) -> TinyRun:
         "run.torch_threads=null", "datasets.synthetic_av.num_frames=6",
         "model.generation.num_beams=2", "model.generation.max_new_tokens=8",
     ]
-    # The runner installs SIGINT/SIGTERM handlers for resumable stops; give pytest its own back.
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = run_entry_point(EXPERIMENT, options, evaluate_only=False)
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    code = run_entry_point(EXPERIMENT, options, evaluate_only=False)  # signal handlers restored after
     if code != 0:
         raise RuntimeError(f"training the tiny run failed with exit code {code}")
     return TinyRun(data, run_dir)

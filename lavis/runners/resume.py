@@ -1,0 +1,94 @@
+"""What a resume checks before it continues a run: a checkpoint that can resume (not weights
+only) and a config that is the checkpoint's, except for the keys listed here.
+
+A resumed run must be the same run: the model, the data and the optimisation are those the
+checkpoint was trained with. Only the keys that say how long to train, how to log and save, and
+where files are may change (README, "Resuming"); any other difference is refused, naming each key
+with both values.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+from lavis.common.errors import UserError
+from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, step_checkpoints
+
+logger = logging.getLogger(__name__)
+
+# Keys (fnmatch patterns over dotted paths) a resumed run may change.
+RESUMABLE_CHANGES = (
+    # How long, how often, where: the run continues, with a new length or new bookkeeping.
+    "run.max_epoch", "run.max_iters", "run.max_minutes", "run.valid_every_epochs",
+    "run.log_freq", "run.hooks", "run.keep_last_ckpts", "run.save_every_iters",
+    "run.output_dir", "run.resume_ckpt_path", "run.test_splits",
+    # Machinery that does not change what is computed for training.
+    "run.device", "run.num_workers", "run.prefetch_factor", "run.persistent_workers",
+    "run.torch_threads", "run.batch_size_eval",
+    # Where files are (the same files, moved to another machine or folder).
+    "model.weights.*", "model.tokenizer.path", "datasets.*.root", "datasets.*.video_root",
+    "datasets.*.cached_features_dir", "datasets.*.verify_cached_features",
+)
+
+
+class ResumeError(UserError, ValueError):
+    """A checkpoint that cannot continue this run; the message names the file and why."""
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, Mapping) and tree:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
+def _may_change(key: str, allowed: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in allowed)
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], allowed=RESUMABLE_CHANGES) -> list[str]:
+    """``"key: saved -> current"`` for each differing key that may not change on resume."""
+    old, new = flatten(saved), flatten(current)
+    missing = object()
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b and not _may_change(key, allowed):
+            show = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
+            changed.append(f"{key}: {show(a)} -> {show(b)}")
+    return changed
+
+
+def check_resumable(state: Mapping[str, Any], path: Path, current_config: Mapping[str, Any]) -> None:
+    """Raise ``ResumeError`` for a weights-only checkpoint or a config that may not change."""
+    if "optimizer" not in state or "step" not in state:
+        raise ResumeError(
+            f"{path} holds weights only (no optimizer, schedule or position in the data), so a run cannot "
+            f"resume from it: resume from the run folder ({path.parent}, its newest checkpoint_step*.pt), or "
+            f"evaluate it with python -m lavis.evaluate"
+        )
+    changed = config_differences(state.get("config") or {}, current_config)
+    if changed:
+        shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
+        raise ResumeError(
+            f"{path} was trained with another config, so resuming would not continue that run: {shown} "
+            f"(keys that may change on resume: {', '.join(RESUMABLE_CHANGES)})"
+        )
+
+
+def checkpoint_to_resume(path: str, output_dir: Path, current_config: Mapping[str, Any]) -> Optional[tuple[Path, dict[str, Any]]]:
+    """The verified checkpoint ``path`` names (a file, or a folder's newest good one) and its
+    contents, checked by ``check_resumable``; None when ``path`` is the run's own folder and it
+    holds no step checkpoint yet (a job script may always pass its own ``output_dir``)."""
+    if Path(path).resolve() == output_dir.resolve() and not step_checkpoints(output_dir):
+        logger.warning("%s holds no checkpoint yet: the run starts at step 0", path)
+        return None
+    ckpt_path = resolve_checkpoint(path)
+    saved = load_checkpoint(ckpt_path)
+    check_resumable(saved, ckpt_path, current_config)
+    return ckpt_path, saved

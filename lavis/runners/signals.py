@@ -1,0 +1,36 @@
+"""SIGTERM / SIGINT (a cluster's pre-emption, Ctrl-C) as a request to stop at the next safe point.
+
+While a run is inside ``StopSignals``, the two signals only set ``received``; the loop checks it
+after every optimizer step and after every evaluation batch, saves, and raises ``RunInterrupted``
+(exit ``128 + signal``). The previous handlers come back when the block ends.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any, Optional
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopSignals:
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Optional[FrameType]) -> None:
+        self.received = signum
+
+    def __enter__(self) -> "StopSignals":
+        for sig in SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a notebook worker): no handlers
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

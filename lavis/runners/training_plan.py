@@ -1,0 +1,58 @@
+"""How long a training run is (steps, epochs, time budget) and the summary line of each epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from lavis.common.typed import ConfigError
+from lavis.runners.config import RunConfig
+from lavis.runners.train_state import TrainState
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    batches_per_step: int  # run.accum_grad_iters
+    steps_per_epoch: int  # optimizer steps per epoch (per process: its share of the samples)
+    total_steps: int  # run.max_iters, else run.max_epoch epochs
+    budget_s: Optional[float]  # run.max_minutes in seconds
+
+    @classmethod
+    def of(cls, rc: RunConfig, num_samples: int, samples_per_process: int, world_size: int) -> "TrainingPlan":
+        batches = samples_per_process // rc.batch_size_train
+        steps = batches // rc.accum_grad_iters
+        if steps == 0:
+            raise ConfigError(
+                f"{num_samples} training samples are too few for run.batch_size_train={rc.batch_size_train} "
+                f"x run.accum_grad_iters={rc.accum_grad_iters} x {world_size} processes"
+            )
+        total = rc.max_iters or rc.max_epoch * steps
+        return cls(rc.accum_grad_iters, steps, total, rc.max_minutes * 60 if rc.max_minutes else None)
+
+    def epoch_done(self, state: TrainState) -> bool:
+        return state.batches_done >= self.steps_per_epoch * self.batches_per_step
+
+    def finished(self, state: TrainState) -> bool:
+        """max_iters / max_epoch reached, or the time budget spent (both may end mid-epoch)."""
+        return state.step >= self.total_steps or (self.budget_s is not None and state.elapsed >= self.budget_s)
+
+
+def epoch_summary(state: TrainState, valid_score: Optional[float], strategy: Any, train_parts: Sequence[Any]) -> dict[str, Any]:
+    """The epoch's line in metrics.jsonl: train loss, skipped videos and non-finite steps (all
+    ranks), seconds, the validation score when it validated, and the training annotations'
+    windows that were outside their video (clipped or dropped when the dataset was built)."""
+    stats = state.stats
+    summary: dict[str, Any] = {
+        "step": state.step,
+        "train_loss": stats.loss_sum / max(stats.steps, 1),
+        "skipped_videos": int(round(strategy.all_reduce_mean(stats.skipped_videos) * strategy.world_size)),
+        "nonfinite_steps": stats.nonfinite_steps,
+        "seconds": round(state.elapsed - stats.start_elapsed, 2),
+    }
+    repairs = [r for r in (getattr(part, "window_repairs", None) for part in train_parts) if r is not None]
+    if repairs:
+        summary["windows_clipped"] = sum(r.clipped for r in repairs)
+        summary["windows_dropped"] = sum(r.dropped for r in repairs)
+    if valid_score is not None:
+        summary["valid_score"] = valid_score
+    return summary
