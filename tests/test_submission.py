@@ -18,8 +18,10 @@ def read_lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def check_files(out, qids: dict[str, list]) -> None:
-    """Both files: one line per query in annotation order, the public keys only; the zip holds them."""
+def check_files(out, qids: dict[str, list], durations: dict | None = None) -> None:
+    """Both files: one line per query in annotation order, the public keys only; with
+    ``durations`` (a model with the saliency head, as the tiny run's) one highlight score per 2 s
+    clip, without them none; the zip holds them."""
     with zipfile.ZipFile(out / "submission.zip") as zf:
         assert sorted(zf.namelist()) == sorted(NAMES)  # at the top level, nothing else
         for name in NAMES:
@@ -28,7 +30,11 @@ def check_files(out, qids: dict[str, list]) -> None:
         lines = read_lines(out / f"hl_{split}_submission.jsonl")
         assert [line["qid"] for line in lines] == qids[split]
         for line in lines:
-            assert set(line) == {"qid", "query", "vid", "pred_relevant_windows"}  # no saliency: the model has none
+            if durations is None:
+                assert set(line) == {"qid", "query", "vid", "pred_relevant_windows"}
+            else:
+                assert set(line) == {"qid", "query", "vid", "pred_relevant_windows", "pred_saliency_scores"}
+                assert len(line["pred_saliency_scores"]) == int(durations[line["qid"]] / 2)
             for window in line["pred_relevant_windows"]:
                 assert len(window) == 3 and window[0] <= window[1]
 
@@ -37,13 +43,15 @@ def test_submission_from_the_runs_predictions(tiny_run, tmp_path, capsys):
     out = tmp_path / "sub"
     assert submission_main(["--run-dir", str(tiny_run.run_dir), "--out", str(out)]) == 0
     records = {s: load_annotations(tiny_run.data / f"{s}.jsonl") for s in ("val", "test")}
-    check_files(out, {s: [r.qid for r in rs] for s, rs in records.items()})
+    durations = {r.qid: r.duration for rs in records.values() for r in rs}
+    check_files(out, {s: [r.qid for r in rs] for s, rs in records.items()}, durations)
     printed = capsys.readouterr().out
-    assert f"TEST split, scored against {tiny_run.data / 'test.jsonl'}" in printed and "no saliency" in printed
+    assert f"TEST split, scored against {tiny_run.data / 'test.jsonl'}" in printed and "no saliency" not in printed
     saved = json.loads((out / "metrics_test.json").read_text())
     assert saved["split"] == "test" and saved["ground_truth"] == str(tiny_run.data / "test.jsonl")
     run_metrics = json.loads((tiny_run.run_dir / "metrics_test.json").read_text())
     assert saved["brief"]["MR-full-mAP"] == run_metrics["brief"]["MR-full-mAP"]
+    assert saved["brief"]["HL-min-VeryGood-mAP"] == run_metrics["brief"]["HL-min-VeryGood-mAP"]  # highlights scored
     for split in ("val", "test"):  # the project's evaluator accepts the files as they are
         assert mr_eval_main(["--submission_path", str(out / f"hl_{split}_submission.jsonl"),
                              "--gt_path", str(tiny_run.data / f"{split}.jsonl")]) == 0
@@ -59,7 +67,8 @@ def test_queries_without_a_prediction_are_predicted_with_the_runs_model(tiny_run
     assert submission_main(["--run-dir", str(run)]) == 0
     out = run / "submission"
     records = {s: load_annotations(tiny_run.data / f"{s}.jsonl") for s in ("val", "test")}
-    check_files(out, {s: [r.qid for r in rs] for s, rs in records.items()})
+    durations = {r.qid: r.duration for rs in records.values() for r in rs}
+    check_files(out, {s: [r.qid for r in rs] for s, rs in records.items()}, durations)
     predicted = {line["qid"]: line["pred_relevant_windows"] for line in read_lines(out / "hl_test_submission.jsonl")}
     for pred in original:  # the same windows the runner's evaluation wrote
         assert predicted[pred["qid"]] == pytest.approx(pred["pred_relevant_windows"], abs=1e-4)
