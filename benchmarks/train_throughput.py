@@ -45,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         on_device = task.move_to_device(batch, work.device)
         timer.mark("data")
         with strategy.autocast():
-            loss = task.train_step(model, on_device)
+            loss = task.train_step(model, on_device)["loss"]
         timer.mark("forward")
         strategy.backward(loss, model)
         timer.mark("backward")

@@ -127,3 +127,16 @@ def test_time_budget_stops_validates_and_tests(tmp_path):
     # (the last logged lr lags the clock by one step, which may be long on a busy machine).
     lrs = [r["lr"] for r in records if r["type"] == "train"][2:]
     assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.5 * 1e-2
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_named_parts_of_the_loss_are_logged_beside_it(tmp_path, accum):
+    """A task whose train_step returns {"loss", <parts>} (blip2_mr with the saliency head:
+    loss_lm, loss_saliency) gets each part's interval mean in metrics.jsonl."""
+    cfg, task, model, datasets = toy_experiment(tmp_path / "a", max_epoch=1, dropout=0.0, accum_grad_iters=accum)
+    plain = task.train_step
+    task.train_step = lambda m, b: {"loss": (loss := plain(m, b)), "loss_half": loss.detach() / 2}
+    RunnerBase(cfg, task, model, datasets).train()
+    records = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["type"] == "train"]
+    assert train and all(r["loss_half"] == pytest.approx(r["loss"] / 2, rel=1e-5) for r in train)

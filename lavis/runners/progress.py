@@ -16,8 +16,10 @@ class StepProgress:
         self._lr = 0.0
         self._rate = 0.0
         self._interval_loss, self._interval_steps = 0.0, 0
+        self._interval_parts: dict[str, float] = {}
 
-    def update(self, step: int, loss: float, lr: float, samples: int) -> None:
+    def update(self, step: int, loss: float, lr: float, samples: int, parts: dict[str, float] | None = None) -> None:
+        """``parts``: named components of the loss (e.g. ``loss_lm``), logged as interval means too."""
         now = time.perf_counter()
         self._samples += samples
         elapsed = now - self._last_time
@@ -27,16 +29,21 @@ class StepProgress:
         if loss == loss:  # not NaN
             self._interval_loss += loss
             self._interval_steps += 1
+            for name, value in (parts or {}).items():
+                self._interval_parts[name] = self._interval_parts.get(name, 0.0) + value
             self._loss_ema = loss if self._loss_ema is None else 0.9 * self._loss_ema + 0.1 * loss
         self._lr = lr
         self._bar.set_postfix(loss=f"{self._loss_ema or 0:.4f}", lr=f"{lr:.2e}", sps=f"{self._rate:.1f}", refresh=False)
         self._bar.update(step - self._bar.n)
 
     def log_record(self) -> dict[str, float]:
-        """Mean loss since the previous record (the bar shows a smoothed loss), lr, samples/s."""
-        loss = self._interval_loss / max(self._interval_steps, 1)
-        self._interval_loss, self._interval_steps = 0.0, 0
-        return {"loss": loss, "lr": self._lr, "samples_per_s": round(self._rate, 3)}
+        """Mean loss (and of each of its parts) since the previous record (the bar shows a smoothed
+        loss), lr, samples/s."""
+        steps = max(self._interval_steps, 1)
+        parts = {name: total / steps for name, total in self._interval_parts.items()}
+        record = {"loss": self._interval_loss / steps, **parts, "lr": self._lr, "samples_per_s": round(self._rate, 3)}
+        self._interval_loss, self._interval_steps, self._interval_parts = 0.0, 0, {}
+        return record
 
     def close(self) -> None:
         self._bar.close()

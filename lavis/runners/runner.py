@@ -3,7 +3,8 @@ validation are hooks (``loop_hooks.py``), logging too (``hooks.py``); the best c
 on the validation split and tested at the end.
 
 The runner reaches the model and the task by duck typing only: ``task.train_step(model, batch)``
--> loss, ``task.valid_step`` -> predictions, ``task.evaluate`` -> metrics, ``task.write_outputs``.
+-> a loss, or a dict with ``"loss"`` and its logged parts, ``task.valid_step`` -> predictions,
+``task.evaluate`` -> metrics, ``task.write_outputs``.
 """
 
 from __future__ import annotations
@@ -185,9 +186,9 @@ class RunnerBase:
                         continue
                     group.append(batch)
                     if len(group) == rc.accum_grad_iters:
-                        loss, samples = self._optimizer_step(group, state)
+                        loss, parts, samples = self._optimizer_step(group, state)
                         group = []
-                        self._after_step(state, loss, samples, progress, started)
+                        self._after_step(state, loss, parts, samples, progress, started)
                 if plan.epoch_done(state) or plan.finished(state):  # max_iters/max_minutes may end mid-epoch
                     self._end_epoch(state, plan)
         finally:
@@ -216,10 +217,12 @@ class RunnerBase:
             if hasattr(part, "set_epoch"):
                 part.set_epoch(state.epoch)
 
-    def _after_step(self, state: TrainState, loss: float, samples: int, progress: StepProgress, started: float) -> None:
+    def _after_step(
+        self, state: TrainState, loss: float, parts: dict[str, float], samples: int, progress: StepProgress, started: float
+    ) -> None:
         """Log, agree with every rank on the clock and on a received signal, checkpoint."""
         state.step += 1
-        progress.update(state.step, loss, self.scheduler.base_lr, samples)
+        progress.update(state.step, loss, self.scheduler.base_lr, samples, parts)
         if self.strategy.is_main and state.step % self.run_cfg.log_freq == 0:
             for hook in self.hooks:
                 hook.on_train_step(state.step, progress.log_record())
@@ -257,22 +260,27 @@ class RunnerBase:
             "resumed from %s at epoch %d, step %d (%.0f s trained)", ckpt_path, self.state.epoch, self.state.step, self.state.elapsed
         )
 
-    def _optimizer_step(self, group: list[dict], state: TrainState) -> tuple[float, int]:
+    def _optimizer_step(self, group: list[dict], state: TrainState) -> tuple[float, dict[str, float], int]:
         """Forward/backward each micro-batch of one accumulation group, then one update. Returns
-        the loss (mean over ranks) and the number of samples (all ranks)."""
+        the loss (mean over ranks), its named parts for the log (this rank's: e.g. ``loss_lm``,
+        ``loss_saliency`` when ``task.train_step`` returns them) and the number of samples (all ranks)."""
         rc, strategy, model = self.run_cfg, self.strategy, self.model
-        loss_sum = torch.zeros((), device=strategy.device)
+        sums: dict[str, torch.Tensor] = {}
         for i, batch in enumerate(group):
             state.stats.skipped_videos += int(batch.get("num_skipped", 0))
             batch = self.task.move_to_device(batch, strategy.device)
             sync = strategy.no_sync(model) if i < len(group) - 1 else contextlib.nullcontext()
             with sync:
                 with strategy.autocast():
-                    loss = self.task.train_step(model, batch) / rc.accum_grad_iters
+                    out = self.task.train_step(model, batch)
+                    out = out if isinstance(out, dict) else {"loss": out}
+                    loss = out["loss"] / rc.accum_grad_iters
                 strategy.backward(loss, model)
-            loss_sum += loss.detach().float()
+            for name, value in out.items():
+                sums[name] = sums.get(name, 0.0) + value.detach().float() / rc.accum_grad_iters
         # One host sync per optimizer step: the finiteness check (shared by all ranks) and the log.
-        loss_value = strategy.all_reduce_mean(float(loss_sum))
+        values = dict(zip(sums, torch.stack(list(sums.values())).tolist()))
+        loss_value = strategy.all_reduce_mean(values.pop("loss"))
         if not math.isfinite(loss_value):
             qids = [q for b in group for q in b["qid"]]
             if rc.nonfinite_loss == "stop":
@@ -285,7 +293,7 @@ class RunnerBase:
             state.stats.loss_sum += loss_value
             state.stats.steps += 1
         self.scheduler.step()
-        return loss_value, sum(len(b["qid"]) for b in group) * strategy.world_size
+        return loss_value, values, sum(len(b["qid"]) for b in group) * strategy.world_size
 
     def _finish_epoch(self, state: TrainState, finished: bool) -> None:
         """After the epoch's checkpoint: validation (when due), then the epoch's summary."""

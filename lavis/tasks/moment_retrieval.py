@@ -44,8 +44,9 @@ class MomentRetrievalTask:
         return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     @staticmethod
-    def train_step(model: Any, batch: dict) -> torch.Tensor:
-        return model(batch)["loss"]
+    def train_step(model: Any, batch: dict) -> dict[str, torch.Tensor]:
+        """The model's losses: ``"loss"`` (what is optimized) and its parts (logged)."""
+        return model(batch)
 
     @staticmethod
     def valid_step(model: Any, batch: dict) -> list[dict]:
