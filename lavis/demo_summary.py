@@ -24,6 +24,7 @@ from lavis.datasets.schema import load_annotations
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from mr_data.baselines import duration_prior_predictions
 
+PRIOR_LOSS = 0.4  # LM loss (10-step mean) below which the model has left the duration prior
 COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP")
 HL_COLUMNS = ("HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1")  # a model with a saliency head
 KINDS = ("visual", "audio", "audio_visual")
@@ -52,6 +53,19 @@ def baseline_metrics(data_root: Path) -> dict:
     return {"brief": metrics["brief"], "by_kind": metrics.get("by_kind", {})}
 
 
+def train_records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["type"] == "train"]
+
+
+def training_summary(records: list[dict]) -> dict:
+    """Steps trained and the first logged step whose LM loss (the interval mean of ``loss_lm``,
+    or ``loss`` for a model without parts) is below ``PRIOR_LOSS``: where the model stops
+    writing the duration prior's guess and starts finding the events (None: never)."""
+    below = [r["step"] for r in records if r.get("loss_lm", r["loss"]) < PRIOR_LOSS]
+    return {"steps": records[-1]["step"] if records else 0, "lm_loss_below_prior_at_step": below[0] if below else None}
+
+
 def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
     rows = [(f"{label}, this run", metrics["brief"])]
     rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
@@ -77,10 +91,15 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in records if r["type"] == "train"]
+    train = train_records(run_dir)
     fig, (ax_loss, ax_kind) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train])
+    steps = [r["step"] for r in train]
+    if train and "loss_lm" in train[0]:
+        ax_loss.plot(steps, [r["loss_lm"] for r in train], label="LM loss")
+        ax_loss.plot(steps, [r["loss_saliency"] for r in train], label="saliency loss")
+        ax_loss.legend()
+    else:
+        ax_loss.plot(steps, [r["loss"] for r in train])
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", yscale="log", title="training")
     names = ["all", *KINDS]
     model = [metrics["brief"]["R1@0.5"]] + [metrics.get("by_kind", {}).get(k, {}).get("R1@0.5", 0) for k in KINDS]
@@ -110,9 +129,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     metrics = json.loads(metrics_path.read_text())
     baseline = baseline_metrics(args.data or dataset_root(args.run_dir))
     metrics["baselines"] = {"duration_only_guess": baseline}
+    metrics["training"] = training_summary(train_records(args.run_dir))
     atomic_write_text(metrics_path, json.dumps(metrics, indent=4))
     label = model_label(args.run_dir)
     print(table(metrics, baseline, label))
+    training = metrics["training"]
+    print(f"\n{training['steps']} optimizer steps; the LM loss fell below {PRIOR_LOSS} (left the duration prior) "
+          f"at step {training['lm_loss_below_prior_at_step']}")
     print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline, label)}")
     return 0
 
