@@ -25,10 +25,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
-from benchmarks.gpu_check_parts import Part, default_parts, figures_of, read_json_line, read_pytest, read_run_dir
+from benchmarks.gpu_check_parts import (
+    Part,
+    default_parts,
+    figures_of,
+    read_json_line,
+    read_pytest,
+    read_run_dir,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIN_PART_S = 20.0  # a part given less than this is skipped: it could not even build the model
@@ -61,13 +69,13 @@ print(json.dumps(out))
 def probe(python: str) -> dict[str, Any]:
     """The interpreter's versions, importable modules and CUDA card (in a child process, so this
     one never holds a CUDA context while the parts run)."""
-    done = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([python, "-c", PROBE], check=False, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         return {"error": f"probe failed: {done.stderr.strip()[-500:]}", "cuda": False, "modules": {}}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def skip_reason(part: Part, found: dict[str, Any], statuses: dict[str, str], time_left: float) -> Optional[str]:
+def skip_reason(part: Part, found: dict[str, Any], statuses: dict[str, str], time_left: float) -> str | None:
     if part.needs_cuda and not found.get("cuda"):
         return "no CUDA device"
     missing = [m for m in part.needs_modules if not found.get("modules", {}).get(m)]
@@ -93,21 +101,21 @@ class GpuMemorySampler:
         query = ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"]
         while not self._stop.wait(self.period_s):
             try:
-                used = float(subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.split()[0])
+                used = float(subprocess.run(query, check=False, capture_output=True, text=True, timeout=10).stdout.split()[0])
             except (OSError, ValueError, IndexError, subprocess.SubprocessError):
                 return  # no nvidia-smi (or no answer): nothing to sample
             self.peak_mib = max(self.peak_mib or 0.0, used)
 
-    def __enter__(self) -> "GpuMemorySampler":
+    def __enter__(self) -> GpuMemorySampler:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
 
 
-def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Optional[Path]) -> dict[str, Any]:
+def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Path | None) -> dict[str, Any]:
     """Run one part; ``{"status": ok|failed|timeout, "seconds", "result"?, "figures"?, "reason"?}``."""
     env = {**os.environ, **part.env}
     # launch.sh runs `python`: make it this interpreter, whatever PATH holds on the node.
@@ -121,7 +129,10 @@ def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Opt
             status = "ok" if proc.returncode == 0 else "failed"
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # torchrun's workers and compile workers too
-            stdout, stderr = proc.communicate()
+            try:
+                stdout, stderr = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:  # a descendant that left the group still holds the pipes
+                stdout, stderr = "", ""
             status = "timeout"
     out: dict[str, Any] = {"status": status, "seconds": round(time.monotonic() - start, 1), "timeout_s": round(timeout_s)}
     if memory.peak_mib is not None:
@@ -144,7 +155,7 @@ def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Opt
     return out
 
 
-def read_result(part: Part, stdout: str, work: Path) -> Optional[dict[str, Any]]:
+def read_result(part: Part, stdout: str, work: Path) -> dict[str, Any] | None:
     if part.reads == "json_line":
         return read_json_line(stdout)
     if part.reads == "pytest":
@@ -159,8 +170,8 @@ def tail(text: str, lines: int = 6) -> str:
 
 
 def check(
-    parts: Sequence[Part], python: str, work: Path, total_s: float, log_dir: Optional[Path] = None,
-    found: Optional[dict[str, Any]] = None, runner: Callable[..., dict[str, Any]] = run_part,
+    parts: Sequence[Part], python: str, work: Path, total_s: float, log_dir: Path | None = None,
+    found: dict[str, Any] | None = None, runner: Callable[..., dict[str, Any]] = run_part,
 ) -> dict[str, Any]:
     """Run ``parts`` within ``total_s`` seconds and return the summary (see the module doc)."""
     started = time.monotonic()
@@ -190,7 +201,7 @@ def summarize(found: dict[str, Any], results: dict[str, dict[str, Any]], seconds
     }
 
 
-def select(parts: list[Part], only: Optional[str], skip: Optional[str]) -> list[Part]:
+def select(parts: list[Part], only: str | None, skip: str | None) -> list[Part]:
     names = [p.name for p in parts]
     chosen = [n.strip() for n in only.split(",")] if only else list(names)
     dropped = [n.strip() for n in skip.split(",")] if skip else []
@@ -200,7 +211,7 @@ def select(parts: list[Part], only: Optional[str], skip: Optional[str]) -> list[
     return [p for p in parts if p.name in chosen and p.name not in dropped]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", help="comma-separated parts to run (default: all, in order)")
     parser.add_argument("--skip", help="comma-separated parts not to run")

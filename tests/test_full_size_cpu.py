@@ -16,10 +16,17 @@ import dataclasses
 
 import pytest
 import torch
-
 from helpers.full_size import (
-    FullSize, cached_batch, eval_loss, expected_groups, full_size, peak_rss_gib, trainable_group, with_frozen_dtype,
+    FullSize,
+    cached_batch,
+    eval_loss,
+    expected_groups,
+    full_size,
+    peak_rss_gib,
+    trainable_group,
+    with_frozen_dtype,
 )
+
 from lavis.inspect_model import parameter_report, without_tokenizer_files
 from lavis.models.blip2_mr import build
 from lavis.models.blip2_mr.model import Blip2MR

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.tiny_run import EXPERIMENT, SPEC
+
 from mr_data.synthetic import generate_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

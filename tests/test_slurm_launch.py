@@ -51,7 +51,7 @@ def slurm(tmp_path):
 
     def run(script: str, *args: str, **extra: str) -> tuple[subprocess.CompletedProcess, list[str]]:
         done = subprocess.run(["bash", str(REPO_ROOT / script), *args], env={**env, **extra}, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+                              check=False, capture_output=True, text=True, timeout=60)
         return done, log.read_text().splitlines() if log.exists() else []
 
     return run
