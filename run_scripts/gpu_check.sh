@@ -6,8 +6,8 @@
 #   OUT=results bash run_scripts/gpu_check.sh --wheels wheels/   # also writes results/gpu_check.json
 #
 # It runs from this source tree (PYTHONPATH) with the node's own torch, transformers, peft, ...
-# and never installs torch. What the node lacks (PyAV, omegaconf + its antlr4 runtime, pytest,
-# deepspeed) comes from --wheels DIR, a folder prepared with run_scripts/gpu_wheels.sh on any
+# and never installs torch. What the node lacks (PyAV, omegaconf, pytest, deepspeed,
+# and their dependencies) comes from --wheels DIR, a folder prepared with run_scripts/gpu_wheels.sh on any
 # machine with network access: installed with `pip --no-index` into a venv that sees the node's
 # packages (--system-site-packages, and a .pth for an interpreter that is itself a venv), with the
 # node's torch/transformers/peft/numpy pinned. A wheel that does not install is reported and the
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "gpu_check: error: $*" >&2; exit 2; }
 
 PY=python3

@@ -12,7 +12,7 @@
 # requirements.txt naming the packages gpu_check.sh installs.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "gpu_wheels: error: $*" >&2; exit 2; }
 
 [ "$#" -ge 1 ] || { usage >&2; exit 2; }

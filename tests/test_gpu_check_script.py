@@ -90,3 +90,28 @@ def test_wheels_install_into_a_venv_that_keeps_the_node_torch(tmp_path):
                            check=False, capture_output=True, text=True, timeout=120)
     value, torch_file = probe.stdout.split()
     assert value == "42" and Path(torch_file) == Path(torch.__file__)  # the node's torch, not a copy
+
+
+def test_help_is_the_header():
+    done = gpu_check("--help")
+    assert done.returncode == 0 and done.stdout.startswith("One command for a GPU node")
+    assert "set -euo pipefail" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "bash run_scripts/gpu_wheels.sh DIR"),
+        (["--python-version", "3.12"], "the first argument is the output folder, got --python-version"),
+        (["{tmp}", "--python-version", "312"], "--python-version must look like 3.12, got '312'"),
+        (["{tmp}", "--platform"], "--platform needs a value"),
+        (["{tmp}", "--bogus"], "unknown argument --bogus"),
+    ],
+)
+def test_gpu_wheels_arguments_are_checked_before_any_download(tmp_path, args, message):
+    # Each of these stops before pip runs: no network is used.
+    argv = [a.replace("{tmp}", str(tmp_path / "wheels")) for a in args]
+    done = subprocess.run(["bash", "run_scripts/gpu_wheels.sh", *argv], cwd=REPO_ROOT, check=False,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr
+    assert not any((tmp_path / "wheels").glob("*.whl"))
