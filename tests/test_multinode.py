@@ -8,6 +8,7 @@ down to the shell script; only the network is the loopback.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,15 +55,22 @@ def launch(env_extra: dict[str, str], opts: list[str]) -> subprocess.Popen:
     env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", NPROC="1", **env_extra)
     return subprocess.Popen(
         ["bash", "run_scripts/launch.sh", "lavis.train", EXPERIMENT, "--options", *opts],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """The launcher and its workers (one process group: torchrun's workers outlive a killed agent)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def finish(proc: subprocess.Popen, what: str) -> str:
     try:
         out, _ = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        kill(proc)
         out, _ = proc.communicate()
         pytest.fail(f"{what} did not finish in 240 s:\n{out[-3000:]}")
     assert proc.returncode == 0, f"{what} failed:\n{out[-4000:]}"
@@ -82,10 +90,14 @@ def test_two_nodes_match_one_process_on_the_same_global_batch(videos, tmp_path):
                options(videos, two_dir, "ddp", GLOBAL_BATCH // 2))
         for rank in (0, 1)
     ]
-    for rank, node in enumerate(nodes):
-        out = finish(node, f"node {rank} of 2")
-        # launch.sh echoes its torchrun command (set -x): the multi-node rendezvous, not --standalone.
-        assert f"--nnodes=2 --node_rank={rank} --master_addr=127.0.0.1 --master_port={port}" in out
+    try:
+        for rank, node in enumerate(nodes):
+            out = finish(node, f"node {rank} of 2")
+            # launch.sh echoes its torchrun command (set -x): the multi-node rendezvous, not --standalone.
+            assert f"--nnodes=2 --node_rank={rank} --master_addr=127.0.0.1 --master_port={port}" in out
+    finally:
+        for node in nodes:  # a node whose peer failed would wait for the rendezvous for minutes
+            kill(node)
     finish(launch({}, options(videos, one_dir, "single", GLOBAL_BATCH)), "the one-process run")
 
     one, two = train_losses(one_dir), train_losses(two_dir)
