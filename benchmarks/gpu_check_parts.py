@@ -4,8 +4,9 @@ missing) on a node where the project's own dependencies are not all installed.
 
 Parts run in this order, the most informative first, so a short budget cuts the least useful:
 the full-size training throughput (live frames, cached features), generation throughput, the
-``gpu`` tests, then ``lavis.train`` under torchrun with each strategy on synthetic videos, and
-last ``torch.compile`` (its compile time is the least predictable).
+``gpu`` tests, ``lavis.train`` under torchrun with ``single`` on synthetic videos, training with
+``torch.compile`` (its compile time is the least predictable), then ``fsdp`` and ``deepspeed``.
+What does not fit in the budget is skipped and named; ``--parts`` runs it in another call.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def default_parts() -> list[Part]:
         Part("synthetic_data", (*bench, "mr_data.synthetic", "--out", "{work}/data", "--num-videos", "24", "--seed", "0"),
              60, reads="none", needs_cuda=False, needs_modules=("omegaconf", "av")),
         torchrun_part("single", 150),
-        torchrun_part("fsdp", 150),
         Part("train_compile", (*bench, "benchmarks.train_throughput", *FULL, *TRAIN_STEPS, "--compile", "inductor"), 180),
+        torchrun_part("fsdp", 150),
         torchrun_part("deepspeed", 150, ("run.deepspeed_config=configs/deepspeed/zero2.json",)),
     ]
 
