@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,11 +116,22 @@ class GpuMemorySampler:
         self._thread.join(timeout=15)
 
 
+def python_shim(python: str, work: Path) -> Path:
+    """A folder whose ``python`` runs ``python``: launch.sh runs `python`, which a node may not
+    have (only python3) or may resolve to another interpreter. A script, not a symlink: a
+    symlinked venv interpreter would not find its venv."""
+    folder = work / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "python"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(shutil.which(python) or python)} "$@"\n')
+    shim.chmod(0o755)
+    return folder
+
+
 def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Path | None) -> dict[str, Any]:
     """Run one part; ``{"status": ok|failed|timeout, "seconds", "result"?, "figures"?, "reason"?}``."""
     env = {**os.environ, **part.env}
-    # launch.sh runs `python`: make it this interpreter, whatever PATH holds on the node.
-    env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{python_shim(python, work)}{os.pathsep}{env.get('PATH', '')}"
     start = time.monotonic()
     with GpuMemorySampler() as memory:
         proc = subprocess.Popen(part.command(python, work), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,

@@ -2,7 +2,7 @@
 EVA ViT-g, Q-Former, CLAP, gated cross-attention, Flan-T5-XL with LoRA; 3.99 B parameters) with
 random weights on the CPU, at batch 1 x 2 frames with audio:
 
-    bash run_scripts/test.sh -m slow -k full_size     # ~13 minutes, 17.3 GiB peak RSS on 2 cores
+    bash run_scripts/test.sh -m slow -k full_size     # 9-13 minutes, ~17 GiB peak RSS on 2 cores
 
 It proves the real shapes, dtypes and code paths before any GPU time: a training step whose
 gradients land exactly on the trainable parameters, an optimizer step, ``predict``, the trained

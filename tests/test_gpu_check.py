@@ -58,6 +58,21 @@ def test_a_part_that_succeeds_gives_its_figures(tmp_path):
     assert "log line" in (tmp_path / "logs" / "train_live.log").read_text()
 
 
+def test_python_on_path_is_the_checked_interpreter(tmp_path, monkeypatch):
+    # launch.sh runs plain `python`. Here the checked interpreter is "python3" in a folder without
+    # a `python`, and PATH holds only the system's folders: `python` must still be it.
+    folder = tmp_path / "node"
+    folder.mkdir()
+    (folder / "python3").write_text(f'#!/bin/sh\nexec {PY} "$@"\n')
+    (folder / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    code = 'import json, sys; print(json.dumps({"samples_per_s": 1.0, "prefix": sys.prefix}))'
+    part = Part("torchrun_single", ("sh", "-c", f"python -c '{code}'"), 30)
+    out = gpu_check.run_part(part, str(folder / "python3"), tmp_path, 30, None)
+    assert out["status"] == "ok", out
+    assert out["result"]["prefix"] == sys.prefix  # this venv, not the system's Python
+
+
 def test_a_failing_part_reports_its_exit_code_and_last_words(tmp_path):
     code = 'import sys; print("building"); sys.exit("RuntimeError: CUDA error: out of memory")'
     out = gpu_check.run_part(fake("generate", code), PY, tmp_path, 30, None)
