@@ -40,7 +40,9 @@ class Part:
         return [a.replace("{python}", python).replace("{work}", str(work)) for a in self.argv]
 
 
-def torchrun_part(strategy: str, timeout_s: float, extra: tuple[str, ...] = ()) -> Part:
+def torchrun_part(strategy: str, timeout_s: float, extra: tuple[str, ...] = (), config: str = TORCHRUN_CONFIG) -> Part:
+    """``lavis.train`` of ``config`` on the synthetic videos in ``{work}/data``, through the users'
+    launcher (``run_scripts/launch.sh``: torchrun, one process) with ``run.strategy=strategy``."""
     run_dir = "{work}/runs/" + strategy  # a fresh output_dir per run (a used one is refused)
     options = (
         "datasets.synthetic_av.root={work}/data", f"run.output_dir={run_dir}", f"run.strategy={strategy}",
@@ -48,7 +50,7 @@ def torchrun_part(strategy: str, timeout_s: float, extra: tuple[str, ...] = ()) 
     )
     return Part(
         f"torchrun_{strategy}",
-        ("bash", "run_scripts/launch.sh", "lavis.train", TORCHRUN_CONFIG, "--options", *options),
+        ("bash", "run_scripts/launch.sh", "lavis.train", config, "--options", *options),
         timeout_s, reads="run_dir", run_dir=run_dir, after="synthetic_data", env={"NPROC": "1", "NNODES": "1"},
         needs_modules=("omegaconf", "av") + (("deepspeed",) if strategy == "deepspeed" else ()),
     )

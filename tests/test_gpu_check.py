@@ -213,3 +213,20 @@ def test_the_torchrun_parts_train_the_full_model_at_the_published_settings():
         published_data.num_frames, published_data.audio, published_data.vis_processor)
     assert (cfg.run.amp, cfg.run.batch_size_train) == ("bf16", 8)
     assert cfg.run.valid_splits == [] and cfg.run.test_splits == []  # a few steps of random weights
+
+
+def test_a_torchrun_part_trains_through_the_launcher(tmp_path):
+    # The real part type (launch.sh -> torchrun -> lavis.train -> metrics.jsonl) at the tiny size.
+    from helpers.tiny_run import EXPERIMENT, SPEC
+    from mr_data.synthetic import generate_dataset
+
+    from benchmarks.gpu_check_parts import TORCHRUN_STEPS, torchrun_part
+
+    generate_dataset(tmp_path / "data", num_videos=8, seed=1, spec=SPEC, workers=1)
+    tiny = ("datasets.synthetic_av.num_frames=4", "run.batch_size_train=2", "run.max_minutes=null", "run.num_workers=0",
+            "run.valid_splits=[]", "run.test_splits=[]", "run.torch_threads=1", "run.log_freq=1")
+    part = torchrun_part("ddp", 180, tiny, config=EXPERIMENT)
+    out = gpu_check.run_part(part, PY, tmp_path, 180, tmp_path / "logs")
+    assert out["status"] == "ok", out.get("reason")
+    assert out["result"]["steps"] == TORCHRUN_STEPS and len(out["result"]["losses"]) == TORCHRUN_STEPS
+    assert "--standalone --nnodes=1 --nproc_per_node=1" in (tmp_path / "logs" / "torchrun_ddp.log").read_text()
