@@ -218,9 +218,9 @@ def test_the_torchrun_parts_train_the_full_model_at_the_published_settings():
 def test_a_torchrun_part_trains_through_the_launcher(tmp_path):
     # The real part type (launch.sh -> torchrun -> lavis.train -> metrics.jsonl) at the tiny size.
     from helpers.tiny_run import EXPERIMENT, SPEC
-    from mr_data.synthetic import generate_dataset
 
     from benchmarks.gpu_check_parts import TORCHRUN_STEPS, torchrun_part
+    from mr_data.synthetic import generate_dataset
 
     generate_dataset(tmp_path / "data", num_videos=8, seed=1, spec=SPEC, workers=1)
     tiny = ("datasets.synthetic_av.num_frames=4", "run.batch_size_train=2", "run.max_minutes=null", "run.num_workers=0",
