@@ -40,12 +40,16 @@ def free_port() -> int:
 
 def options(data: Path, run_dir: Path, strategy: str, batch_per_process: int) -> list[str]:
     # Dropout is off in the tiny preset; the audio tower is frozen so that its batch norm uses
-    # running statistics (batch statistics would differ between one batch of 4 and two of 2).
+    # running statistics (batch statistics would differ between one batch of 4 and two of 2). The
+    # temporal crop is off: a cropped sample can feed fewer frames, and a loss averaged over each
+    # process's own frames (a per-frame loss) equals the one-process average only when every
+    # process feeds as many frames.
     return [
         f"datasets.synthetic_av.root={data}", "datasets.synthetic_av.num_frames=4", f"run.output_dir={run_dir}",
         f"run.strategy={strategy}", f"run.batch_size_train={batch_per_process}", f"run.max_iters={STEPS}",
         "run.max_epoch=1", "run.max_minutes=null", "run.warmup_steps=1", "run.log_freq=1", "run.num_workers=0",
         "run.torch_threads=1", "run.valid_splits=[]", "run.test_splits=[]", "model.freeze_audio=true",
+        "datasets.synthetic_av.temporal_crop.prob=0.0",
     ]
 
 
