@@ -50,7 +50,7 @@ def trainable_group(name: str) -> str:
     """Which of the parts that train by default a parameter name belongs to ("other": none)."""
     if lora_group(name):
         return "lora"
-    for prefix in ("fusion.", "language_projection.", "vision_model.post_layernorm."):
+    for prefix in ("fusion.", "language_projection.", "vision_model.post_layernorm.", "saliency_head."):
         if name.startswith(prefix):
             return prefix.rstrip(".")
     return "other"
@@ -63,6 +63,8 @@ def expected_groups(cfg: Any) -> set[str]:
         groups.add("lora")
     if not cfg.freeze_vit_ln:
         groups.add("vision_model.post_layernorm")
+    if getattr(getattr(cfg, "saliency", None), "enabled", False):  # an optional head, where the model has one
+        groups.add("saliency_head")
     return groups
 
 
