@@ -125,3 +125,13 @@ def test_submitting_from_elsewhere_is_refused(slurm, tmp_path):
 def test_scripts_are_executable():
     for path in Path(REPO_ROOT, "run_scripts", "slurm").iterdir():
         assert os.access(path, os.X_OK), path
+
+
+def test_the_default_allocation_trains_at_the_published_global_batch():
+    from lavis.common.config import load_experiment
+
+    header = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", (REPO_ROOT / "run_scripts/slurm/train.sbatch").read_text(), re.MULTILINE))
+    run = load_experiment(REPO_ROOT / "configs/experiments/charades_sta/sms.yaml").run
+    processes = int(header["nodes"]) * int(header["gpus-per-node"])
+    assert int(header["ntasks-per-node"]) == 1  # one torchrun per node, which starts a process per GPU
+    assert processes * run.batch_size_train * run.accum_grad_iters == 32  # SMS's Charades-STA batch (4 GPUs x 8)
