@@ -4,14 +4,15 @@
     python -m lavis.inspect_model --cfg-path <experiment.yaml> --options model.lora.r=16
 
 ``--cfg-path`` is an experiment or a model preset YAML (its ``model:`` section is used). ``--meta``
-builds on the meta device: no memory, no weights read, so the full 4 B-parameter preset can be
-inspected on a laptop. Counts are per top-level module (tied tensors counted once), plus the
-LoRA adapters' share.
+builds on the meta device: no memory, no weights and no tokenizer files read, so the full
+4 B-parameter preset can be inspected on a fresh clone. Counts are per top-level module (tied
+tensors counted once), plus the LoRA adapters' share.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -53,7 +54,17 @@ def build_for_inspection(cfg_path: str, options: list[str], meta: bool) -> nn.Mo
     if not meta:
         return model_cls.from_config(cfg)
     with torch.device("meta"):
-        return model_cls.from_config(cfg, load_weights=False)
+        return model_cls.from_config(without_tokenizer_files(cfg), load_weights=False)
+
+
+def without_tokenizer_files(cfg: Any) -> Any:
+    """``cfg`` with the built-in tokenizer in place of one read from disk, when the LLM's
+    vocabulary size is configured: then the parameter counts depend on that size only (the
+    tokenizer sizes nothing else), and a fresh clone has no tokenizer files to read."""
+    llm, tokenizer = getattr(cfg, "llm", None), getattr(cfg, "tokenizer", None)
+    if llm is None or tokenizer is None or getattr(llm, "vocab_size", None) is None:
+        return cfg  # the vocabulary comes from the tokenizer itself: it has to be read
+    return dataclasses.replace(cfg, tokenizer=dataclasses.replace(tokenizer, source="builtin"))
 
 
 @cli_errors

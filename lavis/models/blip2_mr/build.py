@@ -192,12 +192,3 @@ def check_vocab(llm_vocab: int | None, tokenizer: TextTokenizer) -> int:
             f"model.llm.vocab_size {size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size})"
         )
     return size
-
-
-def parameter_counts(module: nn.Module) -> tuple[int, int]:
-    """(total, trainable) parameters, each tied tensor counted once."""
-    total = trainable = 0
-    for param in module.parameters():
-        total += param.numel()
-        trainable += param.numel() if param.requires_grad else 0
-    return total, trainable
