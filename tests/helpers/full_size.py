@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from lavis.common.config import ExperimentConfig, load_experiment
-from lavis.models.blip2_mr.dummy import random_batch
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.runners.optim import build_optimizer
 from lavis.runners.strategies import SingleDevice
