@@ -16,18 +16,29 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.model_config import model_config
 
 RESULT_KEYS = (
-    "benchmark", "preset", "device", "config", "samples_per_s", "unit", "peak_memory_gib", "memory_kind",
-    "breakdown_s", "steps", "torch", "smoke",
+    "benchmark",
+    "preset",
+    "device",
+    "config",
+    "samples_per_s",
+    "unit",
+    "peak_memory_gib",
+    "memory_kind",
+    "breakdown_s",
+    "steps",
+    "torch",
+    "smoke",
 )
 
 
@@ -46,15 +57,35 @@ class Preset:
 # The published setup at both sizes: frozen ViT, Q-Former, CLAP and LLM; LoRA, fusion,
 # projection (and the ViT's last LayerNorm) train.
 PRESETS = {
-    "tiny": Preset("tiny", "cpu", batch_size=2, num_frames=8, audio_frames=101, steps=3, warmup=1, options=[
-        "model.freeze_vit=true", "model.freeze_qformer=true", "model.freeze_audio=true", "model.freeze_llm=true",
-        "model.lora.enabled=true", "model.prompt.timestamp_mode=token", "model.llm.number_embedding_init=random",
-    ]),
+    "tiny": Preset(
+        "tiny",
+        "cpu",
+        batch_size=2,
+        num_frames=8,
+        audio_frames=101,
+        steps=3,
+        warmup=1,
+        options=[
+            "model.freeze_vit=true",
+            "model.freeze_qformer=true",
+            "model.freeze_audio=true",
+            "model.freeze_llm=true",
+            "model.lora.enabled=true",
+            "model.prompt.timestamp_mode=token",
+            "model.llm.number_embedding_init=random",
+        ],
+    ),
     # Batch 8 x 20 frames at 224 px, gca, LoRA r=8, bf16 frozen weights and autocast; 10 s mels
     # at hop 480 are 1001 frames. The built-in tokenizer stands in for Flan-T5's (no files); it has
     # no <extra_id_0>, so the plain prompt layout (one token shorter than the reference's).
     "pretrain_flant5xl": Preset(
-        "pretrain_flant5xl", "cuda", batch_size=8, num_frames=20, audio_frames=1001, steps=20, warmup=5,
+        "pretrain_flant5xl",
+        "cuda",
+        batch_size=8,
+        num_frames=20,
+        audio_frames=1001,
+        steps=20,
+        warmup=5,
         options=["model.tokenizer.source=builtin", "model.prompt.layout=plain"],
     ),
 }
@@ -66,8 +97,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, help="frames per video (default: the preset's)")
     parser.add_argument("--steps", type=int, help="timed steps (default: the preset's)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default: the preset's)")
-    parser.add_argument("--cached-features", action="store_true",
-                        help="feed cached frozen features (Q-Former tokens + CLAP embeddings) instead of pixels")
+    parser.add_argument(
+        "--cached-features",
+        action="store_true",
+        help="feed cached frozen features (Q-Former tokens + CLAP embeddings) instead of pixels",
+    )
     parser.add_argument("--compile", choices=("inductor", "aot_eager"), help="model.compile backend")
     parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument("--no-audio", action="store_true", help="video only (fusion: none)")
@@ -89,8 +123,13 @@ class Workload:
     options: list[str]
 
     def config(self, **extra: Any) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "num_frames": self.num_frames, "model_type": self.preset.model_type,
-                "options": self.options, **extra}
+        return {
+            "batch_size": self.batch_size,
+            "num_frames": self.num_frames,
+            "model_type": self.preset.model_type,
+            "options": self.options,
+            **extra,
+        }
 
 
 def workload(args: argparse.Namespace) -> Workload:
@@ -111,8 +150,13 @@ def workload(args: argparse.Namespace) -> Workload:
         options.append("model.fusion.name=none")
     options += args.options
     return Workload(
-        args.preset, preset, device, args.batch_size or preset.batch_size, args.frames or preset.num_frames,
-        preset.steps if args.steps is None else args.steps, preset.warmup if args.warmup is None else args.warmup,
+        args.preset,
+        preset,
+        device,
+        args.batch_size or preset.batch_size,
+        args.frames or preset.num_frames,
+        preset.steps if args.steps is None else args.steps,
+        preset.warmup if args.warmup is None else args.warmup,
         options,
     )
 
@@ -129,8 +173,9 @@ def make_batch(model: Blip2MR, work: Workload, seed: int, cached: bool) -> dict[
     """A random batch on the CPU (pinned on CUDA, as the DataLoader gives it): pixels and log-mels,
     or with ``cached`` the frozen towers' outputs on them, as a cached-features dataset gives."""
     generator = torch.Generator().manual_seed(seed)
-    batch = random_batch(model.cfg, work.batch_size, work.num_frames, audio_frames=work.preset.audio_frames,
-                         generator=generator)
+    batch = random_batch(
+        model.cfg, work.batch_size, work.num_frames, audio_frames=work.preset.audio_frames, generator=generator
+    )
     if cached:
         on_device = {k: v.to(work.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         features = model.encode_frozen(on_device)
@@ -215,17 +260,34 @@ def device_name(device: torch.device) -> str:
 
 
 def emit(
-    benchmark: str, preset: str, device: torch.device, config: dict[str, Any], samples_per_s: float, unit: str,
-    breakdown: dict[str, float], steps: int, smoke: bool | None = None, extra: dict[str, Any] | None = None,
+    benchmark: str,
+    preset: str,
+    device: torch.device,
+    config: dict[str, Any],
+    samples_per_s: float,
+    unit: str,
+    breakdown: dict[str, float],
+    steps: int,
+    smoke: bool | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Print the one JSON line of a benchmark (``RESULT_KEYS``, then ``extra``) and return it.
     ``smoke`` defaults to "ran on the CPU"."""
     memory, kind = peak_memory(device)
     result = {
-        "benchmark": benchmark, "preset": preset, "device": device_name(device), "config": config,
-        "samples_per_s": round(samples_per_s, 4), "unit": unit, "peak_memory_gib": round(memory, 3),
-        "memory_kind": kind, "breakdown_s": breakdown, "steps": steps, "torch": torch.__version__,
-        "smoke": device.type == "cpu" if smoke is None else smoke, **(extra or {}),
+        "benchmark": benchmark,
+        "preset": preset,
+        "device": device_name(device),
+        "config": config,
+        "samples_per_s": round(samples_per_s, 4),
+        "unit": unit,
+        "peak_memory_gib": round(memory, 3),
+        "memory_kind": kind,
+        "breakdown_s": breakdown,
+        "steps": steps,
+        "torch": torch.__version__,
+        "smoke": device.type == "cpu" if smoke is None else smoke,
+        **(extra or {}),
     }
     print(json.dumps(result), flush=True)
     return result

@@ -16,7 +16,8 @@ decodes the full length, the reproducible worst case.
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 
@@ -34,8 +35,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parser.parse_args(argv)
     min_new = args.max_new_tokens if args.min_new_tokens is None else args.min_new_tokens
     args.options = [
-        f"model.generation.num_beams={args.beams}", f"model.generation.max_new_tokens={args.max_new_tokens}",
-        f"model.generation.min_new_tokens={min_new}", *args.options,
+        f"model.generation.num_beams={args.beams}",
+        f"model.generation.max_new_tokens={args.max_new_tokens}",
+        f"model.generation.min_new_tokens={min_new}",
+        *args.options,
     ]
     work = workload(args)
     model = build_model(work, args.seed).eval()
@@ -57,12 +60,20 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         timer.mark("windows")
 
     seconds, breakdown = timed_loop(step, work)
-    config = work.config(cached_features=args.cached_features, compile=args.compile, beams=args.beams,
-                         max_new_tokens=args.max_new_tokens, min_new_tokens=min_new, amp="bf16" if amp else "off",
-                         fusion=model.cfg.fusion.name, frozen_dtype=model.cfg.frozen_dtype)
+    config = work.config(
+        cached_features=args.cached_features,
+        compile=args.compile,
+        beams=args.beams,
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=min_new,
+        amp="bf16" if amp else "off",
+        fusion=model.cfg.fusion.name,
+        frozen_dtype=model.cfg.frozen_dtype,
+    )
     queries_per_s = work.steps * work.batch_size / seconds if work.steps else 0.0
-    return emit("generate_throughput", work.preset_name, work.device, config, queries_per_s, "queries",
-                breakdown, work.steps)
+    return emit(
+        "generate_throughput", work.preset_name, work.device, config, queries_per_s, "queries", breakdown, work.steps
+    )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ class GpuMemorySampler:
         query = ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"]
         while not self._stop.wait(self.period_s):
             try:
-                used = float(subprocess.run(query, check=False, capture_output=True, text=True, timeout=10).stdout.split()[0])
+                used = float(
+                    subprocess.run(query, check=False, capture_output=True, text=True, timeout=10).stdout.split()[0]
+                )
             except (OSError, ValueError, IndexError, subprocess.SubprocessError):
                 return  # no nvidia-smi (or no answer): nothing to sample
             self.peak_mib = max(self.peak_mib or 0.0, used)
@@ -134,8 +136,15 @@ def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Pat
     env["PATH"] = f"{python_shim(python, work)}{os.pathsep}{env.get('PATH', '')}"
     start = time.monotonic()
     with GpuMemorySampler() as memory:
-        proc = subprocess.Popen(part.command(python, work), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            part.command(python, work),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = proc.communicate(timeout=timeout_s)
             status = "ok" if proc.returncode == 0 else "failed"
@@ -146,7 +155,11 @@ def run_part(part: Part, python: str, work: Path, timeout_s: float, log_dir: Pat
             except subprocess.TimeoutExpired:  # a descendant that left the group still holds the pipes
                 stdout, stderr = "", ""
             status = "timeout"
-    out: dict[str, Any] = {"status": status, "seconds": round(time.monotonic() - start, 1), "timeout_s": round(timeout_s)}
+    out: dict[str, Any] = {
+        "status": status,
+        "seconds": round(time.monotonic() - start, 1),
+        "timeout_s": round(timeout_s),
+    }
     if memory.peak_mib is not None:
         out["gpu_memory_used_max_gib"] = round(memory.peak_mib / 1024, 2)
     if log_dir is not None:
@@ -182,8 +195,13 @@ def tail(text: str, lines: int = 6) -> str:
 
 
 def check(
-    parts: Sequence[Part], python: str, work: Path, total_s: float, log_dir: Path | None = None,
-    found: dict[str, Any] | None = None, runner: Callable[..., dict[str, Any]] = run_part,
+    parts: Sequence[Part],
+    python: str,
+    work: Path,
+    total_s: float,
+    log_dir: Path | None = None,
+    found: dict[str, Any] | None = None,
+    runner: Callable[..., dict[str, Any]] = run_part,
 ) -> dict[str, Any]:
     """Run ``parts`` within ``total_s`` seconds and return the summary (see the module doc)."""
     started = time.monotonic()
@@ -199,15 +217,25 @@ def check(
     return summarize(found, results, time.monotonic() - started, total_s)
 
 
-def summarize(found: dict[str, Any], results: dict[str, dict[str, Any]], seconds: float, total_s: float) -> dict[str, Any]:
+def summarize(
+    found: dict[str, Any], results: dict[str, dict[str, Any]], seconds: float, total_s: float
+) -> dict[str, Any]:
     return {
-        "card": found.get("card"), "card_count": found.get("card_count"), "card_memory_gib": found.get("card_memory_gib"),
-        "python": found.get("python"), "cuda_version": found.get("cuda_version"), "modules": found.get("modules", {}),
+        "card": found.get("card"),
+        "card_count": found.get("card_count"),
+        "card_memory_gib": found.get("card_memory_gib"),
+        "python": found.get("python"),
+        "cuda_version": found.get("cuda_version"),
+        "modules": found.get("modules", {}),
         **({"probe_error": found["error"]} if "error" in found else {}),
-        "total_s": round(seconds, 1), "budget_s": total_s,
+        "total_s": round(seconds, 1),
+        "budget_s": total_s,
         "figures": {name: r["figures"] for name, r in results.items() if r.get("figures")},
-        "failures": [{"part": n, "status": r["status"], "reason": r.get("reason", "")}
-                     for n, r in results.items() if r["status"] in ("failed", "timeout")],
+        "failures": [
+            {"part": n, "status": r["status"], "reason": r.get("reason", "")}
+            for n, r in results.items()
+            if r["status"] in ("failed", "timeout")
+        ],
         "skipped": [{"part": n, "reason": r["reason"]} for n, r in results.items() if r["status"] == "skipped"],
         "parts": results,
     }
@@ -228,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parts", help="comma-separated parts to run (default: all, in order)")
     parser.add_argument("--skip", help="comma-separated parts not to run")
     parser.add_argument("--total-s", type=float, default=450.0, help="time budget of all parts together")
-    parser.add_argument("--out", default=os.environ.get("OUT") or None, help="folder for gpu_check.json (default: $OUT)")
+    parser.add_argument(
+        "--out", default=os.environ.get("OUT") or None, help="folder for gpu_check.json (default: $OUT)"
+    )
     parser.add_argument("--work-dir", help="synthetic data and run folders (default: a new temporary folder)")
     parser.add_argument("--python", default=sys.executable, help="interpreter the parts run with")
     parser.add_argument("--setup-notes", help="JSON file gpu_check.sh wrote about the wheels it installed")
@@ -242,8 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="gpu_check_"))
     if args.list:
-        plan = [{"part": p.name, "timeout_s": p.timeout_s, "command": shlex.join(p.command(args.python, work))}
-                for p in parts]
+        plan = [
+            {"part": p.name, "timeout_s": p.timeout_s, "command": shlex.join(p.command(args.python, work))}
+            for p in parts
+        ]
         print(json.dumps(plan, indent=2))
         return 0
     out_dir = Path(args.out) if args.out else None

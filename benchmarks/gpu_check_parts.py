@@ -45,13 +45,20 @@ def torchrun_part(strategy: str, timeout_s: float, extra: tuple[str, ...] = (), 
     launcher (``run_scripts/launch.sh``: torchrun, one process) with ``run.strategy=strategy``."""
     run_dir = "{work}/runs/" + strategy  # a fresh output_dir per run (a used one is refused)
     options = (
-        "datasets.synthetic_av.root={work}/data", f"run.output_dir={run_dir}", f"run.strategy={strategy}",
-        f"run.max_iters={TORCHRUN_STEPS}", *extra,
+        "datasets.synthetic_av.root={work}/data",
+        f"run.output_dir={run_dir}",
+        f"run.strategy={strategy}",
+        f"run.max_iters={TORCHRUN_STEPS}",
+        *extra,
     )
     return Part(
         f"torchrun_{strategy}",
         ("bash", "run_scripts/launch.sh", "lavis.train", config, "--options", *options),
-        timeout_s, reads="run_dir", run_dir=run_dir, after="synthetic_data", env={"NPROC": "1", "NNODES": "1"},
+        timeout_s,
+        reads="run_dir",
+        run_dir=run_dir,
+        after="synthetic_data",
+        env={"NPROC": "1", "NNODES": "1"},
         needs_modules=("omegaconf", "av") + (("deepspeed",) if strategy == "deepspeed" else ()),
     )
 
@@ -61,14 +68,42 @@ def default_parts() -> list[Part]:
     return [
         Part("train_live", (*bench, "benchmarks.train_throughput", *FULL, *TRAIN_STEPS), 120),
         Part("train_cached", (*bench, "benchmarks.train_throughput", *FULL, *TRAIN_STEPS, "--cached-features"), 100),
-        Part("generate", (*bench, "benchmarks.generate_throughput", *FULL, "--beams", "5", "--max-new-tokens", "50",
-                          "--steps", "3", "--warmup", "1"), 100),
-        Part("gpu_tests", (*bench, "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"), 90, reads="pytest",
-             needs_modules=("omegaconf", "av", "pytest")),
-        Part("synthetic_data", (*bench, "mr_data.synthetic", "--out", "{work}/data", "--num-videos", "24", "--seed", "0"),
-             60, reads="none", needs_cuda=False, needs_modules=("omegaconf", "av")),
+        Part(
+            "generate",
+            (
+                *bench,
+                "benchmarks.generate_throughput",
+                *FULL,
+                "--beams",
+                "5",
+                "--max-new-tokens",
+                "50",
+                "--steps",
+                "3",
+                "--warmup",
+                "1",
+            ),
+            100,
+        ),
+        Part(
+            "gpu_tests",
+            (*bench, "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"),
+            90,
+            reads="pytest",
+            needs_modules=("omegaconf", "av", "pytest"),
+        ),
+        Part(
+            "synthetic_data",
+            (*bench, "mr_data.synthetic", "--out", "{work}/data", "--num-videos", "24", "--seed", "0"),
+            60,
+            reads="none",
+            needs_cuda=False,
+            needs_modules=("omegaconf", "av"),
+        ),
         torchrun_part("single", 150),
-        Part("train_compile", (*bench, "benchmarks.train_throughput", *FULL, *TRAIN_STEPS, "--compile", "inductor"), 180),
+        Part(
+            "train_compile", (*bench, "benchmarks.train_throughput", *FULL, *TRAIN_STEPS, "--compile", "inductor"), 180
+        ),
         torchrun_part("fsdp", 150),
         torchrun_part("deepspeed", 150, ("run.deepspeed_config=configs/deepspeed/zero2.json",)),
     ]
@@ -92,8 +127,9 @@ _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected|xfa
 def read_pytest(stdout: str) -> dict[str, int]:
     """Counts from pytest's last summary line, e.g. ``1 passed, 370 deselected in 41.2s``."""
     for line in reversed(stdout.splitlines()):
-        counts = {kind.rstrip("s") if kind.startswith("error") else kind: int(n)
-                  for n, kind in _PYTEST_COUNT.findall(line)}
+        counts = {
+            kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in _PYTEST_COUNT.findall(line)
+        }
         if counts:
             return counts
     raise ValueError("no pytest summary line on stdout")
@@ -108,7 +144,8 @@ def read_run_dir(run_dir: Path) -> dict[str, Any]:
     if not train:
         raise ValueError(f"{path} has no training step")
     return {
-        "steps": train[-1]["step"], "losses": [round(r["loss"], 4) for r in train],
+        "steps": train[-1]["step"],
+        "losses": [round(r["loss"], 4) for r in train],
         "samples_per_s": train[-1].get("samples_per_s"),
     }
 
@@ -116,9 +153,16 @@ def read_run_dir(run_dir: Path) -> dict[str, Any]:
 def figures_of(part: Part, result: dict[str, Any]) -> dict[str, Any]:
     """The numbers the README's performance table takes from a part's result."""
     if part.reads == "json_line":
-        return {"samples_per_s": result.get("samples_per_s"), "unit": result.get("unit"),
-                "peak_memory_gib": result.get("peak_memory_gib"), "breakdown_s": result.get("breakdown_s")}
+        return {
+            "samples_per_s": result.get("samples_per_s"),
+            "unit": result.get("unit"),
+            "peak_memory_gib": result.get("peak_memory_gib"),
+            "breakdown_s": result.get("breakdown_s"),
+        }
     if part.reads == "run_dir":
-        return {"samples_per_s": result.get("samples_per_s"), "unit": "training samples (per process)",
-                "last_loss": result["losses"][-1]}
+        return {
+            "samples_per_s": result.get("samples_per_s"),
+            "unit": "training samples (per process)",
+            "last_loss": result["losses"][-1],
+        }
     return {}

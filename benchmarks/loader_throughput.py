@@ -23,8 +23,9 @@ import dataclasses
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -39,8 +40,14 @@ from mr_data.bench_loader import loader_throughput, one_record_per_video, profil
 
 TARGETS = (25, 60)  # training samples/s: live frames and cached features (issue 7)
 LOADER = {  # per preset: image size, audio settings, DataLoader workers, videos
-    "tiny": (64, AudioClipConfig(sampling_rate=16000, n_mels=32, hop_length=320, fft_window_size=512, max_length_s=2,
-                             frequency_max=8000.0), 0, 4),
+    "tiny": (
+        64,
+        AudioClipConfig(
+            sampling_rate=16000, n_mels=32, hop_length=320, fft_window_size=512, max_length_s=2, frequency_max=8000.0
+        ),
+        0,
+        4,
+    ),
     "pretrain_flant5xl": (224, AudioClipConfig(), 16, 200),
 }
 
@@ -55,7 +62,9 @@ def tiny_dataset(out: Path) -> tuple[Path, Path]:
     return paths["train"], out / "videos"
 
 
-def tiny_cache(ann: Path, video_root: Path, out: Path, num_frames: int, image_size: int, audio: AudioClipConfig) -> Path:
+def tiny_cache(
+    ann: Path, video_root: Path, out: Path, num_frames: int, image_size: int, audio: AudioClipConfig
+) -> Path:
     """The tiny model's cached features of ``ann``'s videos (what mr_data.cache_features writes)."""
     from benchmarks.common import Workload, build_model
     from mr_data.cache_features import cache_split
@@ -63,8 +72,10 @@ def tiny_cache(ann: Path, video_root: Path, out: Path, num_frames: int, image_si
     preset = PRESETS["tiny"]
     options = [*preset.options, "model.freeze_vit_ln=true"]
     model = build_model(Workload("tiny", preset, torch.device("cpu"), 1, num_frames, 0, 0, options), seed=0)
-    processors = {"train": {"name": "blip2_video_train", "image_size": image_size},
-                  "eval": {"name": "blip_video_eval", "image_size": image_size}}
+    processors = {
+        "train": {"name": "blip2_video_train", "image_size": image_size},
+        "eval": {"name": "blip_video_eval", "image_size": image_size},
+    }
     ds_cfg = SyntheticAVConfig(num_frames=num_frames, vis_processor=VisProcessors(**processors), audio=audio)
     cache_split(model, ds_cfg, load_annotations(ann), video_root, out, progress=False)
     return out
@@ -96,8 +107,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--preset", choices=sorted(LOADER), default="tiny")
     p.add_argument("--ann", type=Path, help="normalized annotation file (tiny: synthetic videos are made)")
     p.add_argument("--video-root", type=Path)
-    p.add_argument("--cached-features", type=Path, nargs="?", const=Path(""), metavar="DIR",
-                   help="a split's feature cache (tiny: made on the spot when DIR is left out)")
+    p.add_argument(
+        "--cached-features",
+        type=Path,
+        nargs="?",
+        const=Path(""),
+        metavar="DIR",
+        help="a split's feature cache (tiny: made on the spot when DIR is left out)",
+    )
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default: the preset's)")
     p.add_argument("--videos", type=int, help="at most this many videos (default: the preset's)")
     p.add_argument("--frames", type=int, help="frames per video (default: the preset's)")
@@ -113,8 +130,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             if args.preset != "tiny":
                 p.error("--ann (and --video-root or --cached-features) is required with this preset")
             ann, video_root = tiny_dataset(Path(tmp) / "videos")
-        config = {"ann": str(ann), "workers": workers, "num_frames": frames, "image_size": image_size,
-                  "audio": dataclasses.asdict(audio)}
+        config = {
+            "ann": str(ann),
+            "workers": workers,
+            "num_frames": frames,
+            "image_size": image_size,
+            "audio": dataclasses.asdict(audio),
+        }
         if args.cached_features is not None:
             cache_dir = args.cached_features
             if cache_dir == Path(""):
@@ -124,8 +146,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             batch_size = args.batch_size or preset.batch_size
             rate, breakdown = cached_throughput(ann, cache_dir, batch_size, workers)
             config.update(cached_features=str(cache_dir), batch_size=batch_size)
-            return emit("loader_throughput", args.preset, torch.device("cpu"), config, rate, "cached samples",
-                        breakdown, steps=0, smoke=args.preset == "tiny")
+            return emit(
+                "loader_throughput",
+                args.preset,
+                torch.device("cpu"),
+                config,
+                rate,
+                "cached samples",
+                breakdown,
+                steps=0,
+                smoke=args.preset == "tiny",
+            )
         if video_root is None:
             p.error("--video-root is required for live loading")
         records = one_record_per_video(load_annotations(ann), args.videos or default_videos)
@@ -134,12 +165,23 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         rate = loader_throughput(*common, workers=workers)
         per_worker = 1.0 / stages.cpu_total
         config.update(videos=len(records))
-        extra = {"wall_s": {k: round(v, 6) for k, v in stages.wall.items()},
-                 "per_worker_videos_per_s": round(per_worker, 3),
-                 "workers_needed": {str(t): math.ceil(t / per_worker) for t in TARGETS}}
-        return emit("loader_throughput", args.preset, torch.device("cpu"), config, rate, "videos",
-                    {k: round(v, 6) for k, v in stages.cpu.items()}, steps=len(records), smoke=args.preset == "tiny",
-                    extra=extra)
+        extra = {
+            "wall_s": {k: round(v, 6) for k, v in stages.wall.items()},
+            "per_worker_videos_per_s": round(per_worker, 3),
+            "workers_needed": {str(t): math.ceil(t / per_worker) for t in TARGETS},
+        }
+        return emit(
+            "loader_throughput",
+            args.preset,
+            torch.device("cpu"),
+            config,
+            rate,
+            "videos",
+            {k: round(v, 6) for k, v in stages.cpu.items()},
+            steps=len(records),
+            smoke=args.preset == "tiny",
+            extra=extra,
+        )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ def predict_all(run_dir: Path, records: list[MomentRecord], root: Path) -> dict[
         preds[scoring] = []
         for video, group in by_video.items():
             results = predictor.predict(root / "videos" / video, [r.query for r in group])
-            preds[scoring] += [{"qid": r.qid, "pred_relevant_windows": res["windows"]} for r, res in zip(group, results)]
+            preds[scoring] += [
+                {"qid": r.qid, "pred_relevant_windows": res["windows"]} for r, res in zip(group, results)
+            ]
     return preds
 
 
@@ -61,8 +63,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/synthetic_long"), help="the long videos' folder")
     parser.add_argument("--num-videos", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--seconds", type=float, nargs=2, default=(LONG_SPEC.min_duration, LONG_SPEC.max_duration),
-                        metavar=("MIN", "MAX"), help="video durations")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        nargs=2,
+        default=(LONG_SPEC.min_duration, LONG_SPEC.max_duration),
+        metavar=("MIN", "MAX"),
+        help="video durations",
+    )
     args = parser.parse_args(argv)
     spec = dataclasses.replace(LONG_SPEC, min_duration=args.seconds[0], max_duration=args.seconds[1])
     short = json.loads((args.run_dir / "metrics_test.json").read_text())["brief"]
@@ -70,8 +78,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     start = time.perf_counter()
     preds = predict_all(args.run_dir, records, args.data)
     seconds = time.perf_counter() - start
-    result: dict = {"benchmark": "long_videos", "run": str(args.run_dir), "queries": len(records),
-                    "durations_s": list(args.seconds), "short_test": {}}
+    result: dict = {
+        "benchmark": "long_videos",
+        "run": str(args.run_dir),
+        "queries": len(records),
+        "durations_s": list(args.seconds),
+        "short_test": {},
+    }
     result["short_test"] = {k: short.get(k) for k in REPORTED}
     for scoring, rows in preds.items():
         brief = evaluate_predictions(rows, records)["brief"]

@@ -16,7 +16,8 @@ outputs instead of pixels and log-mels, as a ``use_cached_features`` dataset giv
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from benchmarks.common import add_model_arguments, build_model, emit, make_batch, timed_loop, workload
 from lavis.runners.config import RunConfig
@@ -54,13 +55,28 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         float(loss.detach())
 
     seconds, breakdown = timed_loop(step, work)
-    config = work.config(cached_features=args.cached_features, compile=args.compile, amp=amp,
-                         activation_checkpointing=args.activation_checkpointing, audio=not args.no_audio,
-                         fusion=model.cfg.fusion.name, lora_r=model.cfg.lora.r if model.cfg.lora.enabled else None,
-                         frozen_dtype=model.cfg.frozen_dtype, attn_implementation=model.cfg.attn_implementation)
+    config = work.config(
+        cached_features=args.cached_features,
+        compile=args.compile,
+        amp=amp,
+        activation_checkpointing=args.activation_checkpointing,
+        audio=not args.no_audio,
+        fusion=model.cfg.fusion.name,
+        lora_r=model.cfg.lora.r if model.cfg.lora.enabled else None,
+        frozen_dtype=model.cfg.frozen_dtype,
+        attn_implementation=model.cfg.attn_implementation,
+    )
     samples_per_s = work.steps * work.batch_size / seconds if work.steps else 0.0
-    return emit("train_throughput", work.preset_name, work.device, config, samples_per_s, "training samples",
-                breakdown, work.steps)
+    return emit(
+        "train_throughput",
+        work.preset_name,
+        work.device,
+        config,
+        samples_per_s,
+        "training samples",
+        breakdown,
+        work.steps,
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def dataset_root(run_dir: Path) -> Path:
 
 
 def model_label(run_dir: Path) -> str:
-    """"SMS (gca)", or "video only" for the fusion: none ablation (from the run's config)."""
+    """ "SMS (gca)", or "video only" for the fusion: none ablation (from the run's config)."""
     fusion = run_config(run_dir).get("model", {}).get("fusion", {}).get("name", "gca")
     return "video only" if fusion == "none" else f"SMS ({fusion})"
 
@@ -134,8 +134,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     label = model_label(args.run_dir)
     print(table(metrics, baseline, label))
     training = metrics["training"]
-    print(f"\n{training['steps']} optimizer steps; the LM loss fell below {PRIOR_LOSS} (left the duration prior) "
-          f"at step {training['lm_loss_below_prior_at_step']}")
+    print(
+        f"\n{training['steps']} optimizer steps; the LM loss fell below {PRIOR_LOSS} (left the duration prior) "
+        f"at step {training['lm_loss_below_prior_at_step']}"
+    )
     print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline, label)}")
     return 0
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-
 LAVIS_URL = "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
 PROBE_TIMEOUT_S = 5.0
 HF_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt"]  # weights, configs, tokenizer

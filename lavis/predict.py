@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", help='batch mode: lines of {"video": ..., "query": ..., "gt": [[s, e]] (optional)}')
     p.add_argument("--out", help="output folder (default: RUN_DIR/predictions, or next to the checkpoint)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--span", type=float,
-                   help="seconds the model sees at once (default: the run's longest training video)")
+    p.add_argument(
+        "--span", type=float, help="seconds the model sees at once (default: the run's longest training video)"
+    )
     p.add_argument("--overlap", type=float, default=0.5, help="overlap of consecutive chunks of a long video")
     p.add_argument("--nms-iou", type=float, default=0.5, help="IoU above which merged windows are suppressed")
     p.add_argument("--batch-size", type=int, default=8, help="(query, chunk) samples per forward pass")
@@ -64,8 +65,11 @@ def _gt(value: Any, where: str) -> Optional[list[list[float]]]:
     if value is None:
         return None
     ok = isinstance(value, list) and all(
-        isinstance(w, list) and len(w) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)
-        and w[0] <= w[1] for w in value
+        isinstance(w, list)
+        and len(w) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)
+        and w[0] <= w[1]
+        for w in value
     )
     if not ok:
         raise InputError(f"{where}: 'gt' must be a list of [start, end] with start <= end, got {value!r}")
@@ -133,8 +137,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not jobs[0].video.is_file():
             raise VideoDecodeError(f"{jobs[0].video}: file not found")
     predictor = load_model(
-        args.run_dir, cfg_path=args.cfg_path, checkpoint=args.checkpoint, device=args.device,
-        span=args.span, overlap=args.overlap, nms_iou=args.nms_iou, batch_size=args.batch_size,
+        args.run_dir,
+        cfg_path=args.cfg_path,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        span=args.span,
+        overlap=args.overlap,
+        nms_iou=args.nms_iou,
+        batch_size=args.batch_size,
     )
 
     out = Path(args.out) if args.out else Path(args.run_dir or Path(args.checkpoint).parent) / "predictions"

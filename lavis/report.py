@@ -21,8 +21,9 @@ import logging
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -52,11 +53,20 @@ def build_rows(preds: Sequence[dict], records: Sequence[MomentRecord]) -> list[R
         pred = by_qid.get(str(record.qid), {})
         windows = [list(map(float, w)) for w in pred.get("pred_relevant_windows", [])]
         gt = [list(w) for w in record.windows]
-        rows.append(Row(
-            qid=str(record.qid), query=record.query, vid=record.vid, duration=record.duration, kind=record.kind,
-            gt=gt, windows=windows, iou=query_iou(windows, gt), text=str(pred.get("pred_text", "")),
-            invalid=pred.get("invalid"),
-        ))
+        rows.append(
+            Row(
+                qid=str(record.qid),
+                query=record.query,
+                vid=record.vid,
+                duration=record.duration,
+                kind=record.kind,
+                gt=gt,
+                windows=windows,
+                iou=query_iou(windows, gt),
+                text=str(pred.get("pred_text", "")),
+                invalid=pred.get("invalid"),
+            )
+        )
     return sorted(rows, key=lambda r: r.iou)  # stable: equal IoUs keep annotation order
 
 
@@ -110,8 +120,13 @@ def draw_timelines(rows: Sequence[Row], videos: dict[str, Path], out: Path, limi
         frames, loudness, readable = cache[row.vid]
         name = f"timelines/{k + 1:04d}_{re.sub(r'[^A-Za-z0-9_.-]', '_', row.qid)}.png"
         draw_timeline(
-            out / name, row.duration, row.windows, gt=row.gt, loudness=loudness,
-            frames=frames.frames if frames else None, frame_times=frames.timestamps if frames else None,
+            out / name,
+            row.duration,
+            row.windows,
+            gt=row.gt,
+            loudness=loudness,
+            frames=frames.frames if frames else None,
+            frame_times=frames.timestamps if frames else None,
             title=f"{row.qid}: {row.query}  (IoU {row.iou:.2f})",
             no_audio_text="no audio stream" if readable else "video unavailable",
         )
@@ -156,7 +171,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"{run_dir.resolve().name}: {args.split}",
         f"{len(rows)} queries; predictions {run_dir / f'preds_{args.split}.jsonl'}; ground truth {ann}; "
         f"IoU = top-1 window vs. best-matching GT window",
-        summaries, rows,
+        summaries,
+        rows,
     )
     (out / "index.html").write_text(page)
     print(f"wrote {out / 'index.html'} ({len(rows)} rows, {sum(r.image is not None for r in rows)} timelines)")

@@ -79,10 +79,14 @@ class RunPredictor:
         run = self._run
         name, section = data_section(run.cfg)
         dataset = MomentRetrievalDataset(
-            records, under_root(section, section.video_root),
+            records,
+            under_root(section, section.video_root),
             build_processor(section.vis_processor.eval, f"datasets.{name}.vis_processor.eval"),
-            num_frames=section.num_frames, audio=section.audio, video_backend=section.video_backend,
-            video_ext=section.video_ext, with_audio=section.with_audio,
+            num_frames=section.num_frames,
+            audio=section.audio,
+            video_backend=section.video_backend,
+            video_ext=section.video_ext,
+            with_audio=section.with_audio,
         )
         preds, skipped = predict_split(run.model, dataset, MomentRetrievalTask(), run.strategy, self.batch_size, 0)
         if skipped:
@@ -170,8 +174,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         gts[split] = Path(args.test_gt) if split == "test" and args.test_gt else (ann_path if labelled else None)
     archive = write_submission(out, lines)
     if "pred_saliency_scores" not in lines["test"][0]:
-        print("note: the model predicts no saliency scores (model.saliency.enabled is off); "
-              "the files have windows only (no HL metrics)")
+        print(
+            "note: the model predicts no saliency scores (model.saliency.enabled is off); "
+            "the files have windows only (no HL metrics)"
+        )
     print(f"wrote {archive} ({', '.join(submission_name(s) for s in SPLITS)})")
     for split in SPLITS:
         if gts[split] is None:

@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
+from lavis.common.windows import pairwise_temporal_iou
 from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.tasks.metrics import evaluate_predictions
-from lavis.common.windows import pairwise_temporal_iou
 
 logger = logging.getLogger(__name__)
 CANDIDATE_CHUNK = 64  # candidate windows scored at once: bounds memory on 12k-query splits

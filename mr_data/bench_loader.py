@@ -20,9 +20,10 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -83,8 +84,12 @@ def profile_stages(
 
 
 def _profile(
-    records: Sequence[MomentRecord], video_root: str | Path, num_frames: int, audio: AudioClipConfig,
-    image_size: int, backend: str,
+    records: Sequence[MomentRecord],
+    video_root: str | Path,
+    num_frames: int,
+    audio: AudioClipConfig,
+    image_size: int,
+    backend: str,
 ) -> StageTimes:
     reader = VideoInputReader(num_frames, audio, backend)  # its stages, timed one by one
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=image_size))
@@ -170,8 +175,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     audio = AudioClipConfig(
-        sampling_rate=args.sampling_rate, clip_len=args.clip_len, n_mels=args.n_mels,
-        hop_length=args.hop_length, fft_window_size=args.fft_window_size, max_length_s=args.max_length_s,
+        sampling_rate=args.sampling_rate,
+        clip_len=args.clip_len,
+        n_mels=args.n_mels,
+        hop_length=args.hop_length,
+        fft_window_size=args.fft_window_size,
+        max_length_s=args.max_length_s,
         frequency_max=min(d.frequency_max, args.sampling_rate / 2),
     )
     records = one_record_per_video(load_annotations(args.ann), args.videos)
@@ -183,8 +192,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rate = loader_throughput(*common, workers=args.workers, backend=args.backend)
     print(report(stages, rate, args.workers))
     if args.json is not None:
-        figures = {"stages": asdict(stages), "videos_per_s": rate, "workers": args.workers,
-                   "videos_per_s_per_worker": rate / max(args.workers, 1), "settings": vars(args) | {"audio": asdict(audio)}}
+        figures = {
+            "stages": asdict(stages),
+            "videos_per_s": rate,
+            "workers": args.workers,
+            "videos_per_s_per_worker": rate / max(args.workers, 1),
+            "settings": vars(args) | {"audio": asdict(audio)},
+        }
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     return 0
 

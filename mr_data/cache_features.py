@@ -32,8 +32,9 @@ import logging
 import sys
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -46,7 +47,13 @@ from lavis.common.typed import to_dict
 from lavis.datasets.cached_dataset import cache_settings
 from lavis.datasets.collate import collate
 from lavis.datasets.feature_cache import (
-    FEATURE_DTYPES, CacheMeta, FeatureCache, ShardEntry, finished_shard, write_index, write_shard,
+    FEATURE_DTYPES,
+    CacheMeta,
+    FeatureCache,
+    ShardEntry,
+    finished_shard,
+    write_index,
+    write_shard,
 )
 from lavis.datasets.mr_dataset import MomentRetrievalDataset
 from lavis.datasets.processors import build_processor
@@ -89,8 +96,15 @@ def collate_views(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _plan(meta: CacheMeta, vids: list[str], seed: int) -> str:
     """What a shard's content depends on; a finished shard with another plan is recomputed."""
-    basis = {"key": meta.frozen_key, "settings": meta.settings, "views": meta.views, "dtype": meta.dtype,
-             "num_frames": meta.num_frames, "vids": vids, "seed": seed}
+    basis = {
+        "key": meta.frozen_key,
+        "settings": meta.settings,
+        "views": meta.views,
+        "dtype": meta.dtype,
+        "num_frames": meta.num_frames,
+        "vids": vids,
+        "seed": seed,
+    }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -101,8 +115,11 @@ def _rows_of(
     frame_mask = batch["frame_mask"].bool()
     audio_mask = batch.get("audio_mask", torch.zeros_like(frame_mask)).bool()
     tensors = {
-        "qformer_tokens": features["qformer_tokens"].to(dtype), "audio_embeds": features["audio_embeds"].to(dtype),
-        "frame_mask": frame_mask, "audio_mask": audio_mask, "timestamps": batch["timestamps"].float(),
+        "qformer_tokens": features["qformer_tokens"].to(dtype),
+        "audio_embeds": features["audio_embeds"].to(dtype),
+        "frame_mask": frame_mask,
+        "audio_mask": audio_mask,
+        "timestamps": batch["timestamps"].float(),
     }
     cpu = {k: v.cpu() for k, v in tensors.items()}
     return [{k: v[b] for k, v in cpu.items()} for b in range(frame_mask.shape[0])]
@@ -118,9 +135,19 @@ def _stack(rows: list[dict[str, torch.Tensor]], meta: CacheMeta) -> dict[str, to
 
 
 def cache_split(
-    model: torch.nn.Module, dataset_cfg: Any, records: Sequence[MomentRecord], video_root: str | Path, out: str | Path,
-    *, jitter: int = 0, shard_size: int = 256, batch_size: int = 8, num_workers: int = 0, dtype: str = "bfloat16",
-    autocast: Any = None, progress: bool = True,
+    model: torch.nn.Module,
+    dataset_cfg: Any,
+    records: Sequence[MomentRecord],
+    video_root: str | Path,
+    out: str | Path,
+    *,
+    jitter: int = 0,
+    shard_size: int = 256,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    dtype: str = "bfloat16",
+    autocast: Any = None,
+    progress: bool = True,
 ) -> tuple[CacheMeta, dict[str, int]]:
     """Write (or complete) the cache of ``records``' videos in ``out``; returns its index and
     counts ``{"videos", "failed", "shards_written", "shards_kept"}``. ``model`` (a ``Blip2MR`` on
@@ -135,11 +162,16 @@ def cache_split(
     vids = sorted(first)
     cfg, T = model.cfg, dataset_cfg.num_frames
     meta = CacheMeta(
-        frozen_key=model.frozen_key, num_frames=T, views=1 + jitter, dtype=dtype,
+        frozen_key=model.frozen_key,
+        num_frames=T,
+        views=1 + jitter,
+        dtype=dtype,
         row_shapes={
             "qformer_tokens": [T, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size],
             "audio_embeds": [T, cfg.audio.projection_dim],
-            "frame_mask": [T], "audio_mask": [T], "timestamps": [T],
+            "frame_mask": [T],
+            "audio_mask": [T],
+            "timestamps": [T],
         },
         settings=json.loads(json.dumps(cache_settings(dataset_cfg))),
     )
@@ -148,21 +180,36 @@ def cache_split(
     entries: list[Optional[ShardEntry]] = [finished_shard(out, i, plan) for i, plan in enumerate(plans)]
     _remove_stale(out, len(groups))
     pending = [i for i, e in enumerate(entries) if e is None]
-    logger.info("%s: %d videos x %d views in %d shards, %d already done", out, len(vids), meta.views, len(groups),
-                len(groups) - len(pending))
+    logger.info(
+        "%s: %d videos x %d views in %d shards, %d already done",
+        out,
+        len(vids),
+        meta.views,
+        len(groups),
+        len(groups) - len(pending),
+    )
     index_of = {vid: i for i, vid in enumerate(vids)}
     items = [(index_of[vid], view) for s in pending for vid in groups[s] for view in range(meta.views)]
     video_records = [first[v] for v in vids]
-    common = dict(num_frames=T, audio=dataset_cfg.audio, video_backend=dataset_cfg.video_backend,
-                  video_ext=dataset_cfg.video_ext, seed=dataset_cfg.seed, with_audio=dataset_cfg.with_audio)
+    common = dict(
+        num_frames=T,
+        audio=dataset_cfg.audio,
+        video_backend=dataset_cfg.video_backend,
+        video_ext=dataset_cfg.video_ext,
+        seed=dataset_cfg.seed,
+        with_audio=dataset_cfg.with_audio,
+    )
     vis = dataset_cfg.vis_processor
     processors = {s: build_processor(getattr(vis, s), f"vis_processor.{s}") for s in ("eval", "train")}
     eval_ds = MomentRetrievalDataset(video_records, video_root, processors["eval"], **common)
     train_ds = MomentRetrievalDataset(video_records, video_root, processors["train"], train=True, **common)
     device = model.device
     loader = DataLoader(
-        VideoViews(video_records, items, eval_ds, train_ds, dataset_cfg.seed), batch_size=batch_size,
-        num_workers=num_workers, collate_fn=collate_views, pin_memory=device.type == "cuda",
+        VideoViews(video_records, items, eval_ds, train_ds, dataset_cfg.seed),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_views,
+        pin_memory=device.type == "cuda",
     )
     results: dict[int, Any] = {}  # item -> row tensors, or the error text
     counts = {"videos": len(vids), "failed": 0, "shards_written": 0, "shards_kept": len(groups) - len(pending)}
@@ -262,13 +309,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model = registry.get("model", cfg.model.arch).from_config(cfg.model).to(strategy.device)
     start = time.time()
     meta, counts = cache_split(
-        model, ds_cfg, dataset.records, dataset.video_root, out, jitter=args.jitter, shard_size=args.shard_size,
+        model,
+        ds_cfg,
+        dataset.records,
+        dataset.video_root,
+        out,
+        jitter=args.jitter,
+        shard_size=args.shard_size,
         batch_size=args.batch_size or cfg.run.batch_size_eval,
         num_workers=cfg.run.num_workers if args.num_workers is None else args.num_workers,
-        dtype=args.dtype, autocast=strategy.autocast, progress=not args.no_progress,
+        dtype=args.dtype,
+        autocast=strategy.autocast,
+        progress=not args.no_progress,
     )
-    summary = {"out": str(out), "frozen_key": meta.frozen_key, "views": meta.views, **counts,
-               "seconds": round(time.time() - start, 1), "model": to_dict(cfg.model.weights)}
+    summary = {
+        "out": str(out),
+        "frozen_key": meta.frozen_key,
+        "views": meta.views,
+        **counts,
+        "seconds": round(time.time() - start, 1),
+        "model": to_dict(cfg.model.weights),
+    }
     print(json.dumps(summary))
     return 0
 

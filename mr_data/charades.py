@@ -25,8 +25,9 @@ import argparse
 import csv
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 from lavis.common.cli import cli_errors
 from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, make_qids_unique
@@ -91,12 +92,16 @@ def parse_sta_line(line: str, where: str, durations: dict[str, float]) -> Moment
     return record
 
 
-def read_sta(path: str | Path, durations: dict[str, float], skip_bad: bool = False) -> tuple[list[MomentRecord], list[str]]:
+def read_sta(
+    path: str | Path, durations: dict[str, float], skip_bad: bool = False
+) -> tuple[list[MomentRecord], list[str]]:
     """Records of a Charades-STA text file with unique qids, and the problems of skipped lines."""
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"Charades-STA file not found: {path}")
-    lines = [(lineno, line.strip()) for lineno, line in enumerate(path.read_text().splitlines(), start=1) if line.strip()]
+    lines = [
+        (lineno, line.strip()) for lineno, line in enumerate(path.read_text().splitlines(), start=1) if line.strip()
+    ]
     records, problems = keep_valid(
         lines, lambda item: parse_sta_line(item[1], f"{path}: line {item[0]}", durations), skip_bad, path, "line"
     )

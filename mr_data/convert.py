@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from lavis.common.cli import cli_errors
 from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, read_annotations, save_annotations
@@ -100,7 +101,11 @@ def convert_file(
     JSON Lines (see the module doc); returns the records written, by split."""
     records, _ = read_annotations(input_path, allow_no_windows, strict=not skip_bad)
     kept, _ = keep_valid(
-        records, lambda record: finish_records([record], str(input_path), clip, video_ext)[0], skip_bad, input_path, "record"
+        records,
+        lambda record: finish_records([record], str(input_path), clip, video_ext)[0],
+        skip_bad,
+        input_path,
+        "record",
     )
     if not kept:
         raise AnnotationError(f"{input_path}: no usable records")
@@ -127,8 +132,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     convert_file(
-        args.input, args.out, args.val_out, args.val_fraction, args.seed, args.skip_bad,
-        not args.no_clip, args.video_ext, args.allow_no_windows,
+        args.input,
+        args.out,
+        args.val_out,
+        args.val_fraction,
+        args.seed,
+        args.skip_bad,
+        not args.no_clip,
+        args.video_ext,
+        args.allow_no_windows,
     )
     return 0
 

@@ -6,7 +6,7 @@ carve one out of the training videos (``--val-fraction 0.1 --seed 42``).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -34,8 +34,7 @@ def assign_splits(
     counts = {name: max(1, round(f * len(vids))) if f > 0 else 0 for name, f in fractions.items()}
     if sum(counts.values()) >= len(vids):
         raise InputError(
-            f"{len(vids)} videos are too few for held-out splits of {counts} videos and a "
-            f"non-empty '{rest}' split"
+            f"{len(vids)} videos are too few for held-out splits of {counts} videos and a non-empty '{rest}' split"
         )
     assignment, cursor = {}, 0
     for name, count in counts.items():

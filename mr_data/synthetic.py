@@ -179,12 +179,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-event-len", type=int, default=d.max_event_len)
     p.add_argument("--min-events", type=int, default=d.min_events, help="events per video")
     p.add_argument("--max-events", type=int, default=d.max_events)
-    p.add_argument("--kind-weights", type=float, nargs=3, default=d.kind_weights,
-                   metavar=("VISUAL", "AUDIO", "AUDIO_VISUAL"), help="relative frequency of each event kind")
-    p.add_argument("--shape-size", type=float, nargs=2, default=d.shape_size, metavar=("LOW", "HIGH"),
-                   help="side/diameter range of the shapes, as a fraction of the frame's shorter side")
-    p.add_argument("--background-levels", type=float, nargs=2, default=d.background_levels, metavar=("LOW", "HIGH"),
-                   help="range of the background colours (0-255)")
+    p.add_argument(
+        "--kind-weights",
+        type=float,
+        nargs=3,
+        default=d.kind_weights,
+        metavar=("VISUAL", "AUDIO", "AUDIO_VISUAL"),
+        help="relative frequency of each event kind",
+    )
+    p.add_argument(
+        "--shape-size",
+        type=float,
+        nargs=2,
+        default=d.shape_size,
+        metavar=("LOW", "HIGH"),
+        help="side/diameter range of the shapes, as a fraction of the frame's shorter side",
+    )
+    p.add_argument(
+        "--background-levels",
+        type=float,
+        nargs=2,
+        default=d.background_levels,
+        metavar=("LOW", "HIGH"),
+        help="range of the background colours (0-255)",
+    )
     p.add_argument("--visual-noise", type=float, default=d.visual_noise, help="pixel noise std (0-255)")
     p.add_argument("--audio-noise", type=float, default=d.audio_noise, help="background hiss std")
     p.add_argument("--crf", type=int, default=d.crf, help="x264 quality (lower = bigger files)")
@@ -207,13 +225,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.duration is None:
         low, high = args.min_duration, args.max_duration
     spec = SyntheticSpec(
-        width=width, height=height, fps=args.fps, sample_rate=args.sample_rate,
-        min_duration=low, max_duration=high, min_event_len=args.min_event_len,
-        max_event_len=args.max_event_len, min_events=args.min_events, max_events=args.max_events,
-        kind_weights=tuple(args.kind_weights), shape_size=tuple(args.shape_size),
-        background_levels=tuple(args.background_levels), visual_noise=args.visual_noise,
-        audio_noise=args.audio_noise, crf=args.crf, gop=args.gop,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        width=width,
+        height=height,
+        fps=args.fps,
+        sample_rate=args.sample_rate,
+        min_duration=low,
+        max_duration=high,
+        min_event_len=args.min_event_len,
+        max_event_len=args.max_event_len,
+        min_events=args.min_events,
+        max_events=args.max_events,
+        kind_weights=tuple(args.kind_weights),
+        shape_size=tuple(args.shape_size),
+        background_levels=tuple(args.background_levels),
+        visual_noise=args.visual_noise,
+        audio_noise=args.audio_noise,
+        crf=args.crf,
+        gop=args.gop,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
     )
     generate_dataset(args.out, args.num_videos, args.seed, spec, args.workers, args.overwrite)
     return 0

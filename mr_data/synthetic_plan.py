@@ -173,7 +173,5 @@ def plan_video(index: int, seed: int, spec: SyntheticSpec) -> VideoPlan:
             loudness = float(rng.uniform(0.35, 0.6))
         template = TEMPLATES[kind][int(rng.integers(len(TEMPLATES[kind])))]
         query = template.format(colour=colour, shape=shape, sound=sound)
-        events.append(
-            Event(kind, start, start + length, query, colour, shape, centre, size, sound, loudness)
-        )
+        events.append(Event(kind, start, start + length, query, colour, shape, centre, size, sound, loudness))
     return VideoPlan(video_id(index), index, num_frames, duration, tuple(events))

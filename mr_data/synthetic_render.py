@@ -10,7 +10,7 @@ the AAC encoder does not smear clicks), so a tiny model can learn them on a CPU 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

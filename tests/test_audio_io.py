@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from av_media import make_stereo_audio, make_video
+
 from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
 from lavis.datasets.audio_io import Waveform, cut_clips, read_audio
 from lavis.datasets.video_io import read_frames
@@ -85,17 +85,26 @@ def _clips(cfg: AudioClipConfig) -> np.ndarray:
     t = np.arange(n) / cfg.sampling_rate
     rng = np.random.default_rng(0)
     half_tone = np.where(t >= t[n // 2], 0.5 * np.sin(2 * np.pi * 3000 * t), 0.0)
-    return np.stack(
-        [0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * rng.standard_normal(n), np.zeros(n), half_tone]
-    ).astype(np.float32)
+    return np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * rng.standard_normal(n), np.zeros(n), half_tone]).astype(
+        np.float32
+    )
 
 
 @pytest.mark.parametrize(
     "cfg",
     [
         AudioClipConfig(),  # CLAP htsat-fused: 48 kHz, 64 mels, hop 480, fft 1024, 10 s
-        AudioClipConfig(sampling_rate=16000, clip_len=0.37, n_mels=16, hop_length=160, fft_window_size=256,
-                    max_length_s=1, frequency_min=0.0, frequency_max=8000.0, truncation="rand_trunc"),
+        AudioClipConfig(
+            sampling_rate=16000,
+            clip_len=0.37,
+            n_mels=16,
+            hop_length=160,
+            fft_window_size=256,
+            max_length_s=1,
+            frequency_min=0.0,
+            frequency_max=8000.0,
+            truncation="rand_trunc",
+        ),
     ],
     ids=["clap_fused", "small_slaney"],
 )

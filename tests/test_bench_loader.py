@@ -21,8 +21,15 @@ def test_stage_profile_covers_every_stage(small_videos):
     ann, video_root = small_videos
     records = one_record_per_video(load_annotations(ann), limit=2)
     assert len(records) == 2 and records[0].vid != records[1].vid
-    audio = AudioClipConfig(sampling_rate=16000, clip_len=1.0, n_mels=16, hop_length=160,
-                        fft_window_size=400, max_length_s=2, frequency_max=8000.0)
+    audio = AudioClipConfig(
+        sampling_rate=16000,
+        clip_len=1.0,
+        n_mels=16,
+        hop_length=160,
+        fft_window_size=400,
+        max_length_s=2,
+        frequency_max=8000.0,
+    )
     times = profile_stages(records, video_root, num_frames=4, audio=audio, image_size=32)
     assert times.videos == 2 and set(times.wall) == set(STAGES) == set(times.cpu)
     assert all(v > 0 for v in times.wall.values()) and times.cpu_total > 0
@@ -31,9 +38,32 @@ def test_stage_profile_covers_every_stage(small_videos):
 def test_cli_prints_per_worker_rate_and_writes_json(small_videos, tmp_path, capsys):
     ann, video_root = small_videos
     out = tmp_path / "bench.json"
-    args = ["--ann", str(ann), "--video-root", str(video_root), "--num-frames", "4", "--workers", "0",
-            "--image-size", "32", "--sampling-rate", "16000", "--n-mels", "16", "--hop-length", "160",
-            "--fft-window-size", "400", "--max-length-s", "2", "--clip-len", "1.0", "--json", str(out)]
+    args = [
+        "--ann",
+        str(ann),
+        "--video-root",
+        str(video_root),
+        "--num-frames",
+        "4",
+        "--workers",
+        "0",
+        "--image-size",
+        "32",
+        "--sampling-rate",
+        "16000",
+        "--n-mels",
+        "16",
+        "--hop-length",
+        "160",
+        "--fft-window-size",
+        "400",
+        "--max-length-s",
+        "2",
+        "--clip-len",
+        "1.0",
+        "--json",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "seek+decode" in printed and "videos/s per worker" in printed

@@ -9,8 +9,8 @@ import torch
 
 from benchmarks import generate_throughput, loader_throughput, train_throughput
 from benchmarks.common import RESULT_KEYS
-from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.model_config import model_config
 
 SMALL = ["--preset", "tiny", "--frames", "2", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--threads", "1"]
@@ -99,8 +99,14 @@ def test_compile_option_wraps_the_encoder_side_only():
 
 @pytest.mark.slow
 def test_compiled_model_trains_and_generates_like_the_eager_one():
-    published = ["model.freeze_vit=true", "model.freeze_qformer=true", "model.freeze_audio=true",
-                 "model.freeze_llm=true", "model.lora.enabled=true", "model.generation.max_new_tokens=6"]
+    published = [
+        "model.freeze_vit=true",
+        "model.freeze_qformer=true",
+        "model.freeze_audio=true",
+        "model.freeze_llm=true",
+        "model.lora.enabled=true",
+        "model.generation.max_new_tokens=6",
+    ]
     plain, compiled = tiny_model(*published), tiny_model(*published, "model.compile=aot_eager")
     batch = batch_for(plain)
     losses = []
@@ -117,8 +123,13 @@ def test_compiled_model_trains_and_generates_like_the_eager_one():
 
 
 def test_activation_checkpointing_keeps_every_gradient_of_the_published_setup():
-    published = ["model.freeze_vit=true", "model.freeze_qformer=true", "model.freeze_audio=true",
-                 "model.freeze_llm=true", "model.lora.enabled=true"]
+    published = [
+        "model.freeze_vit=true",
+        "model.freeze_qformer=true",
+        "model.freeze_audio=true",
+        "model.freeze_llm=true",
+        "model.lora.enabled=true",
+    ]
     plain, checkpointed = tiny_model(*published), tiny_model(*published, "model.gradient_checkpointing=true")
     batch = batch_for(plain)
     for model in (plain, checkpointed):

@@ -2,20 +2,33 @@ import logging
 
 import numpy as np
 import pytest
+from av_media import make_video
 from omegaconf import OmegaConf
 
-from av_media import make_video
 from lavis.common.config import _preset_layer, load_experiment
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, from_dict
 from lavis.datasets.builders import SyntheticAVBuilder, SyntheticAVConfig
 from lavis.datasets.schema import MomentRecord, save_annotations
 
-SMALL_AUDIO = {"sampling_rate": 16000, "clip_len": 0.5, "n_mels": 16, "hop_length": 160, "fft_window_size": 256,
-               "max_length_s": 1, "frequency_min": 0.0, "frequency_max": 8000.0}
-SMALL = {"num_frames": 4, "audio": SMALL_AUDIO,
-         "vis_processor": {"train": {"name": "blip2_video_train", "image_size": 16},
-                           "eval": {"name": "blip_video_eval", "image_size": 16}}}
+SMALL_AUDIO = {
+    "sampling_rate": 16000,
+    "clip_len": 0.5,
+    "n_mels": 16,
+    "hop_length": 160,
+    "fft_window_size": 256,
+    "max_length_s": 1,
+    "frequency_min": 0.0,
+    "frequency_max": 8000.0,
+}
+SMALL = {
+    "num_frames": 4,
+    "audio": SMALL_AUDIO,
+    "vis_processor": {
+        "train": {"name": "blip2_video_train", "image_size": 16},
+        "eval": {"name": "blip_video_eval", "image_size": 16},
+    },
+}
 ENV = {"charades_sta": "SMS_CHARADES_ROOT", "qvh": "SMS_QVH_ROOT", "synthetic_av": "SMS_SYNTHETIC_ROOT"}
 
 
@@ -28,8 +41,10 @@ def test_default_yaml_matches_the_typed_defaults_and_reads_the_env(name, monkeyp
     builder = registry.get("builder", name)
     monkeypatch.delenv(ENV[name], raising=False)
     source, body = _preset_layer(builder.DATASET_CONFIG_DICT["default"], "datasets", name)
-    assert from_dict(builder.config_class, OmegaConf.to_container(OmegaConf.create(body), resolve=True), source) \
+    assert (
+        from_dict(builder.config_class, OmegaConf.to_container(OmegaConf.create(body), resolve=True), source)
         == builder.config_class()
+    )
     monkeypatch.setenv(ENV[name], "/data/elsewhere")
     assert OmegaConf.create(body).root == "/data/elsewhere"
 
@@ -39,8 +54,10 @@ def layout(tmp_path):
     """root/{train,val,test}.jsonl + root/videos/ with one short video per split."""
     for split, vid in (("train", "a"), ("val", "b"), ("test", "c")):
         make_video(tmp_path / "videos" / f"{vid}.mp4", num_frames=20, tone=(0.5, 1.0))
-        save_annotations([MomentRecord(qid=f"{vid}0", vid=vid, query="q", duration=2.0, windows=[(0.5, 1.0)])],
-                         tmp_path / f"{split}.jsonl")
+        save_annotations(
+            [MomentRecord(qid=f"{vid}0", vid=vid, query="q", duration=2.0, windows=[(0.5, 1.0)])],
+            tmp_path / f"{split}.jsonl",
+        )
     return tmp_path
 
 
@@ -67,8 +84,9 @@ def test_missing_folder_files_and_annotations_fail_at_build_time(layout, caplog)
     assert "7 of 7 videos missing" in caplog.text
     assert datasets["train"][0] is None  # skipped when loaded, counted by the collate
     with pytest.raises(ValueError, match="annotation file not found"):
-        SyntheticAVBuilder(config(root=str(layout), allow_missing_videos=True,
-                                  annotations={"test": "nope.jsonl"})).build_datasets()
+        SyntheticAVBuilder(
+            config(root=str(layout), allow_missing_videos=True, annotations={"test": "nope.jsonl"})
+        ).build_datasets()
 
 
 def test_bad_processor_or_unknown_key_fails_when_the_config_loads():
@@ -101,9 +119,16 @@ def test_an_experiment_yaml_layers_env_preset_yaml_and_options(layout, tmp_path,
 def test_real_qvhighlights_annotations_build_and_count_missing_videos(shared_data, tmp_path):
     (tmp_path / "videos").mkdir()
     ann = str(shared_data / "qvhighlights" / "highlight_val_release.jsonl")
-    cfg = from_dict(registry.get("builder", "qvh").config_class,
-                    {**SMALL, "root": str(tmp_path), "allow_missing_videos": True,
-                     "annotations": {"train": None, "val": ann, "test": None}}, "test")
+    cfg = from_dict(
+        registry.get("builder", "qvh").config_class,
+        {
+            **SMALL,
+            "root": str(tmp_path),
+            "allow_missing_videos": True,
+            "annotations": {"train": None, "val": ann, "test": None},
+        },
+        "test",
+    )
     val = registry.get("builder", "qvh")(cfg).build_datasets()["val"]
     assert len(val) == 1550 and len({r.qid for r in val.records}) == 1550
     assert all(isinstance(s, float) for r in val.records for w in r.windows for s in w)
@@ -140,8 +165,13 @@ def test_synthetic_events_land_in_their_annotated_windows(synthetic_root, backen
     if backend == "decord":
         pytest.importorskip("decord")
     eval_32 = {"name": "blip_video_eval", "image_size": 32}
-    cfg = config(root=str(synthetic_root), num_frames=24, video_backend=backend, audio={**SMALL_AUDIO, "clip_len": 0.4},
-                 vis_processor={"train": eval_32, "eval": eval_32})
+    cfg = config(
+        root=str(synthetic_root),
+        num_frames=24,
+        video_backend=backend,
+        audio={**SMALL_AUDIO, "clip_len": 0.4},
+        vis_processor={"train": eval_32, "eval": eval_32},
+    )
     checked = set()
     for dataset in SyntheticAVBuilder(cfg).build_datasets().values():
         for i, record in enumerate(dataset.records):

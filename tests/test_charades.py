@@ -9,7 +9,10 @@ CSV_HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descrip
 
 
 def write_csv(path, lengths):
-    rows = "".join(f'{vid},S1,Kitchen,6,7,Yes,"a script",book;shelf,"desc",c001 0.0 5.0,{length}\n' for vid, length in lengths.items())
+    rows = "".join(
+        f'{vid},S1,Kitchen,6,7,Yes,"a script",book;shelf,"desc",c001 0.0 5.0,{length}\n'
+        for vid, length in lengths.items()
+    )
     path.write_text(CSV_HEADER + rows)
     return path
 
@@ -33,7 +36,10 @@ def test_converts_with_float_windows_clipped_ends_and_mrblip_qids(raw, tmp_path)
     convert_charades(sta, [csv], tmp_path / "train.jsonl")
     records = load_annotations(tmp_path / "train.jsonl")
     assert [r.qid for r in records] == [
-        "Charades-STA_AO8RW#0", "Charades-STA_Y6R7T#0", "Charades-STA_Y6R7T#1", "Charades-STA_ZZ111#0",
+        "Charades-STA_AO8RW#0",
+        "Charades-STA_Y6R7T#0",
+        "Charades-STA_Y6R7T#1",
+        "Charades-STA_ZZ111#0",
     ]
     assert records[0].windows == [(0.0, 6.9)] and records[0].duration == 33.67
     assert records[1].windows == [(20.8, 29.42)]  # end 30.0 clipped to the video's 29.42 s

@@ -16,20 +16,28 @@ from lavis.common.files import read_text
 COMMON = Path(__file__).resolve().parents[1] / "lavis" / "common"
 
 
-@pytest.mark.parametrize("err, line", [
-    (OSError(errno.ENOSPC, "No space left on device", "run/checkpoint_step4.pt"), "run/checkpoint_step4.pt: No space left on device (ENOSPC)"),
-    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (ENOSPC)"),
-    (PermissionError(errno.EACCES, "Permission denied", "runs/x"), "runs/x: Permission denied (EACCES)"),
-    (OSError(errno.EROFS, "Read-only file system", "/ro/run"), "/ro/run: Read-only file system (EROFS)"),
-    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "file/run"), "file/run: Not a directory (ENOTDIR)"),
-    (FileNotFoundError("checkpoint not found: a.pt"), "checkpoint not found: a.pt"),
-    (InputError("--video needs at least one --query"), "--video needs at least one --query"),
-])
+@pytest.mark.parametrize(
+    "err, line",
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "run/checkpoint_step4.pt"),
+            "run/checkpoint_step4.pt: No space left on device (ENOSPC)",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (ENOSPC)"),
+        (PermissionError(errno.EACCES, "Permission denied", "runs/x"), "runs/x: Permission denied (EACCES)"),
+        (OSError(errno.EROFS, "Read-only file system", "/ro/run"), "/ro/run: Read-only file system (EROFS)"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "file/run"), "file/run: Not a directory (ENOTDIR)"),
+        (FileNotFoundError("checkpoint not found: a.pt"), "checkpoint not found: a.pt"),
+        (InputError("--video needs at least one --query"), "--video needs at least one --query"),
+    ],
+)
 def test_user_and_machine_errors_are_one_line(err, line):
     assert user_error_message(err) == line
 
 
-@pytest.mark.parametrize("err", [ValueError("a bug"), KeyError("x"), ZeroDivisionError(), OSError(errno.EIO, "I/O error"), TypeError()])
+@pytest.mark.parametrize(
+    "err", [ValueError("a bug"), KeyError("x"), ZeroDivisionError(), OSError(errno.EIO, "I/O error"), TypeError()]
+)
 def test_anything_else_is_a_bug(err):
     assert user_error_message(err) is None
 

@@ -157,8 +157,7 @@ def test_cross_field_check_blames_the_options(experiment):
 
 def test_an_experiment_extends_another_through_base(tmp_path):
     (tmp_path / "parent.yaml").write_text(
-        "model: {arch: blip2_mr, model_type: tiny, lora: {enabled: false}}\n"
-        "run: {init_lr: 0.5, max_epoch: 3}\n"
+        "model: {arch: blip2_mr, model_type: tiny, lora: {enabled: false}}\nrun: {init_lr: 0.5, max_epoch: 3}\n"
     )
     sub = tmp_path / "variants"
     sub.mkdir()

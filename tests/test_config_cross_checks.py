@@ -18,7 +18,10 @@ def test_the_demo_config_is_consistent():
 @pytest.mark.parametrize(
     "options, keys",
     [
-        ([f"{DS}.vis_processor.eval.image_size=96"], [f"{DS}.vis_processor.eval.image_size=96", "model.vision.image_size=64"]),
+        (
+            [f"{DS}.vis_processor.eval.image_size=96"],
+            [f"{DS}.vis_processor.eval.image_size=96", "model.vision.image_size=64"],
+        ),
         (["model.vision.image_size=128"], [f"{DS}.vis_processor.train.image_size=64", "model.vision.image_size=128"]),
         ([f"{DS}.audio.n_mels=16"], [f"{DS}.audio.n_mels=16", "model.audio.num_mel_bins=32"]),
         ([f"{DS}.with_audio=false"], ["model.fusion.name=gca", f"{DS}.with_audio=false"]),
@@ -37,6 +40,13 @@ def test_what_a_model_does_not_read_is_not_checked():
     # Cached features: no pixels are fed (the cache's frozen key guards what they were made with).
     load_experiment(
         DEMO,
-        [f"{DS}.use_cached_features=true", f"{DS}.cache_decoded=false", f"{DS}.vis_processor.eval.image_size=96",
-         "model.freeze_vit=true", "model.freeze_vit_ln=true", "model.freeze_qformer=true", "model.freeze_audio=true"],
+        [
+            f"{DS}.use_cached_features=true",
+            f"{DS}.cache_decoded=false",
+            f"{DS}.vis_processor.eval.image_size=96",
+            "model.freeze_vit=true",
+            "model.freeze_vit_ln=true",
+            "model.freeze_qformer=true",
+            "model.freeze_audio=true",
+        ],
     )

@@ -9,11 +9,25 @@ from mr_data.splits import assign_splits, split_by_video
 
 def mrblip_rows():
     rows = [
-        {"video": "A1", "qid": "Charades-STA_A1", "query": f"person does {i}.", "duration": 20.5,
-         "relevant_windows": [[1, 22]], "objects": ["cup"]}
+        {
+            "video": "A1",
+            "qid": "Charades-STA_A1",
+            "query": f"person does {i}.",
+            "duration": 20.5,
+            "relevant_windows": [[1, 22]],
+            "objects": ["cup"],
+        }
         for i in range(2)
     ]
-    rows.append({"video": "B2", "qid": "Charades-STA_B2", "query": "person sits.", "duration": 10.0, "relevant_windows": [[2.5, 4.25]]})
+    rows.append(
+        {
+            "video": "B2",
+            "qid": "Charades-STA_B2",
+            "query": "person sits.",
+            "duration": 10.0,
+            "relevant_windows": [[2.5, 4.25]],
+        }
+    )
     return rows
 
 
@@ -37,8 +51,15 @@ def test_no_clip_keeps_published_windows(tmp_path):
 
 
 def test_qvh_saliency_is_kept(tmp_path):
-    row = {"qid": 7, "query": "a dog runs", "duration": 150, "vid": "abc_60.0_210.0",
-           "relevant_windows": [[2, 6]], "relevant_clip_ids": [1, 2], "saliency_scores": [[1, 2, 3], [4, 4, 0]]}
+    row = {
+        "qid": 7,
+        "query": "a dog runs",
+        "duration": 150,
+        "vid": "abc_60.0_210.0",
+        "relevant_windows": [[2, 6]],
+        "relevant_clip_ids": [1, 2],
+        "saliency_scores": [[1, 2, 3], [4, 4, 0]],
+    }
     src = tmp_path / "qvh.jsonl"
     src.write_text(json.dumps(row) + "\n")
     convert_file(src, tmp_path / "out.jsonl")
@@ -88,8 +109,12 @@ def test_real_mrblip_charades_files(shared_data, tmp_path):
     with pytest.raises(AnnotationError, match="index 8251"):  # a published window with start > end
         convert_file(shared_data / "charades_sta/train.json", tmp_path / "x.jsonl")
     splits = convert_file(
-        shared_data / "charades_sta/train.json", tmp_path / "train.jsonl", tmp_path / "val.jsonl",
-        val_fraction=0.1, seed=42, skip_bad=True,
+        shared_data / "charades_sta/train.json",
+        tmp_path / "train.jsonl",
+        tmp_path / "val.jsonl",
+        val_fraction=0.1,
+        seed=42,
+        skip_bad=True,
     )
     train_vids, val_vids = {r.vid for r in splits["train"]}, {r.vid for r in splits["val"]}
     assert not train_vids & val_vids and not (train_vids | val_vids) & {r.vid for r in test}
@@ -99,7 +124,9 @@ def test_real_mrblip_charades_files(shared_data, tmp_path):
     assert len(set(qids)) == len(qids)
 
 
-@pytest.mark.parametrize("name, count", [("highlight_val_release.jsonl", 1550), ("highlight_train_release.jsonl", 7218)])
+@pytest.mark.parametrize(
+    "name, count", [("highlight_val_release.jsonl", 1550), ("highlight_train_release.jsonl", 7218)]
+)
 def test_real_qvhighlights_files_keep_saliency(shared_data, tmp_path, name, count):
     records = convert_file(shared_data / "qvhighlights" / name, tmp_path / "out.jsonl")["all"]
     assert len(records) == count and len({r.qid for r in records}) == count

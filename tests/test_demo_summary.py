@@ -32,8 +32,11 @@ def test_a_run_without_test_metrics_is_a_clear_error(tmp_path, capsys):
 def test_the_step_where_the_lm_loss_leaves_the_duration_prior():
     from lavis.demo_summary import training_summary
 
-    records = [{"step": 10, "loss": 1.2, "loss_lm": 0.9}, {"step": 20, "loss": 0.7, "loss_lm": 0.39},
-               {"step": 30, "loss": 0.5, "loss_lm": 0.45}]
+    records = [
+        {"step": 10, "loss": 1.2, "loss_lm": 0.9},
+        {"step": 20, "loss": 0.7, "loss_lm": 0.39},
+        {"step": 30, "loss": 0.5, "loss_lm": 0.45},
+    ]
     assert training_summary(records) == {"steps": 30, "lm_loss_below_prior_at_step": 20}
     # A model without named parts: its loss is the LM loss.
     assert training_summary([{"step": 10, "loss": 0.5}])["lm_loss_below_prior_at_step"] is None

@@ -4,12 +4,19 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers.toy_run import train_losses
 
 
 def torchrun(nproc, *args):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "tests/helpers/ddp_worker.py", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "tests/helpers/ddp_worker.py",
+        *map(str, args),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     # torchrun prints a long summary last; the ranks' own tracebacks come first.
     rank_lines = [line for line in done.stderr.splitlines() if line.startswith("[rank")]

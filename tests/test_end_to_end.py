@@ -10,7 +10,9 @@ import pytest
 from lavis.datasets.schema import load_annotations
 from mr_data.synthetic import SyntheticSpec, generate_dataset
 
-SPEC = SyntheticSpec(min_duration=8.0, max_duration=10.0, max_event_len=3, max_events=2, val_fraction=0.25, test_fraction=0.25)
+SPEC = SyntheticSpec(
+    min_duration=8.0, max_duration=10.0, max_event_len=3, max_events=2, val_fraction=0.25, test_fraction=0.25
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,15 @@ def test_train_then_evaluate_from_the_command_line(synthetic_root, tmp_path):
         "model.generation.num_beams=2",
         "model.generation.max_new_tokens=8",
     ]
-    cmd = [sys.executable, "-m", "lavis.train", "--cfg-path", "configs/experiments/synthetic/sms_tiny.yaml", "--options", *options]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lavis.train",
+        "--cfg-path",
+        "configs/experiments/synthetic/sms_tiny.yaml",
+        "--options",
+        *options,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test:" in done.stdout
@@ -53,8 +63,16 @@ def test_train_then_evaluate_from_the_command_line(synthetic_root, tmp_path):
     assert (out / "config.yaml").exists() and (out / "metrics.jsonl").exists()
 
     # Evaluate-only from the best checkpoint gives the same test metrics.
-    cmd = [sys.executable, "-m", "lavis.evaluate", "--cfg-path", str(out / "config.yaml"),
-           "--options", f"run.output_dir={tmp_path / 'eval'}", f"run.resume_ckpt_path={out / 'checkpoint_best.pt'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lavis.evaluate",
+        "--cfg-path",
+        str(out / "config.yaml"),
+        "--options",
+        f"run.output_dir={tmp_path / 'eval'}",
+        f"run.resume_ckpt_path={out / 'checkpoint_best.pt'}",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     again = json.loads((tmp_path / "eval" / "metrics_test.json").read_text())
@@ -62,8 +80,15 @@ def test_train_then_evaluate_from_the_command_line(synthetic_root, tmp_path):
 
 
 def test_bad_config_is_one_clear_line_and_exit_2(tmp_path):
-    cmd = [sys.executable, "-m", "lavis.train", "--cfg-path", "configs/experiments/synthetic/sms_tiny.yaml",
-           "--options", "model.fusion.nmae=gca"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lavis.train",
+        "--cfg-path",
+        "configs/experiments/synthetic/sms_tiny.yaml",
+        "--options",
+        "model.fusion.nmae=gca",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "--options: unknown key 'model.fusion.nmae'" in done.stderr and "Traceback" not in done.stderr

@@ -10,12 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lavis.common.weights_file import CheckpointError
 from lavis import load_model
 from lavis.common.build import build_model
 from lavis.common.config import load_experiment
 from lavis.common.trained_state import WeightsMismatchError, trained_names
-from lavis.common.weights_file import read_training_checkpoint
+from lavis.common.weights_file import CheckpointError, read_training_checkpoint
 from lavis.datasets.schema import load_annotations
 from lavis.export import export_run, main
 

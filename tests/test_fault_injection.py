@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers.toy_run import train_losses
 
 HELPER = Path(__file__).parent / "helpers" / "toy_train.py"
@@ -21,7 +20,9 @@ MAX_KILLS = 3  # per trial; then the run is left to finish
 
 
 def start(out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HELPER), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
     return proc
 
@@ -67,6 +68,8 @@ def test_random_kills_resume_to_the_uninterrupted_run(tmp_path):
             assert code == 0, (trial, err[-2000:])
         assert not list(out.glob(".*.tmp-*")), f"trial {trial}: temp files left"
         identical += outcome(out) == reference
-    print(f"\nfault injection: {trials} trials, {kills['SIGKILL']} kill -9, {kills['SIGTERM']} SIGTERM, "
-          f"{identical}/{trials} resumed runs identical to the uninterrupted one")
+    print(
+        f"\nfault injection: {trials} trials, {kills['SIGKILL']} kill -9, {kills['SIGTERM']} SIGTERM, "
+        f"{identical}/{trials} resumed runs identical to the uninterrupted one"
+    )
     assert identical == trials

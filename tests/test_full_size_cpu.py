@@ -123,7 +123,7 @@ def test_predict_with_the_published_beam_search(full, capsys):
     assert len(preds[0].texts) == model.cfg.generation.num_beams  # every beam decoded
     windows = preds[0].windows
     assert len(windows) <= model.cfg.generation.max_windows
-    for start, end, score in windows:  # random weights may write no window at all; what is there is valid
+    for start, end, _score in windows:  # random weights may write no window at all; what is there is valid
         assert 0.0 <= start <= end <= duration
     assert [w[2] for w in windows] == sorted((w[2] for w in windows), reverse=True)
     show(capsys, full, f"predict -> {windows[:2]}")

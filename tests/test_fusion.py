@@ -86,7 +86,9 @@ def test_frames_without_audio_get_the_no_audio_output(name):
     out = fusion(video, audio, MASK)
     silent = ~MASK
     # What the fusion gives with no audio at all: those frames fused alone, all masked.
-    alone = fusion(video[silent], torch.zeros(int(silent.sum()), audio.shape[1]), torch.zeros(int(silent.sum()), dtype=torch.bool))
+    alone = fusion(
+        video[silent], torch.zeros(int(silent.sum()), audio.shape[1]), torch.zeros(int(silent.sum()), dtype=torch.bool)
+    )
     assert torch.equal(out[silent], alone)
     if name == "concat":
         assert torch.equal(out[silent][:, :Q], video[silent])
@@ -212,9 +214,14 @@ def test_gca_is_the_published_formula():
     fusion, video, audio = make("gca")
     # The reference's state-dict keys (GatedCrossAttention with an nn.MultiheadAttention).
     assert set(fusion.state_dict()) == {
-        "audio_proj.weight", "audio_proj.bias", "gate.weight", "gate.bias",
-        "cross_attn.in_proj_weight", "cross_attn.in_proj_bias",
-        "cross_attn.out_proj.weight", "cross_attn.out_proj.bias",
+        "audio_proj.weight",
+        "audio_proj.bias",
+        "gate.weight",
+        "gate.bias",
+        "cross_attn.in_proj_weight",
+        "cross_attn.in_proj_bias",
+        "cross_attn.out_proj.weight",
+        "cross_attn.out_proj.bias",
     }
     fusion.eval()
     mha = _torch_mha(fusion.cross_attn, 48, 8, bias_kv=False)

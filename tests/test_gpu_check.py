@@ -17,15 +17,22 @@ from benchmarks import gpu_check
 from benchmarks.gpu_check_parts import Part, default_parts, read_pytest
 
 PY = sys.executable
-ON_GPU = {"cuda": True, "card": "Fake H100", "python": "3.12.0", "modules": {"omegaconf": "2.4", "av": "14", "pytest": "9"}}
+ON_GPU = {
+    "cuda": True,
+    "card": "Fake H100",
+    "python": "3.12.0",
+    "modules": {"omegaconf": "2.4", "av": "14", "pytest": "9"},
+}
 
 
 def fake(name: str, code: str, timeout_s: float = 30, **kw) -> Part:
     return Part(name, ("{python}", "-c", code), timeout_s, **kw)
 
 
-RESULT = 'import json; print("log line"); print(json.dumps({"samples_per_s": 12.5, "unit": "training samples", ' \
-         '"peak_memory_gib": 40.1, "breakdown_s": {"forward": 0.2}}))'
+RESULT = (
+    'import json; print("log line"); print(json.dumps({"samples_per_s": 12.5, "unit": "training samples", '
+    '"peak_memory_gib": 40.1, "breakdown_s": {"forward": 0.2}}))'
+)
 
 
 def test_the_default_plan_covers_every_part_in_the_issue():
@@ -53,8 +60,12 @@ def test_select_names_unknown_parts():
 def test_a_part_that_succeeds_gives_its_figures(tmp_path):
     out = gpu_check.run_part(fake("train_live", RESULT), PY, tmp_path, 30, tmp_path / "logs")
     assert out["status"] == "ok" and out["result"]["samples_per_s"] == 12.5
-    assert out["figures"] == {"samples_per_s": 12.5, "unit": "training samples", "peak_memory_gib": 40.1,
-                              "breakdown_s": {"forward": 0.2}}
+    assert out["figures"] == {
+        "samples_per_s": 12.5,
+        "unit": "training samples",
+        "peak_memory_gib": 40.1,
+        "breakdown_s": {"forward": 0.2},
+    }
     assert "log line" in (tmp_path / "logs" / "train_live.log").read_text()
 
 
@@ -117,8 +128,9 @@ def test_a_training_run_is_read_from_its_metrics(tmp_path):
     out = gpu_check.run_part(part, PY, tmp_path, 30, None)
     assert out["status"] == "ok"
     assert out["result"] == {"steps": 2, "losses": [2.5, 2.25], "samples_per_s": 8.0}
-    silent = gpu_check.run_part(fake("torchrun_fsdp", "pass", reads="run_dir", run_dir="{work}/nothing"),
-                                PY, tmp_path, 30, None)
+    silent = gpu_check.run_part(
+        fake("torchrun_fsdp", "pass", reads="run_dir", run_dir="{work}/nothing"), PY, tmp_path, 30, None
+    )
     assert silent["status"] == "failed" and "metrics.jsonl was not written" in silent["reason"]
 
 
@@ -138,10 +150,16 @@ def test_skips_name_their_reason(tmp_path):
     ]
     summary = gpu_check.check(parts, PY, tmp_path, 300, found=ON_GPU)
     status = {n: r["status"] for n, r in summary["parts"].items()}
-    assert status == {"train_live": "ok", "needs_deepspeed": "skipped", "synthetic_data": "failed",
-                      "torchrun_single": "skipped"}
+    assert status == {
+        "train_live": "ok",
+        "needs_deepspeed": "skipped",
+        "synthetic_data": "failed",
+        "torchrun_single": "skipped",
+    }
     reasons = {s["part"]: s["reason"] for s in summary["skipped"]}
-    assert reasons["needs_deepspeed"].startswith("not importable: deepspeed") and "--wheels" in reasons["needs_deepspeed"]
+    assert (
+        reasons["needs_deepspeed"].startswith("not importable: deepspeed") and "--wheels" in reasons["needs_deepspeed"]
+    )
     assert reasons["torchrun_single"] == "needs synthetic_data, which failed"
     assert [f["part"] for f in summary["failures"]] == ["synthetic_data"]
     assert summary["card"] == "Fake H100" and summary["figures"]["train_live"]["samples_per_s"] == 12.5
@@ -207,10 +225,16 @@ def test_the_torchrun_parts_train_the_full_model_at_the_published_settings():
     published = load_experiment("configs/experiments/charades_sta/sms.yaml")
     assert cfg.model.model_type == "pretrain_flant5xl" and cfg.model.tokenizer.source == "builtin"
     assert (cfg.model.fusion, cfg.model.lora, cfg.model.frozen_dtype) == (
-        published.model.fusion, published.model.lora, published.model.frozen_dtype)
+        published.model.fusion,
+        published.model.lora,
+        published.model.frozen_dtype,
+    )
     data, published_data = cfg.datasets["synthetic_av"], published.datasets["charades_sta"]
     assert (data.num_frames, data.audio, data.vis_processor) == (
-        published_data.num_frames, published_data.audio, published_data.vis_processor)
+        published_data.num_frames,
+        published_data.audio,
+        published_data.vis_processor,
+    )
     assert (cfg.run.amp, cfg.run.batch_size_train) == ("bf16", 8)
     assert cfg.run.valid_splits == [] and cfg.run.test_splits == []  # a few steps of random weights
 
@@ -223,8 +247,16 @@ def test_a_torchrun_part_trains_through_the_launcher(tmp_path):
     from mr_data.synthetic import generate_dataset
 
     generate_dataset(tmp_path / "data", num_videos=8, seed=1, spec=SPEC, workers=1)
-    tiny = ("datasets.synthetic_av.num_frames=4", "run.batch_size_train=2", "run.max_minutes=null", "run.num_workers=0",
-            "run.valid_splits=[]", "run.test_splits=[]", "run.torch_threads=1", "run.log_freq=1")
+    tiny = (
+        "datasets.synthetic_av.num_frames=4",
+        "run.batch_size_train=2",
+        "run.max_minutes=null",
+        "run.num_workers=0",
+        "run.valid_splits=[]",
+        "run.test_splits=[]",
+        "run.torch_threads=1",
+        "run.log_freq=1",
+    )
     part = torchrun_part("ddp", 180, tiny, config=EXPERIMENT)
     out = gpu_check.run_part(part, PY, tmp_path, 180, tmp_path / "logs")
     assert out["status"] == "ok", out.get("reason")

@@ -15,8 +15,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def gpu_check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "run_scripts/gpu_check.sh", "--python", sys.executable, *args], cwd=REPO_ROOT,
-                          env={**os.environ, **(env or {})}, check=False, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        ["bash", "run_scripts/gpu_check.sh", "--python", sys.executable, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,14 +55,17 @@ def test_driver_options_pass_through():
 
 
 def test_without_a_gpu_the_summary_says_what_was_skipped(tmp_path):
-    done = gpu_check("--parts", "train_live,gpu_tests", "--work-dir", str(tmp_path / "work"),
-                     env={"OUT": str(tmp_path / "out")})
+    done = gpu_check(
+        "--parts", "train_live,gpu_tests", "--work-dir", str(tmp_path / "work"), env={"OUT": str(tmp_path / "out")}
+    )
     assert done.returncode == 0, done.stderr  # skips are not failures
     summary = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert summary == json.loads(done.stdout)
     assert summary["card"] is None and summary["failures"] == []
-    assert summary["skipped"] == [{"part": "train_live", "reason": "no CUDA device"},
-                                  {"part": "gpu_tests", "reason": "no CUDA device"}]
+    assert summary["skipped"] == [
+        {"part": "train_live", "reason": "no CUDA device"},
+        {"part": "gpu_tests", "reason": "no CUDA device"},
+    ]
     assert summary["budget_s"] <= 480 - 15 and summary["modules"]["torch"]
 
 
@@ -64,10 +74,27 @@ def tiny_wheel(folder: Path) -> None:
     src = folder.parent / "src"
     (src / "smscheck_probe").mkdir(parents=True)
     (src / "smscheck_probe" / "__init__.py").write_text("VALUE = 42\n")
-    (src / "setup.py").write_text("from setuptools import setup\nsetup(name='smscheck-probe', version='1.0', "
-                                  "packages=['smscheck_probe'])\n")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-w", str(folder), str(src)], check=True, capture_output=True, timeout=120)
+    (src / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='smscheck-probe', version='1.0', packages=['smscheck_probe'])\n"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(folder),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_wheels_install_into_a_venv_that_keeps_the_node_torch(tmp_path):
@@ -75,8 +102,15 @@ def test_wheels_install_into_a_venv_that_keeps_the_node_torch(tmp_path):
     tiny_wheel(wheels)
     (wheels / "requirements.txt").write_text("# what gpu_wheels.sh wrote\nsmscheck-probe\nno-such-package-here\n")
     venv = tmp_path / "venv"
-    done = gpu_check("--wheels", str(wheels), "--parts", "train_live", "--work-dir", str(tmp_path / "work"),
-                     env={"OUT": str(tmp_path / "out"), "GPU_CHECK_VENV": str(venv)})
+    done = gpu_check(
+        "--wheels",
+        str(wheels),
+        "--parts",
+        "train_live",
+        "--work-dir",
+        str(tmp_path / "work"),
+        env={"OUT": str(tmp_path / "out"), "GPU_CHECK_VENV": str(venv)},
+    )
     assert done.returncode == 0, done.stderr
     assert "no-such-package-here did not install" in done.stderr
     setup = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["setup"]
@@ -85,9 +119,17 @@ def test_wheels_install_into_a_venv_that_keeps_the_node_torch(tmp_path):
     import torch
 
     assert f"torch=={torch.__version__}" in setup["pinned"]
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import smscheck_probe, torch; print(smscheck_probe.VALUE, torch.__file__)"],
-                           check=False, capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import smscheck_probe, torch; print(smscheck_probe.VALUE, torch.__file__)",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     value, torch_file = probe.stdout.split()
     assert value == "42" and Path(torch_file) == Path(torch.__file__)  # the node's torch, not a copy
 
@@ -111,7 +153,13 @@ def test_help_is_the_header():
 def test_gpu_wheels_arguments_are_checked_before_any_download(tmp_path, args, message):
     # Each of these stops before pip runs: no network is used.
     argv = [a.replace("{tmp}", str(tmp_path / "wheels")) for a in args]
-    done = subprocess.run(["bash", "run_scripts/gpu_wheels.sh", *argv], cwd=REPO_ROOT, check=False,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", "run_scripts/gpu_wheels.sh", *argv],
+        cwd=REPO_ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and message in done.stderr
     assert not any((tmp_path / "wheels").glob("*.whl"))

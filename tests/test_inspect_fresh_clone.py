@@ -34,7 +34,11 @@ def report_of(capsys, args):
 def test_meta_counts_need_no_tokenizer_files(empty_weights_dir, capsys):
     done = subprocess.run(
         [sys.executable, "-m", "lavis.inspect_model", "--cfg-path", PUBLISHED, "--meta"],
-        check=False, capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
     )
     assert done.returncode == 0, done.stderr
     published = json.loads(done.stdout)

@@ -55,7 +55,9 @@ def test_charades_sta_known_shift(shared_data):
     """Every window moved d seconds later: IoU = max(L - d, 0) / (L + d) for a window of length L."""
     records = load_annotations(shared_data / "charades_sta" / "test.json")
     d = 2.0
-    preds = [{"qid": r.qid, "pred_relevant_windows": [[r.windows[0][0] + d, r.windows[0][1] + d, 1.0]]} for r in records]
+    preds = [
+        {"qid": r.qid, "pred_relevant_windows": [[r.windows[0][0] + d, r.windows[0][1] + d, 1.0]]} for r in records
+    ]
     out = evaluate_predictions(preds, records)
     length = np.array([r.windows[0][1] - r.windows[0][0] for r in records])
     iou = np.maximum(length - d, 0) / (length + d)
@@ -74,11 +76,13 @@ def test_qvhighlights_val_is_fast(shared_data):
     preds = []
     for r in records:
         starts = [rng.uniform(0, r.duration) for _ in range(rng.randint(1, 10))]
-        preds.append({
-            "qid": r.qid,
-            "pred_relevant_windows": [[s, s + rng.uniform(1, 60), rng.random()] for s in starts],
-            "pred_saliency_scores": [rng.random() for _ in range(num_clips(r.duration, 2.0))],
-        })
+        preds.append(
+            {
+                "qid": r.qid,
+                "pred_relevant_windows": [[s, s + rng.uniform(1, 60), rng.random()] for s in starts],
+                "pred_saliency_scores": [rng.random() for _ in range(num_clips(r.duration, 2.0))],
+            }
+        )
     start = time.perf_counter()
     out = evaluate_predictions(preds, records)
     elapsed = time.perf_counter() - start

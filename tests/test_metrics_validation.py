@@ -9,8 +9,15 @@ from lavis.tasks.metrics import PredictionError, evaluate_predictions
 def record(qid, windows, duration=30.0, saliency=True):
     ids = [0, 1] if saliency else None
     scores = [[4, 2, 0], [1, 3, 4]] if saliency else None
-    return MomentRecord(qid=qid, vid=f"v{qid}", query="q", duration=duration, windows=windows,
-                        relevant_clip_ids=ids, saliency_scores=scores)
+    return MomentRecord(
+        qid=qid,
+        vid=f"v{qid}",
+        query="q",
+        duration=duration,
+        windows=windows,
+        relevant_clip_ids=ids,
+        saliency_scores=scores,
+    )
 
 
 RECORDS = [record(1, [(0.0, 10.0)]), record(2, [(10.0, 20.0)])]
@@ -28,9 +35,20 @@ def test_output_layout_matches_the_public_evaluator_plus_additions():
     out = evaluate_predictions(good_preds(), RECORDS)
     assert list(out) == ["brief", "full", "long", "middle", "short", "num_queries"]
     assert list(out["brief"]) == [
-        "MR-full-R1@0.3", "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "MR-full-mAP@0.5",
-        "MR-full-mAP@0.75", "MR-full-mIoU", "MR-long-mAP", "MR-middle-mAP", "MR-short-mAP",
-        "R1@0.3", "R1@0.5", "R1@0.7", "mIoU",
+        "MR-full-R1@0.3",
+        "MR-full-R1@0.5",
+        "MR-full-R1@0.7",
+        "MR-full-mAP",
+        "MR-full-mAP@0.5",
+        "MR-full-mAP@0.75",
+        "MR-full-mIoU",
+        "MR-long-mAP",
+        "MR-middle-mAP",
+        "MR-short-mAP",
+        "R1@0.3",
+        "R1@0.5",
+        "R1@0.7",
+        "mIoU",
     ]
     assert set(out["full"]) == {"MR-mAP", "MR-R1", "MR-mIoU"}
     assert list(out["full"]["MR-mAP"])[-1] == "average" and "0.95" in out["full"]["MR-R1"]
@@ -51,7 +69,7 @@ def test_saliency_adds_highlight_sections_and_invalid_rate():
     preds[0]["invalid"] = True
     preds[1]["invalid"] = False
     out = evaluate_predictions(preds, RECORDS)
-    assert ["HL-min-Fair", "HL-min-Good", "HL-min-VeryGood"] == [k for k in out if k.startswith("HL")]
+    assert [k for k in out if k.startswith("HL")] == ["HL-min-Fair", "HL-min-Good", "HL-min-VeryGood"]
     assert out["brief"]["HL-min-Fair-Hit1"] == 100.0  # clip 0 scores [4, 2, 0]
     assert out["brief"]["HL-min-VeryGood-Hit1"] == 100.0
     assert out["brief"]["invalid_rate"] == 0.5
@@ -72,7 +90,10 @@ def test_qids_match_by_string():
         ([pred(1, (0, "10", 1)), good_preds()[1]], "qid 1: window 0 must hold three finite numbers"),
         ([pred(1, (0, 10, float("nan"))), good_preds()[1]], "finite numbers"),
         ([pred(1, (12, 10, 1)), good_preds()[1]], "qid 1: window 0 has start 12 > end 10"),
-        ([{"qid": 1, "pred_relevant_windows": "[[0, 10]]"}, good_preds()[1]], "qid 1: 'pred_relevant_windows' must be a list"),
+        (
+            [{"qid": 1, "pred_relevant_windows": "[[0, 10]]"}, good_preds()[1]],
+            "qid 1: 'pred_relevant_windows' must be a list",
+        ),
         ([{"pred_relevant_windows": []}] + good_preds(), "prediction #0: expected an object with a 'qid'"),
         ([pred(1, (0, 10, 1), pred_saliency_scores=[0.0] * 14), good_preds()[1]], "has 14 scores, expected 15"),
         ([pred(1, (0, 10, 1), pred_saliency_scores=[0.0] * 15), good_preds()[1]], "qid 2: no 'pred_saliency_scores'"),
@@ -118,7 +139,10 @@ def test_ground_truth_problems():
         evaluate_predictions(good_preds(), [RECORDS[0], record(2, [])])
     out = evaluate_predictions(good_preds()[:1], [RECORDS[0], record(2, [])], lenient=True)
     assert out["num_queries"]["full"] == 1
-    bad = [RECORDS[0], MomentRecord(2, "v", "q", 30.0, [(10.0, 20.0)], relevant_clip_ids=[99], saliency_scores=[[1, 1, 1]])]
+    bad = [
+        RECORDS[0],
+        MomentRecord(2, "v", "q", 30.0, [(10.0, 20.0)], relevant_clip_ids=[99], saliency_scores=[[1, 1, 1]]),
+    ]
     preds = [pred(q, (0, 10, 1), pred_saliency_scores=[0.0] * 15) for q in (1, 2)]
     with pytest.raises(AnnotationError, match="ground truth qid 2: relevant_clip_ids"):
         evaluate_predictions(preds, bad, lenient=True)

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from lavis.common.registry import registry
-from lavis.models.blip2_mr.random_batch import random_batch
+from lavis.models.blip2_mr.answer import ScoredWindows
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.blip2_mr.prompt import FRAME
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.model_config import model_config
-from lavis.models.blip2_mr.answer import ScoredWindows
 
 # The published (full-size) training setup at tiny sizes: frozen encoders and LLM, LoRA.
 PUBLISHED = [
@@ -268,8 +268,7 @@ def test_full_size_clap_tower_on_the_data_pipelines_features():
     """The data side's log-mels (htsat-fused settings, 1.5 s clips) through the full-size audio
     tower equal what transformers' own extractor + CLAP give, with ``is_longer`` False for every
     clip (the extractor itself flags one random short clip as longer: the reference's defect)."""
-    from lavis.datasets.audio_features import AudioClipConfig
-    from lavis.datasets.audio_features import ClapLogMel
+    from lavis.datasets.audio_features import AudioClipConfig, ClapLogMel
     from lavis.models.blip2_mr.audio import ClapAudioEncoder
     from lavis.models.blip2_mr.config import AudioTowerConfig
 

@@ -4,8 +4,8 @@ frames and one generate, with the peak memory printed (``pytest -m gpu -s``)."""
 import pytest
 import torch
 
-from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.model_config import model_config
 
 pytestmark = pytest.mark.gpu
@@ -32,5 +32,7 @@ def test_full_preset_train_step_and_generate_in_bf16():
     with torch.autocast("cuda", dtype=torch.bfloat16):
         preds = model.predict(batch)
     generate_peak = torch.cuda.max_memory_allocated() / 2**30
-    print(f"loss {loss.item():.3f}, peak memory: train step {train_peak:.1f} GiB, with generate {generate_peak:.1f} GiB")
+    print(
+        f"loss {loss.item():.3f}, peak memory: train step {train_peak:.1f} GiB, with generate {generate_peak:.1f} GiB"
+    )
     assert torch.isfinite(loss) and len(preds) == 8

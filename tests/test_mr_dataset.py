@@ -3,25 +3,45 @@ import logging
 import numpy as np
 import pytest
 import torch
+from av_media import make_video
 from torch.utils.data import DataLoader
 
-from av_media import make_video
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.collate import collate
 from lavis.datasets.mr_dataset import MomentRetrievalDataset
-from lavis.datasets.processors import BlipVideoEvalProcessor, BlipVideoTrainProcessor, VideoEvalProcessorConfig, VideoTrainProcessorConfig
+from lavis.datasets.processors import (
+    BlipVideoEvalProcessor,
+    BlipVideoTrainProcessor,
+    VideoEvalProcessorConfig,
+    VideoTrainProcessorConfig,
+)
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.video_io import VideoDecodeError
 
 T, S = 6, 32
-AUDIO = AudioClipConfig(sampling_rate=16000, clip_len=0.5, n_mels=16, hop_length=160, fft_window_size=256,
-                    max_length_s=1, frequency_min=0.0, frequency_max=8000.0)
+AUDIO = AudioClipConfig(
+    sampling_rate=16000,
+    clip_len=0.5,
+    n_mels=16,
+    hop_length=160,
+    fft_window_size=256,
+    max_length_s=1,
+    frequency_min=0.0,
+    frequency_max=8000.0,
+)
 F = AUDIO.num_mel_frames  # 101
 
 
 def record(qid, vid, duration=6.0, video_file=None):
-    return MomentRecord(qid=qid, vid=vid, query=f"query {qid}", duration=duration, windows=[(1.0, 2.5)],
-                        video_file=video_file, kind="audio")
+    return MomentRecord(
+        qid=qid,
+        vid=vid,
+        query=f"query {qid}",
+        duration=duration,
+        windows=[(1.0, 2.5)],
+        video_file=video_file,
+        kind="audio",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +56,11 @@ def video_root(tmp_path_factory):
 
 
 def dataset(video_root, records, train=False, strict=False):
-    processor = (BlipVideoTrainProcessor(VideoTrainProcessorConfig(image_size=S)) if train
-                 else BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S)))
+    processor = (
+        BlipVideoTrainProcessor(VideoTrainProcessorConfig(image_size=S))
+        if train
+        else BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S))
+    )
     return MomentRetrievalDataset(records, video_root, processor, num_frames=T, audio=AUDIO, train=train, strict=strict)
 
 
@@ -67,8 +90,13 @@ def test_short_and_mute_videos_are_padded_and_masked(video_root):
 
 
 def test_unreadable_videos_are_skipped_counted_and_named(video_root, caplog):
-    records = [record("ok", "square"), record("gone", "missing"), record("bad", "corrupt"),
-               record("zero", "empty"), record("short", "short")]
+    records = [
+        record("ok", "square"),
+        record("gone", "missing"),
+        record("bad", "corrupt"),
+        record("zero", "empty"),
+        record("short", "short"),
+    ]
     ds = dataset(video_root, records)
     with caplog.at_level(logging.WARNING, logger="lavis.datasets.mr_dataset"):
         samples = [ds[i] for i in range(len(ds))]
@@ -103,10 +131,20 @@ def test_batches_have_the_exact_shapes_and_dtypes(video_root):
 
 def test_collate_pads_mixed_lengths_and_survives_an_all_skipped_batch():
     def sample(t):
-        return {"video": torch.ones(t, 3, 2, 2), "frame_mask": torch.ones(t, dtype=torch.bool),
-                "timestamps": torch.arange(t, dtype=torch.float32), "audio_features": torch.ones(t, 3, 2),
-                "audio_mask": torch.ones(t, dtype=torch.bool), "duration": 1.0, "query": "q", "qid": t,
-                "vid": "v", "kind": None, "windows": []}
+        return {
+            "video": torch.ones(t, 3, 2, 2),
+            "frame_mask": torch.ones(t, dtype=torch.bool),
+            "timestamps": torch.arange(t, dtype=torch.float32),
+            "audio_features": torch.ones(t, 3, 2),
+            "audio_mask": torch.ones(t, dtype=torch.bool),
+            "duration": 1.0,
+            "query": "q",
+            "qid": t,
+            "vid": "v",
+            "kind": None,
+            "windows": [],
+        }
+
     batch = collate([sample(2), None, sample(4)])
     assert batch["video"].shape == (2, 4, 3, 2, 2) and batch["num_skipped"] == 1
     assert batch["frame_mask"].tolist() == [[True, True, False, False], [True] * 4]
@@ -136,8 +174,15 @@ def test_cache_decoded_reads_each_video_once(video_root, monkeypatch):
     real = VideoInputReader.read
     monkeypatch.setattr(VideoInputReader, "read", lambda self, *a, **k: calls.append(k) or real(self, *a, **k))
     processor = BlipVideoTrainProcessor(VideoTrainProcessorConfig(image_size=S))
-    cached = MomentRetrievalDataset([record("a", "square"), record("b", "square")], video_root, processor,
-                                    num_frames=T, audio=AUDIO, train=True, cache_decoded=True)
+    cached = MomentRetrievalDataset(
+        [record("a", "square"), record("b", "square")],
+        video_root,
+        processor,
+        num_frames=T,
+        audio=AUDIO,
+        train=True,
+        cache_decoded=True,
+    )
     first, second = cached[0], cached[1]
     assert len(calls) == 1 and calls[0]["train"] is False  # one decode, with the eval-style frame choice
     eval_sample = dataset(video_root, [record("a", "square")])[0]
@@ -150,6 +195,8 @@ def test_video_only_dataset_reads_no_audio(video_root, monkeypatch):
 
     monkeypatch.setattr(video_inputs, "read_audio", lambda *a, **k: pytest.fail("audio was read"))
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S))
-    ds = MomentRetrievalDataset([record("a", "square")], video_root, processor, num_frames=T, audio=AUDIO, with_audio=False)
+    ds = MomentRetrievalDataset(
+        [record("a", "square")], video_root, processor, num_frames=T, audio=AUDIO, with_audio=False
+    )
     batch = collate([ds[0]])
     assert "audio_features" not in batch and "audio_mask" not in batch and batch["video"].shape[1] == T

@@ -9,10 +9,24 @@ import pytest
 from lavis.tasks.mr_eval import main
 
 GT = [
-    {"qid": 7, "vid": "a", "query": "dog barks", "duration": 30, "relevant_windows": [[0, 8]],
-     "relevant_clip_ids": [0, 1], "saliency_scores": [[4, 4, 2], [1, 2, 3]]},
-    {"qid": 8, "vid": "b", "query": "car passes", "duration": 60, "relevant_windows": [[10, 40]],
-     "relevant_clip_ids": [5], "saliency_scores": [[3, 3, 3]]},
+    {
+        "qid": 7,
+        "vid": "a",
+        "query": "dog barks",
+        "duration": 30,
+        "relevant_windows": [[0, 8]],
+        "relevant_clip_ids": [0, 1],
+        "saliency_scores": [[4, 4, 2], [1, 2, 3]],
+    },
+    {
+        "qid": 8,
+        "vid": "b",
+        "query": "car passes",
+        "duration": 60,
+        "relevant_windows": [[10, 40]],
+        "relevant_clip_ids": [5],
+        "saliency_scores": [[3, 3, 3]],
+    },
 ]
 
 
@@ -52,15 +66,30 @@ def test_cli_end_to_end(tmp_path, gt_path, capsys):
 
 def test_mrblip_json_list_with_repeated_qids(tmp_path, capsys):
     gt = [
-        {"video": "V1", "qid": "Charades-STA_V1", "query": "person opens door", "duration": 30.0, "relevant_windows": [[2, 8]]},
-        {"video": "V1", "qid": "Charades-STA_V1", "query": "person sits", "duration": 30.0, "relevant_windows": [[10, 20]]},
+        {
+            "video": "V1",
+            "qid": "Charades-STA_V1",
+            "query": "person opens door",
+            "duration": 30.0,
+            "relevant_windows": [[2, 8]],
+        },
+        {
+            "video": "V1",
+            "qid": "Charades-STA_V1",
+            "query": "person sits",
+            "duration": 30.0,
+            "relevant_windows": [[10, 20]],
+        },
     ]
     gt_path = tmp_path / "test.json"
     gt_path.write_text(json.dumps(gt))
-    good = write_jsonl(tmp_path / "good.jsonl", [
-        {"qid": "Charades-STA_V1#0", "pred_relevant_windows": [[2, 8, 1.0]]},
-        {"qid": "Charades-STA_V1#1", "pred_relevant_windows": [[10, 15, 1.0]]},
-    ])
+    good = write_jsonl(
+        tmp_path / "good.jsonl",
+        [
+            {"qid": "Charades-STA_V1#0", "pred_relevant_windows": [[2, 8, 1.0]]},
+            {"qid": "Charades-STA_V1#1", "pred_relevant_windows": [[10, 15, 1.0]]},
+        ],
+    )
     assert main(["--submission_path", str(good), "--gt_path", str(gt_path)]) == 0
     assert "queries evaluated: 2" in capsys.readouterr().out
     # The reference's per-video ids do not name a query: refused.
@@ -88,7 +117,9 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path, gt_path, capsys):
 
 def test_cli_lenient_counts_and_reports(tmp_path, gt_path, capsys):
     sub = tmp_path / "preds.jsonl"
-    sub.write_text(json.dumps(preds()[0]) + "\n{not json\n" + json.dumps({"qid": 99, "pred_relevant_windows": []}) + "\n")
+    sub.write_text(
+        json.dumps(preds()[0]) + "\n{not json\n" + json.dumps({"qid": 99, "pred_relevant_windows": []}) + "\n"
+    )
     save = tmp_path / "m.json"
     assert main(["--submission_path", str(sub), "--gt_path", str(gt_path), "--save_path", str(save), "--lenient"]) == 0
     metrics = json.loads(save.read_text())
@@ -101,7 +132,9 @@ def test_module_runs_as_a_script(tmp_path, gt_path):
     sub = write_jsonl(tmp_path / "preds.jsonl", preds())
     result = subprocess.run(
         [sys.executable, "-m", "lavis.tasks.mr_eval", "--submission_path", str(sub), "--gt_path", str(gt_path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "MR-full-R1@0.5" in result.stdout and "queries evaluated: 2" in result.stdout

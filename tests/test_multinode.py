@@ -45,10 +45,21 @@ def options(data: Path, run_dir: Path, strategy: str, batch_per_process: int) ->
     # process's own frames (a per-frame loss) equals the one-process average only when every
     # process feeds as many frames.
     return [
-        f"datasets.synthetic_av.root={data}", "datasets.synthetic_av.num_frames=4", f"run.output_dir={run_dir}",
-        f"run.strategy={strategy}", f"run.batch_size_train={batch_per_process}", f"run.max_iters={STEPS}",
-        "run.max_epoch=1", "run.max_minutes=null", "run.warmup_steps=1", "run.log_freq=1", "run.num_workers=0",
-        "run.torch_threads=1", "run.valid_splits=[]", "run.test_splits=[]", "model.freeze_audio=true",
+        f"datasets.synthetic_av.root={data}",
+        "datasets.synthetic_av.num_frames=4",
+        f"run.output_dir={run_dir}",
+        f"run.strategy={strategy}",
+        f"run.batch_size_train={batch_per_process}",
+        f"run.max_iters={STEPS}",
+        "run.max_epoch=1",
+        "run.max_minutes=null",
+        "run.warmup_steps=1",
+        "run.log_freq=1",
+        "run.num_workers=0",
+        "run.torch_threads=1",
+        "run.valid_splits=[]",
+        "run.test_splits=[]",
+        "model.freeze_audio=true",
         "datasets.synthetic_av.temporal_crop.prob=0.0",
     ]
 
@@ -59,7 +70,12 @@ def launch(env_extra: dict[str, str], opts: list[str]) -> subprocess.Popen:
     env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", NPROC="1", **env_extra)
     return subprocess.Popen(
         ["bash", "run_scripts/launch.sh", "lavis.train", EXPERIMENT, "--options", *opts],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -90,8 +106,10 @@ def test_two_nodes_match_one_process_on_the_same_global_batch(videos, tmp_path):
     one_dir, two_dir = tmp_path / "one_process", tmp_path / "two_nodes"
     port = str(free_port())
     nodes = [
-        launch({"NNODES": "2", "NODE_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
-               options(videos, two_dir, "ddp", GLOBAL_BATCH // 2))
+        launch(
+            {"NNODES": "2", "NODE_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+            options(videos, two_dir, "ddp", GLOBAL_BATCH // 2),
+        )
         for rank in (0, 1)
     ]
     try:

@@ -1,5 +1,4 @@
 import pytest
-import torch
 from torch import nn
 
 from lavis.runners.config import RunConfig
@@ -23,7 +22,9 @@ def test_frozen_model_is_a_clear_error():
 
 
 def test_lr_scale_multiplies_the_scheduled_lr_of_the_named_modules():
-    model = nn.ModuleDict({"vision": nn.Linear(2, 2), "vision_proj": nn.Linear(2, 2), "llm": nn.ModuleDict({"a": nn.Linear(2, 2)})})
+    model = nn.ModuleDict(
+        {"vision": nn.Linear(2, 2), "vision_proj": nn.Linear(2, 2), "llm": nn.ModuleDict({"a": nn.Linear(2, 2)})}
+    )
     cfg = RunConfig(init_lr=1e-3, warmup_steps=0, lr_sched="constant_lr", lr_scale={"vision": 3.0, "llm.a.bias": 0.5})
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps=10)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from av_media import SQUARE, make_video
+
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
 from lavis.datasets.video_io import VideoDecodeError, read_frames
@@ -17,8 +17,15 @@ from lavis.inference.predictor import PredictConfig, Predictor
 from lavis.inference.video import VideoReader
 from lavis.models.blip2_mr.answer import ScoredWindows
 
-AUDIO = AudioClipConfig(sampling_rate=16000, clip_len=1.0, n_mels=32, hop_length=512, fft_window_size=512,
-                    max_length_s=1, frequency_max=8000.0)
+AUDIO = AudioClipConfig(
+    sampling_rate=16000,
+    clip_len=1.0,
+    n_mels=32,
+    hop_length=512,
+    fft_window_size=512,
+    max_length_s=1,
+    frequency_max=8000.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,7 @@ class SquareFinder:
             real = batch["frame_mask"][b]
             times = batch["timestamps"][b][real]
             duration = float(batch["duration"][b])
-            assert 0 <= float(times.min()) and float(times.max()) < duration  # chunk-relative times
+            assert float(times.min()) >= 0 and float(times.max()) < duration  # chunk-relative times
             self.durations.append(duration)
             square = batch["video"][b][real][:, :, SQUARE[0], SQUARE[1]].mean(dim=(1, 2, 3))  # [t]
             lit = times[square > 0.5]
@@ -100,8 +107,9 @@ def test_a_long_video_is_predicted_chunk_by_chunk_and_merged_on_its_own_clock(tm
     video = make_video(tmp_path / "long.mp4", num_frames=140, fps=4, square_frames=range(108, 116), gop=8)
     reader = VideoReader(10, BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=64)), AUDIO)
     model = SquareFinder()
-    predictor = Predictor(model, reader, span=10.0, settings=PredictConfig(span=10.0, batch_size=4),
-                          info={"run": "fake"}, max_windows=10)
+    predictor = Predictor(
+        model, reader, span=10.0, settings=PredictConfig(span=10.0, batch_size=4), info={"run": "fake"}, max_windows=10
+    )
     [result] = predictor.predict(video, ["when is the square shown?"], gt=[[[27.0, 29.0]]], timeline_dir=tmp_path)
 
     assert result["duration"] == pytest.approx(35.0, abs=0.01) and result["span"] == 10.0

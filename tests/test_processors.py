@@ -58,7 +58,7 @@ def test_crop_boxes_respect_scale_ratio_and_bounds():
     rng = np.random.default_rng(0)
     for _ in range(300):
         top, left, h, w = proc.crop_box(90, 160, rng)
-        assert 0 <= top and top + h <= 90 and 0 <= left and left + w <= 160
+        assert top >= 0 and top + h <= 90 and left >= 0 and left + w <= 160
         assert 0.45 <= h * w / (90 * 160) <= 1.0
     # A frame far wider than any allowed ratio falls back to the centred max-ratio crop.
     assert proc.crop_box(10, 400, rng) == (0, (400 - 13) // 2, 10, 13)

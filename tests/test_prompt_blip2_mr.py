@@ -145,7 +145,9 @@ def test_reference_layout_needs_a_t5_tokenizer_and_says_which_option(tokenizer):
         b.encoder_sample([1.0], 4.0, "q", 1)
 
 
-@pytest.mark.parametrize("option", [{"timestamp_mode": "additive"}, {"interleave": False}, {"time_format": "seconds_floats"}])
+@pytest.mark.parametrize(
+    "option", [{"timestamp_mode": "additive"}, {"interleave": False}, {"time_format": "seconds_floats"}]
+)
 def test_reference_layout_refuses_options_the_reference_never_had(option):
     with pytest.raises(ValueError, match="prompt.layout: reference"):
         PromptConfig(layout="reference", **option)

@@ -178,7 +178,9 @@ def test_sms_checkpoint_decodes_the_same_tokens(sms, ref, batch, beams, key):
     # beam_search (what generate and predict run) returns the same text as its best beam.
     best = [
         beams_of_sample[0][0]
-        for beams_of_sample in beam_search(sms.language_model, sms.tokenizer, settings, sms.run_encoder(inputs, mask), mask)
+        for beams_of_sample in beam_search(
+            sms.language_model, sms.tokenizer, settings, sms.run_encoder(inputs, mask), mask
+        )
     ]
     assert best == ref[f"{key}_text"]
 

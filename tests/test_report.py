@@ -12,8 +12,15 @@ from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.report import duration_buckets, group_summaries
 from lavis.report import main as report_main
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +48,20 @@ def test_one_row_per_query_worst_first_with_its_timeline(tiny_run, report):
 
 
 def test_summary_by_duration_bucket_and_kind():
-    records = [MomentRecord(qid=i, vid=f"v{i}", query="q", duration=10.0 + 10 * (i % 3), windows=[(0.0, 4.0)],
-                            kind=("audio", "visual")[i % 2]) for i in range(12)]
-    preds = [{"qid": i, "pred_relevant_windows": [[0.0, 4.0, 1.0]] if i % 3 == 0 else [[5.0, 8.0, 1.0]]}
-             for i in range(12)]
+    records = [
+        MomentRecord(
+            qid=i,
+            vid=f"v{i}",
+            query="q",
+            duration=10.0 + 10 * (i % 3),
+            windows=[(0.0, 4.0)],
+            kind=("audio", "visual")[i % 2],
+        )
+        for i in range(12)
+    ]
+    preds = [
+        {"qid": i, "pred_relevant_windows": [[0.0, 4.0, 1.0]] if i % 3 == 0 else [[5.0, 8.0, 1.0]]} for i in range(12)
+    ]
     assert duration_buckets([r.duration for r in records]).tolist() == [10.0, 20.0, 30.0]
     sections = dict(group_summaries(preds, records))
     assert set(sections) == {"Whole split", "By video duration", "By event kind"}
@@ -79,8 +96,13 @@ def test_missing_videos_still_give_timelines_and_bad_input_exits_2(tiny_run, tmp
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_the_page_renders_in_headless_chromium(report, tmp_path):
     shot = tmp_path / "report.png"
-    cmd = ["chromium", *CHROMIUM_FLAGS, "--window-size=1400,1000", f"--screenshot={shot}",
-           (report / "index.html").as_uri()]
+    cmd = [
+        "chromium",
+        *CHROMIUM_FLAGS,
+        "--window-size=1400,1000",
+        f"--screenshot={shot}",
+        (report / "index.html").as_uri(),
+    ]
     subprocess.run(cmd, capture_output=True, timeout=120, check=True)
     image = imread(shot)
     assert image.shape[:2] == (1000, 1400)
@@ -91,7 +113,12 @@ def test_the_page_renders_in_headless_chromium(report, tmp_path):
     clicks = "<script>const th = document.querySelector('#rows th'); th.click(); th.click();</script>"
     clicked = tmp_path / "clicked.html"
     clicked.write_text(page.replace("</body>", clicks + "</body>"))
-    dom = subprocess.run(["chromium", *CHROMIUM_FLAGS, "--dump-dom", clicked.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    dom = subprocess.run(
+        ["chromium", *CHROMIUM_FLAGS, "--dump-dom", clicked.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     ranks = [int(v) for v in re.findall(r'<tr class="\w+"><td data-v="(\d+)">', dom)]
     assert ranks == list(range(page.count("class=iou"), 0, -1))

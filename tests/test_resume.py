@@ -7,8 +7,8 @@ import signal
 
 import pytest
 import torch
-
 from helpers.toy_run import ToyTask, toy_experiment, train_losses
+
 from lavis.common.errors import RunInterrupted
 from lavis.runners import runner as runner_mod
 from lavis.runners.checkpoint import CheckpointError, load_checkpoint, verify_checkpoint
@@ -128,7 +128,10 @@ def test_resume_from_a_folder_skips_a_corrupt_newest_checkpoint(tmp_path, caplog
     out = tmp_path / "run"
     runner_for(out).train()
     flip_bits(out / "checkpoint_step12.pt", 16, random.Random(1))
-    with pytest.raises(CheckpointError, match=r"checkpoint_step12\.pt: corrupt .* newest good checkpoint there is .*checkpoint_step6\.pt"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"checkpoint_step12\.pt: corrupt .* newest good checkpoint there is .*checkpoint_step6\.pt",
+    ):
         load_checkpoint(out / "checkpoint_step12.pt")
     runner_for(out, resume_ckpt_path=str(out)).train()  # continues from step 6, saying so
     assert "skipping checkpoint_step12.pt" in caplog.text and "using checkpoint_step6.pt" in caplog.text

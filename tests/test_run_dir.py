@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from helpers.toy_run import toy_experiment, train_losses
+
 from lavis.common.config import save_config
 from lavis.common.files import atomic_write_text, remove_stale_temp_files
-from lavis.runners.run_dir import RunDirError, RunLock, claim_run_dir
 from lavis.common.registry import RegistryError
+from lavis.runners.run_dir import RunDirError, RunLock, claim_run_dir
 from lavis.runners.runner import NonFiniteLossError, RunnerBase
 
 
@@ -75,10 +75,13 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
     assert (out / ".lock").read_text() == ""  # released: no PID left to look stale
 
 
-@pytest.mark.parametrize("overrides, error", [
-    ({"nan_at_qid": ["t5"]}, NonFiniteLossError),  # fails at step 2
-    ({"hooks": ["nope"]}, RegistryError),  # fails opening the logging hooks
-])
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        ({"nan_at_qid": ["t5"]}, NonFiniteLossError),  # fails at step 2
+        ({"hooks": ["nope"]}, RegistryError),  # fails opening the logging hooks
+    ],
+)
 def test_the_lock_is_released_when_the_run_fails(tmp_path, overrides, error):
     with pytest.raises(error):
         run(tmp_path / "run", **overrides)
@@ -90,7 +93,9 @@ def test_the_lock_is_released_when_the_run_fails(tmp_path, overrides, error):
 def test_temp_files_of_dead_writers_are_removed_at_start(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     stale = out / f".checkpoint_step4.pt.tmp-{dead}"
     mine = out / f".preds_val.jsonl.tmp-{os.getpid()}"
     stale.write_bytes(b"partial")

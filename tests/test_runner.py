@@ -3,10 +3,10 @@ import signal
 
 import pytest
 import torch
-
 from helpers.toy_run import toy_experiment, train_losses
-from lavis.runners import checkpoint as ckpt_mod
+
 from lavis.common.errors import RunInterrupted
+from lavis.runners import checkpoint as ckpt_mod
 from lavis.runners.runner import NonFiniteLossError, RunnerBase
 
 
@@ -22,7 +22,7 @@ def test_train_validates_picks_best_and_tests(tmp_path):
     assert results["test"]["brief"]["n"] == 11 and len(set(results["test"]["qids"])) == 11
     assert (out / "checkpoint_best.pt").exists() and (out / "config.yaml").exists()
     assert json.loads((out / "metrics_test.json").read_text())["brief"]["n"] == 11
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["type"] == "epoch"]
     assert len(epochs) == 2 and all("valid_score" in r and r["skipped_videos"] == 0 for r in epochs)
     # 24 samples / batch 4 = 6 steps per epoch, 2 epochs.
@@ -76,14 +76,16 @@ def test_nonfinite_loss_stops_with_step_and_qids(tmp_path):
 
 def test_nonfinite_loss_skip_policy_counts(tmp_path):
     run(tmp_path, "a", nan_at_qid=["t5"], nonfinite_loss="skip")
-    epochs = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert sum(r.get("nonfinite_steps", 0) for r in epochs if r["type"] == "epoch") == 2  # once per epoch
 
 
 def test_evaluate_only_loads_weights(tmp_path):
     runner, _ = run(tmp_path, "a")
     trained = {k: v.clone() for k, v in runner.model.state_dict().items()}
-    cfg, task, model, datasets = toy_experiment(tmp_path / "b", evaluate=True, resume_ckpt_path=str(tmp_path / "a" / "checkpoint_best.pt"))
+    cfg, task, model, datasets = toy_experiment(
+        tmp_path / "b", evaluate=True, resume_ckpt_path=str(tmp_path / "a" / "checkpoint_best.pt")
+    )
     results = RunnerBase(cfg, task, model, datasets).train()
     assert set(results) == {"val", "test"}
     best = torch.load(tmp_path / "a" / "checkpoint_best.pt", weights_only=False)["model"]
@@ -119,7 +121,7 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
 
 def test_time_budget_stops_validates_and_tests(tmp_path):
     runner, results = run(tmp_path, "a", max_epoch=100000, max_minutes=0.03, valid_every_epochs=0, min_lr=1e-4)
-    records = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["type"] == "epoch"]
     assert epochs and [r for r in epochs if "valid_score" in r] == epochs[-1:]  # validated once, at the end
     assert results["test"]["brief"]["n"] == 11
@@ -137,6 +139,6 @@ def test_named_parts_of_the_loss_are_logged_beside_it(tmp_path, accum):
     plain = task.train_step
     task.train_step = lambda m, b: {"loss": (loss := plain(m, b)), "loss_half": loss.detach() / 2}
     RunnerBase(cfg, task, model, datasets).train()
-    records = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     assert train and all(r["loss_half"] == pytest.approx(r["loss"] / 2, rel=1e-5) for r in train)

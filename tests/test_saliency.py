@@ -32,8 +32,9 @@ def batch_for(model, b=2, t=6, seed=0):
 
 
 def record(windows, clips=None, scores=None, duration=20.0):
-    return MomentRecord(qid=1, vid="v", query="q", duration=duration, windows=windows,
-                        relevant_clip_ids=clips, saliency_scores=scores)
+    return MomentRecord(
+        qid=1, vid="v", query="q", duration=duration, windows=windows, relevant_clip_ids=clips, saliency_scores=scores
+    )
 
 
 def test_targets_from_windows_and_from_highlight_scores():
@@ -54,8 +55,9 @@ def test_losses_on_hand_computed_cases():
     targets = torch.tensor([1.0, 0.0, 1.0, 0.0])
     sample_of = torch.tensor([0, 0, 1, 1])
     bce = saliency_loss(logits, targets, sample_of, SaliencyConfig(loss="bce"))
-    expected = -np.mean([np.log(1 / (1 + np.exp(-2))), np.log(1 - 1 / (1 + np.exp(1))),
-                         np.log(1 / (1 + np.exp(-0.5))), np.log(0.5)])
+    expected = -np.mean(
+        [np.log(1 / (1 + np.exp(-2))), np.log(1 - 1 / (1 + np.exp(1))), np.log(1 / (1 + np.exp(-0.5))), np.log(0.5)]
+    )
     assert float(bce) == pytest.approx(expected, rel=1e-5)
     # Margin: pairs (0 over 1) and (2 over 3) only, never across samples: relu(1 - 3), relu(1 - 0.5).
     margin = saliency_loss(logits, targets, sample_of, SaliencyConfig(loss="margin", margin=1.0))
@@ -74,7 +76,9 @@ def test_head_trains_with_every_fusion(fusion):
     assert model.saliency_head.proj.weight.grad.abs().sum() > 0
     assert model.language_projection.weight.grad.abs().sum() > 0
     fusion_grads = [p.grad for p in model.fusion.parameters() if p.requires_grad]
-    assert all(g is not None for g in fusion_grads) and (not fusion_grads or sum(g.abs().sum() for g in fusion_grads) > 0)
+    assert all(g is not None for g in fusion_grads) and (
+        not fusion_grads or sum(g.abs().sum() for g in fusion_grads) > 0
+    )
 
 
 def test_head_off_changes_nothing():
@@ -120,8 +124,15 @@ def test_highlight_metrics_of_model_predictions_through_the_task():
     batch = batch_for(model, b=2, t=6)
     rows = MomentRetrievalTask.valid_step(model, batch)
     records = [
-        MomentRecord(qid=q, vid="v", query="q", duration=20.0, windows=list(w),
-                     relevant_clip_ids=[int(w[0][0] // 2)], saliency_scores=[[4, 4, 4]])
+        MomentRecord(
+            qid=q,
+            vid="v",
+            query="q",
+            duration=20.0,
+            windows=list(w),
+            relevant_clip_ids=[int(w[0][0] // 2)],
+            saliency_scores=[[4, 4, 4]],
+        )
         for q, w in zip(batch["qid"], batch["windows"])
     ]
     metrics = MomentRetrievalTask().evaluate(rows, records)
@@ -133,8 +144,9 @@ def test_highlight_metrics_of_model_predictions_through_the_task():
 
 def test_rescoring_ranks_windows_by_the_evidence_inside_them():
     times = [1.0, 3.0, 5.0, 7.0, 9.0]
-    scored = ScoredWindows([[0.0, 2.0, 0.6], [6.0, 8.0, 0.4]], False, frame_times=times,
-                           frame_scores=[0.1, 0.1, 0.1, 0.9, 0.1])
+    scored = ScoredWindows(
+        [[0.0, 2.0, 0.6], [6.0, 8.0, 0.4]], False, frame_times=times, frame_scores=[0.1, 0.1, 0.1, 0.9, 0.1]
+    )
     rescore_windows(scored)
     assert [w[:2] for w in scored.windows] == [[6.0, 8.0], [0.0, 2.0]]
     assert scored.windows[1][2] == pytest.approx(0.6 * 0.1)
@@ -171,8 +183,17 @@ def test_long_video_benchmark_scores_both_rankings(tiny_run, tmp_path, capsys):
     from benchmarks.long_videos import main
 
     # "Long" relative to the tiny run's 8-10 s training videos: each video is several chunks.
-    argv = ["--run-dir", str(tiny_run.run_dir), "--data", str(tmp_path / "long"), "--num-videos", "3",
-            "--seconds", "24", "30"]
+    argv = [
+        "--run-dir",
+        str(tiny_run.run_dir),
+        "--data",
+        str(tmp_path / "long"),
+        "--num-videos",
+        "3",
+        "--seconds",
+        "24",
+        "30",
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["queries"] >= 3 and set(result) >= {"vote", "vote_x_saliency", "short_test"}

@@ -25,7 +25,10 @@ def test_round_trip_keeps_float_windows_and_saliency(tmp_path):
 
 
 def test_repeated_qids_become_unique_in_file_order(tmp_path):
-    rows = [{"video": "A", "qid": "Charades-STA_A", "query": f"q{i}", "duration": 10, "relevant_windows": [[0, 1]]} for i in range(3)]
+    rows = [
+        {"video": "A", "qid": "Charades-STA_A", "query": f"q{i}", "duration": 10, "relevant_windows": [[0, 1]]}
+        for i in range(3)
+    ]
     rows.append({"video": "B", "qid": "Charades-STA_B", "query": "x", "duration": 10, "relevant_windows": [[0, 1]]})
     path = tmp_path / "mrblip.json"
     path.write_text(json.dumps(rows))

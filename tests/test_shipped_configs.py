@@ -11,8 +11,15 @@ EXPERIMENTS = sorted((REPO_ROOT / "configs" / "experiments").rglob("*.yaml"))
 
 def test_there_are_experiments_for_each_dataset():
     names = {p.relative_to(REPO_ROOT / "configs" / "experiments").as_posix() for p in EXPERIMENTS}
-    for expected in ("charades_sta/sms.yaml", "charades_sta/mrblip.yaml", "qvh/sms.yaml", "qvh/mrblip.yaml",
-                     "charades_sta/sms_1gpu.yaml", "qvh/sms_1gpu.yaml", "synthetic/sms_tiny.yaml"):
+    for expected in (
+        "charades_sta/sms.yaml",
+        "charades_sta/mrblip.yaml",
+        "qvh/sms.yaml",
+        "qvh/mrblip.yaml",
+        "charades_sta/sms_1gpu.yaml",
+        "qvh/sms_1gpu.yaml",
+        "synthetic/sms_tiny.yaml",
+    ):
         assert expected in names
 
 

@@ -38,20 +38,36 @@ def slurm(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, body in (
-        ("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL), ("python", FAKE_PYTHON), ("nvidia-smi", FAKE_NVIDIA_SMI)
+        ("srun", FAKE_SRUN),
+        ("scontrol", FAKE_SCONTROL),
+        ("python", FAKE_PYTHON),
+        ("nvidia-smi", FAKE_NVIDIA_SMI),
     ):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "calls.log"
     env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_LOG": str(log),
-        "FAKE_HOSTS": "gpu-node07 gpu-node08", "SLURM_SUBMIT_DIR": str(REPO_ROOT), "SLURM_JOB_ID": "4242",
-        "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "gpu-node[07-08]", "SLURM_GPUS_ON_NODE": "4",
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "FAKE_LOG": str(log),
+        "FAKE_HOSTS": "gpu-node07 gpu-node08",
+        "SLURM_SUBMIT_DIR": str(REPO_ROOT),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_NODELIST": "gpu-node[07-08]",
+        "SLURM_GPUS_ON_NODE": "4",
     }
 
     def run(script: str, *args: str, **extra: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-        done = subprocess.run(["bash", str(REPO_ROOT / script), *args], env={**env, **extra}, cwd=tmp_path,
-                              check=False, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["bash", str(REPO_ROOT / script), *args],
+            env={**env, **extra},
+            cwd=tmp_path,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return done, log.read_text().splitlines() if log.exists() else []
 
     return run
@@ -77,8 +93,9 @@ def test_train_sbatch_starts_one_torchrun_per_node(slurm):
 
 
 def test_user_settings_win_over_slurm_defaults(slurm):
-    done, calls = slurm("run_scripts/slurm/train.sbatch", NPROC="2", MASTER_PORT="12345",
-                        CFG="configs/experiments/qvh/sms.yaml")
+    done, calls = slurm(
+        "run_scripts/slurm/train.sbatch", NPROC="2", MASTER_PORT="12345", CFG="configs/experiments/qvh/sms.yaml"
+    )
     assert done.returncode == 0, done.stderr
     for command in torchrun_commands(calls):
         assert "--master_port=12345 --nproc_per_node=2" in command
@@ -93,12 +110,16 @@ def test_without_gpus_per_node_the_launcher_counts_them(slurm):
 
 
 def test_eval_sbatch_passes_the_checkpoint(slurm):
-    done, calls = slurm("run_scripts/slurm/eval.sbatch", CKPT="runs/sms/checkpoint_best.pt", SLURM_NNODES="1",
-                        FAKE_HOSTS="gpu-node07")
+    done, calls = slurm(
+        "run_scripts/slurm/eval.sbatch", CKPT="runs/sms/checkpoint_best.pt", SLURM_NNODES="1", FAKE_HOSTS="gpu-node07"
+    )
     assert done.returncode == 0, done.stderr
     (command,) = torchrun_commands(calls)
-    assert re.search(r"--standalone --nnodes=1 --nproc_per_node=4 -m lavis.evaluate .*"
-                     r"--options run.resume_ckpt_path=runs/sms/checkpoint_best.pt$", command), command
+    assert re.search(
+        r"--standalone --nnodes=1 --nproc_per_node=4 -m lavis.evaluate .*"
+        r"--options run.resume_ckpt_path=runs/sms/checkpoint_best.pt$",
+        command,
+    ), command
 
 
 @pytest.mark.parametrize(
@@ -130,7 +151,11 @@ def test_scripts_are_executable():
 def test_the_default_allocation_trains_at_the_published_global_batch():
     from lavis.common.config import load_experiment
 
-    header = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", (REPO_ROOT / "run_scripts/slurm/train.sbatch").read_text(), re.MULTILINE))
+    header = dict(
+        re.findall(
+            r"^#SBATCH --([\w-]+)=(\S+)", (REPO_ROOT / "run_scripts/slurm/train.sbatch").read_text(), re.MULTILINE
+        )
+    )
     run = load_experiment(REPO_ROOT / "configs/experiments/charades_sta/sms.yaml").run
     processes = int(header["nodes"]) * int(header["gpus-per-node"])
     assert int(header["ntasks-per-node"]) == 1  # one torchrun per node, which starts a process per GPU

@@ -53,8 +53,17 @@ def test_submission_from_the_runs_predictions(tiny_run, tmp_path, capsys):
     assert saved["brief"]["MR-full-mAP"] == run_metrics["brief"]["MR-full-mAP"]
     assert saved["brief"]["HL-min-VeryGood-mAP"] == run_metrics["brief"]["HL-min-VeryGood-mAP"]  # highlights scored
     for split in ("val", "test"):  # the project's evaluator accepts the files as they are
-        assert mr_eval_main(["--submission_path", str(out / f"hl_{split}_submission.jsonl"),
-                             "--gt_path", str(tiny_run.data / f"{split}.jsonl")]) == 0
+        assert (
+            mr_eval_main(
+                [
+                    "--submission_path",
+                    str(out / f"hl_{split}_submission.jsonl"),
+                    "--gt_path",
+                    str(tiny_run.data / f"{split}.jsonl"),
+                ]
+            )
+            == 0
+        )
 
 
 def test_queries_without_a_prediction_are_predicted_with_the_runs_model(tiny_run, tmp_path):
@@ -83,18 +92,35 @@ def test_the_qvhighlights_release_files_and_test_labels(shared_data, tiny_run, t
     # the submission must leave out.
     for split, source in (("val", "highlight_val_release.jsonl"), ("test", "highlight_test_with_gt.jsonl")):
         records = load_annotations(qvh / source)
-        preds = [{"qid": r.qid, "query": r.query, "vid": r.vid, "invalid": False, "pred_text": "",
-                  "pred_relevant_windows": [[s, e, 1.0 - 0.01 * k] for k, (s, e) in enumerate(r.windows)]}
-                 for r in reversed(records)]
+        preds = [
+            {
+                "qid": r.qid,
+                "query": r.query,
+                "vid": r.vid,
+                "invalid": False,
+                "pred_text": "",
+                "pred_relevant_windows": [[s, e, 1.0 - 0.01 * k] for k, (s, e) in enumerate(r.windows)],
+            }
+            for r in reversed(records)
+        ]
         preds.append({"qid": -1, "pred_relevant_windows": [[0, 1, 1.0]]})
         (run / f"preds_{split}.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
-    argv = ["--run-dir", str(run), "--val-ann", str(qvh / "highlight_val_release.jsonl"),
-            "--test-ann", str(qvh / "highlight_test_release.jsonl"),
-            "--test-gt", str(qvh / "highlight_test_with_gt.jsonl")]
+    argv = [
+        "--run-dir",
+        str(run),
+        "--val-ann",
+        str(qvh / "highlight_val_release.jsonl"),
+        "--test-ann",
+        str(qvh / "highlight_test_release.jsonl"),
+        "--test-gt",
+        str(qvh / "highlight_test_with_gt.jsonl"),
+    ]
     assert submission_main(argv) == 0
     out = run / "submission"
-    release = {"val": load_annotations(qvh / "highlight_val_release.jsonl"),
-               "test": load_annotations(qvh / "highlight_test_release.jsonl", allow_no_windows=True)}
+    release = {
+        "val": load_annotations(qvh / "highlight_val_release.jsonl"),
+        "test": load_annotations(qvh / "highlight_test_release.jsonl", allow_no_windows=True),
+    }
     check_files(out, {s: [r.qid for r in rs] for s, rs in release.items()})
     assert len(release["test"]) == 1542
     saved = json.loads((out / "metrics_test.json").read_text())
@@ -102,8 +128,17 @@ def test_the_qvhighlights_release_files_and_test_labels(shared_data, tiny_run, t
     # Labels as predictions: every top window is right (mAP caps at 10 windows per query, a few have more).
     assert saved["brief"]["MR-full-R1@0.7"] == 100.0 and saved["brief"]["MR-full-mAP"] > 99.0
     assert "TEST split, scored against" in capsys.readouterr().out
-    assert mr_eval_main(["--submission_path", str(out / "hl_test_submission.jsonl"),
-                         "--gt_path", str(qvh / "highlight_test_with_gt.jsonl")]) == 0
+    assert (
+        mr_eval_main(
+            [
+                "--submission_path",
+                str(out / "hl_test_submission.jsonl"),
+                "--gt_path",
+                str(qvh / "highlight_test_with_gt.jsonl"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_bad_input_is_one_clear_line_and_exit_2(tiny_run, tmp_path, capsys):

@@ -47,7 +47,9 @@ def test_complete_output_is_reused_not_reencoded(dataset):
     stamp = video.stat().st_mtime_ns
     assert generate_dataset(out, num_videos=6, seed=5, spec=SPEC) == paths
     assert video.stat().st_mtime_ns == stamp
-    assert json.loads((out / "meta.json").read_text())["queries"] == {s: len(load_annotations(p)) for s, p in paths.items()}
+    assert json.loads((out / "meta.json").read_text())["queries"] == {
+        s: len(load_annotations(p)) for s, p in paths.items()
+    }
 
 
 def test_splits_are_disjoint_by_video_and_records_valid(dataset):
@@ -61,7 +63,7 @@ def test_splits_are_disjoint_by_video_and_records_valid(dataset):
     for record in everything:
         assert record.kind in ("visual", "audio", "audio_visual") and len(record.windows) == 1
         start, end = record.windows[0]
-        assert 0 <= start and 2 <= end - start <= 5 and end <= record.duration
+        assert start >= 0 and 2 <= end - start <= 5 and end <= record.duration
         assert 12 <= record.duration <= 16 and (out / "videos" / record.video_file).is_file()
     per_video = Counter((r.vid, r.query) for r in everything)
     assert max(per_video.values()) == 1  # no two events of a video share a description
@@ -116,9 +118,36 @@ def test_plan_keeps_descriptions_unique_and_audio_only_events_common():
 
 def test_cli_makes_benchmark_style_files(tmp_path):
     out = tmp_path / "bench"
-    args = ["--out", str(out), "--num-videos", "3", "--seed", "1", "--width", "96", "--height", "64",
-            "--fps", "30", "--duration", "6", "--sample-rate", "48000", "--gop", "60", "--max-event-len", "3",
-            "--workers", "1", "--shape-size", "0.6", "0.7", "--background-levels", "100", "120"]
+    args = [
+        "--out",
+        str(out),
+        "--num-videos",
+        "3",
+        "--seed",
+        "1",
+        "--width",
+        "96",
+        "--height",
+        "64",
+        "--fps",
+        "30",
+        "--duration",
+        "6",
+        "--sample-rate",
+        "48000",
+        "--gop",
+        "60",
+        "--max-event-len",
+        "3",
+        "--workers",
+        "1",
+        "--shape-size",
+        "0.6",
+        "0.7",
+        "--background-levels",
+        "100",
+        "120",
+    ]
     assert main(args) == 0
     spec = json.loads((out / "meta.json").read_text())["spec"]
     assert (spec["shape_size"], spec["background_levels"]) == ([0.6, 0.7], [100.0, 120.0])

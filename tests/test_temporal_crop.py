@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from av_media import make_video
+
 from lavis.common.config import load_experiment
 from lavis.common.typed import ConfigError
 from lavis.datasets.audio_features import AudioClipConfig
@@ -20,12 +20,15 @@ def draws(windows, duration, cfg=ALWAYS, n=400, seed=0):
     return [draw_crop(windows, duration, cfg, rng) for _ in range(n)]
 
 
-@pytest.mark.parametrize("windows,duration", [
-    ([(6.0, 8.0)], 24.125),
-    ([(0.0, 3.0)], 20.0),
-    ([(2.5, 4.5), (10.0, 12.0)], 30.0),  # QVHighlights: every window stays inside the crop
-    ([(20.0, 24.125)], 24.125),  # the moment runs to the video's end
-])
+@pytest.mark.parametrize(
+    "windows,duration",
+    [
+        ([(6.0, 8.0)], 24.125),
+        ([(0.0, 3.0)], 20.0),
+        ([(2.5, 4.5), (10.0, 12.0)], 30.0),  # QVHighlights: every window stays inside the crop
+        ([(20.0, 24.125)], 24.125),  # the moment runs to the video's end
+    ],
+)
 def test_every_crop_holds_the_moment_on_whole_seconds_and_is_long_enough(windows, duration):
     crops = [c for c in draws(windows, duration) if c is not None]
     assert len(crops) > 300  # almost always a crop fits
@@ -55,7 +58,15 @@ def sample(times, duration=10.0, windows=((3.0, 5.0),)):
     pixels = torch.arange(t, dtype=torch.float32).view(t, 1, 1, 1).expand(t, 3, 2, 2).clone()
     mel = torch.arange(t, dtype=torch.float32).view(t, 1, 1).expand(t, 4, 2).clone()
     tensors = frame_tensors(pixels, np.asarray(times), 8, mel, np.ones(t, dtype=bool))
-    return {**tensors, "duration": duration, "windows": list(windows), "query": "q", "qid": "a", "vid": "v", "kind": None}
+    return {
+        **tensors,
+        "duration": duration,
+        "windows": list(windows),
+        "query": "q",
+        "qid": "a",
+        "vid": "v",
+        "kind": None,
+    }
 
 
 def test_a_crop_keeps_the_frames_inside_and_shifts_times_windows_and_duration():
@@ -82,21 +93,37 @@ def test_maybe_crop_is_reproducible_from_the_generator():
 def test_the_train_split_of_a_dataset_crops_and_evaluation_does_not(tmp_path):
     make_video(tmp_path / "v.mp4", num_frames=100, square_frames=range(40, 50), tone=(4.0, 5.0))  # 10 s
     rec = MomentRecord(qid="a", vid="v", query="when?", duration=10.0, windows=[(4.0, 5.0)])
-    audio = AudioClipConfig(sampling_rate=16000, clip_len=0.5, n_mels=16, hop_length=160, fft_window_size=256,
-                        max_length_s=1, frequency_min=0.0, frequency_max=8000.0)
+    audio = AudioClipConfig(
+        sampling_rate=16000,
+        clip_len=0.5,
+        n_mels=16,
+        hop_length=160,
+        fft_window_size=256,
+        max_length_s=1,
+        frequency_min=0.0,
+        frequency_max=8000.0,
+    )
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=32))
 
     def build(train):
-        return MomentRetrievalDataset([rec], tmp_path, processor, num_frames=10, audio=audio, train=train,
-                                      cache_decoded=True, temporal_crop=ALWAYS)
+        return MomentRetrievalDataset(
+            [rec],
+            tmp_path,
+            processor,
+            num_frames=10,
+            audio=audio,
+            train=train,
+            cache_decoded=True,
+            temporal_crop=ALWAYS,
+        )
 
     train = build(True)
     seen = set()
     for epoch in range(20):
         train.set_epoch(epoch)
         s = train[0]
-        (start, end), = s["windows"]
-        assert end - start == 1.0 and 0 <= start and end <= s["duration"] <= 10.0
+        ((start, end),) = s["windows"]
+        assert end - start == 1.0 and start >= 0 and end <= s["duration"] <= 10.0
         shown = s["timestamps"][s["frame_mask"]]
         assert shown.min() >= 0 and shown.max() < s["duration"]
         # The square is still on the frames of the moment, wherever the crop put it.

@@ -2,8 +2,8 @@ import torch
 from safetensors.torch import save_file
 
 from lavis.models.blip2_mr.checkpoint import FORMAT_KEY, load_weights, save_weights
-from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.model_config import model_config
 from lavis.runners.config import RunConfig
 from lavis.runners.strategies import SingleDevice
@@ -12,7 +12,9 @@ from lavis.runners.strategies import SingleDevice
 def trained_tiny(seed):
     torch.manual_seed(seed)
     model = Blip2MR.from_config(model_config("blip2_mr", "tiny"))
-    batch = random_batch(model.cfg, batch_size=2, num_frames=4, audio_frames=101, generator=torch.Generator().manual_seed(1))
+    batch = random_batch(
+        model.cfg, batch_size=2, num_frames=4, audio_frames=101, generator=torch.Generator().manual_seed(1)
+    )
     model.train()
     with torch.no_grad():
         for _ in range(3):  # train-mode forwards move the CLAP tower's BatchNorm statistics
@@ -39,7 +41,9 @@ def test_a_reloaded_model_hears_and_sees_what_the_trained_one_did(tmp_path):
 def test_a_checkpoint_without_statistics_still_loads_with_a_warning(caplog, tmp_path):
     model, _ = trained_tiny(seed=0)
     strategy = SingleDevice(RunConfig(device="cpu", amp="off"))
-    state = {k: v for k, v in strategy.trainable_state_dict(model).items() if "running_" not in k and "num_batches" not in k}
+    state = {
+        k: v for k, v in strategy.trainable_state_dict(model).items() if "running_" not in k and "num_batches" not in k
+    }
     strategy.load_trainable_state_dict(trained_tiny(seed=1)[0], dict(state))  # (torch fills the dict it gets)
     assert "checkpoint has no running statistics" in caplog.text
 

@@ -1,8 +1,8 @@
 import av
 import numpy as np
 import pytest
-
 from av_media import BRIGHT, DARK, make_late_video, make_video, remux_faststart, square_brightness
+
 from lavis.datasets.video_io import VideoDecodeError, read_frames, sample_frame_indices
 
 
@@ -100,8 +100,12 @@ def test_unreadable_files_raise_a_clear_error(tmp_path, square_video, kind):
             frame.sample_rate = 16000
             container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
-    expected = {"missing": "not found", "empty": "empty file", "audio_only": "no video stream",
-                "truncated_indexed": "truncated file: its index lists 60 video frames"}
+    expected = {
+        "missing": "not found",
+        "empty": "empty file",
+        "audio_only": "no video stream",
+        "truncated_indexed": "truncated file: its index lists 60 video frames",
+    }
     with pytest.raises(VideoDecodeError, match=expected.get(kind, "cannot open")) as err:
         read_frames(path, 4, "pyav")
     assert str(path) in str(err.value)

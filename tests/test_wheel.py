@@ -23,30 +23,57 @@ def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("wheel")
     # Build from a clean copy: setuptools reuses a build/ folder, which could hide a missing file.
     source = work / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "data", "checkpoints", "tests", "docs"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "data", "checkpoints", "tests", "docs"
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work / "dist"),
-         str(source)], check=True, capture_output=True, cwd=work,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(work / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=work,
     )
     [wheel] = (work / "dist").glob("*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # Third-party packages only: a .pth line is a bare path, so the editable finder of this
     # project (itself started from a .pth in that folder) is not run.
     Path(site, "borrowed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
-                    str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     return python, venv / "bin"
 
 
 def test_the_package_and_its_configs_come_from_the_wheel(installed, tmp_path):
     python, _ = installed
-    code = ("import lavis, lavis.common.config as c; print(lavis.__file__); "
-            "print(c.resolve_path('configs/models/blip2_mr_tiny.yaml'))")
+    code = (
+        "import lavis, lavis.common.config as c; print(lavis.__file__); "
+        "print(c.resolve_path('configs/models/blip2_mr_tiny.yaml'))"
+    )
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path).stdout.split()
     site = str(python.parents[1])
     assert out[0].startswith(site) and out[1].startswith(site) and Path(out[1]).is_file()
@@ -56,7 +83,9 @@ def test_inspect_model_runs_outside_the_repo(installed, tmp_path):
     python, _ = installed
     done = subprocess.run(
         [python, "-m", "lavis.inspect_model", "--cfg-path", "configs/experiments/synthetic/sms_tiny.yaml", "--meta"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -71,7 +100,9 @@ def test_the_evaluator_console_script_runs(installed, tmp_path):
     (tmp_path / "pred.jsonl").write_text(json.dumps(pred) + "\n")
     done = subprocess.run(
         [bindir / "lavis-mr-eval", "--submission_path", "pred.jsonl", "--gt_path", "gt.jsonl", "--save_path", "m.json"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "m.json").read_text())["brief"]["MR-full-R1@0.5"] == 100.0

@@ -15,8 +15,9 @@ dataset's inputs against its config (``lavis/common/inputs.py``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from omegaconf import OmegaConf
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from lavis.common.errors import UserError
 
 T = TypeVar("T")
@@ -78,8 +80,7 @@ class Registry:
             # Re-importing the same module (e.g. reload) is not a duplicate.
             if existing is not None and _qualname(existing) != _qualname(obj):
                 raise RegistryError(
-                    f"{kind} name {name!r} is registered twice: by {_qualname(existing)} "
-                    f"and by {_qualname(obj)}"
+                    f"{kind} name {name!r} is registered twice: by {_qualname(existing)} and by {_qualname(obj)}"
                 )
             table[name] = obj
             return obj
@@ -93,9 +94,7 @@ class Registry:
         try:
             return self._entries[kind][name]
         except KeyError:
-            raise RegistryError(
-                f"unknown {kind} {name!r}; registered {kind}s: {self.names(kind)}"
-            ) from None
+            raise RegistryError(f"unknown {kind} {name!r}; registered {kind}s: {self.names(kind)}") from None
 
     def names(self, kind: str) -> list[str]:
         self._check_kind(kind)
@@ -106,7 +105,7 @@ class Registry:
     def __getattr__(self, attr: str) -> Callable[..., Any]:
         for prefix, method in (("register_", self.register), ("get_", self.get)):
             if attr.startswith(prefix):
-                kind = attr[len(prefix):]
+                kind = attr[len(prefix) :]
                 if kind.endswith("_class"):
                     kind = kind[: -len("_class")]
                 if kind in self._entries:

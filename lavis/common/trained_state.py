@@ -58,8 +58,13 @@ def warn_missing_buffers(model: nn.Module, keys: Iterable[str], source: str) -> 
     """Warn when ``keys`` (a checkpoint's) lack trained buffers the model has."""
     stale = sorted(trained_buffer_names(model) - set(keys))
     if stale:
-        logger.warning("%s has no running statistics for %d buffers (%s...): the model's current values stay; "
-                       "predictions can differ from the run's own evaluation", source, len(stale), stale[0])
+        logger.warning(
+            "%s has no running statistics for %d buffers (%s...): the model's current values stay; "
+            "predictions can differ from the run's own evaluation",
+            source,
+            len(stale),
+            stale[0],
+        )
 
 
 def lora_targets(keys: Iterable[str]) -> set[str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Literal, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Literal, Union
+
 from lavis.common.errors import UserError
 
 Provenance = Mapping[str, str]  # dotted key path -> where its value came from
@@ -36,7 +38,7 @@ def _blame(path: str, message: str, provenance: Provenance | None, default_sourc
     """For a check across fields (``__post_init__``): the source of a key the message names."""
     prefix = f"{path}." if path else ""
     for key, where in (provenance or {}).items():
-        leaf = key[len(prefix):] if key.startswith(prefix) else None
+        leaf = key[len(prefix) :] if key.startswith(prefix) else None
         if leaf and "." not in leaf and leaf in message:
             return where
     return default_source
@@ -56,8 +58,7 @@ def check_keys(cls: type, data: Mapping[str, Any], source: str, path: str = "") 
         key_path = f"{path}.{key}" if path else str(key)
         if key not in types_:
             raise ConfigError(
-                f"{source}: unknown key '{key_path}'; valid keys under "
-                f"'{path or '<top>'}': {sorted(types_)}"
+                f"{source}: unknown key '{key_path}'; valid keys under '{path or '<top>'}': {sorted(types_)}"
             )
         sub = _dataclass_in(types_[key])
         if sub is not None and isinstance(value, Mapping):
@@ -85,9 +86,7 @@ def from_dict(
     """Build dataclass ``cls`` from ``data``; missing keys take the dataclass defaults."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{_where(path, provenance, source)}: '{path}' must be a mapping, got {data!r}"
-        )
+        raise ConfigError(f"{_where(path, provenance, source)}: '{path}' must be a mapping, got {data!r}")
     types_ = field_types(cls)
     kwargs = {}
     for key, value in data.items():
@@ -101,9 +100,7 @@ def from_dict(
     missing = [
         f.name
         for f in dataclasses.fields(cls)
-        if f.name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
         where = f"'{path}'" if path else "the top level"
@@ -119,8 +116,7 @@ def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance 
 
     def fail(expected: str) -> ConfigError:
         return ConfigError(
-            f"{_where(path, provenance, source)}: '{path}' must be {expected}, "
-            f"got {value!r} ({type(value).__name__})"
+            f"{_where(path, provenance, source)}: '{path}' must be {expected}, got {value!r} ({type(value).__name__})"
         )
 
     if tp is Any:

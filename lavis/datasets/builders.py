@@ -179,7 +179,9 @@ class MomentRetrievalBuilder:
                 datasets[split] = MomentRetrievalDataset(
                     records,
                     video_root,
-                    build_processor(cfg.vis_processor.train if is_train else cfg.vis_processor.eval, f"vis_processor.{split}"),
+                    build_processor(
+                        cfg.vis_processor.train if is_train else cfg.vis_processor.eval, f"vis_processor.{split}"
+                    ),
                     num_frames=cfg.num_frames,
                     audio=cfg.audio,
                     video_backend=cfg.video_backend,

@@ -52,9 +52,6 @@ class CachedFeatureDataset(EpochDataset):
         self.seed = seed
         self.temporal_crop = temporal_crop or TemporalCropConfig()  # train split only
 
-
-
-
     def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
         record = self.records[index]
         if record.vid not in self.cache:
@@ -68,7 +65,10 @@ class CachedFeatureDataset(EpochDataset):
         if self.train:
             generator = np.random.default_rng([self.seed, self.epoch, index])
             view = int(generator.integers(self.cache.num_views(record.vid)))
-        sample = {**labelled_sample(self.cache.read(record.vid, view), record), "feature_key": self.cache.meta.frozen_key}
+        sample = {
+            **labelled_sample(self.cache.read(record.vid, view), record),
+            "feature_key": self.cache.meta.frozen_key,
+        }
         return maybe_crop(sample, self.temporal_crop, generator) if generator is not None else sample
 
 

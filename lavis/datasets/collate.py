@@ -34,7 +34,13 @@ from lavis.datasets.saliency_targets import frame_relevance
 from lavis.datasets.schema import MomentRecord
 
 FRAME_KEYS = (  # [T, ...]; a key absent from the samples is absent from the batch
-    "video", "frame_mask", "timestamps", "audio_features", "audio_mask", "qformer_tokens", "audio_embeds",
+    "video",
+    "frame_mask",
+    "timestamps",
+    "audio_features",
+    "audio_mask",
+    "qformer_tokens",
+    "audio_embeds",
     "saliency_targets",
 )
 LIST_KEYS = ("query", "qid", "vid", "kind", "windows")

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
 from lavis.common.errors import UserError
 
 FORMAT_VERSION = 1
@@ -86,7 +87,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_shard(
-    root: Path, index: int, tensors: dict[str, torch.Tensor], rows: list[tuple[str, int]], failed: dict[str, str],
+    root: Path,
+    index: int,
+    tensors: dict[str, torch.Tensor],
+    rows: list[tuple[str, int]],
+    failed: dict[str, str],
     plan: str,
 ) -> ShardEntry:
     """Write shard ``index`` (tensors stacked over ``rows``) and its sidecar, each atomically
@@ -189,7 +194,7 @@ class FeatureCache:
             )
         try:
             with safe_open(str(path), framework="pt") as f:
-                found = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}
+                found = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
         except Exception as err:  # safetensors raises its own error types for a bad header
             raise FeatureCacheError(f"{path}: unreadable shard ({err})") from None
         n = len(shard.rows)

@@ -15,8 +15,9 @@ YAML (LAVIS layout, under a dataset)::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -79,7 +80,7 @@ class BlipVideoEvalProcessor:
         self.std = torch.tensor(self.cfg.std, dtype=torch.float32).view(1, 3, 1, 1)
 
     @classmethod
-    def from_config(cls, cfg: VideoEvalProcessorConfig | None = None) -> "BlipVideoEvalProcessor":
+    def from_config(cls, cfg: VideoEvalProcessorConfig | None = None) -> BlipVideoEvalProcessor:
         return cls(cfg)
 
     def _resize_normalize(self, frames: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,11 @@ import json
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Optional, Union
+
 from lavis.common.errors import InputError, UserError
 from lavis.common.files import read_text
 
@@ -69,8 +71,16 @@ class MomentRecord:
 
 
 _KNOWN_KEYS = {
-    "qid", "vid", "video", "query", "duration", "relevant_windows",
-    "relevant_clip_ids", "saliency_scores", "video_file", "kind",
+    "qid",
+    "vid",
+    "video",
+    "query",
+    "duration",
+    "relevant_windows",
+    "relevant_clip_ids",
+    "saliency_scores",
+    "video_file",
+    "kind",
 }
 
 
@@ -116,9 +126,7 @@ def record_from_json(obj: Any, where: str, allow_no_windows: bool = False) -> Mo
     clip_ids = obj.get("relevant_clip_ids")
     scores = obj.get("saliency_scores")
     if scores is not None and (clip_ids is None or len(scores) != len(clip_ids)):
-        raise AnnotationError(
-            f"{where} (qid {qid}): saliency_scores needs one entry per relevant_clip_ids entry"
-        )
+        raise AnnotationError(f"{where} (qid {qid}): saliency_scores needs one entry per relevant_clip_ids entry")
     return MomentRecord(
         qid=qid,
         vid=vid,
@@ -166,7 +174,9 @@ def make_qids_unique(records: list[MomentRecord], source: str) -> list[MomentRec
     logger.warning(
         "%s: %d qids are shared by several queries (%d records); renaming every qid to "
         "'<qid>#<k>' (k = order within the file) so each query is counted once",
-        source, repeated, len(records),
+        source,
+        repeated,
+        len(records),
     )
     seen: Counter = Counter()
     for record in records:

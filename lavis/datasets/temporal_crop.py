@@ -17,8 +17,9 @@ embeddings), since both carry their per-frame tensors under ``collate.FRAME_KEYS
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch

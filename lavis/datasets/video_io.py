@@ -27,6 +27,7 @@ from typing import Literal, Optional
 
 import av
 import numpy as np
+
 from lavis.common.errors import UserError
 
 VideoBackend = Literal["pyav", "decord"]
@@ -91,8 +92,11 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def _decode_targets(
-    path: Path, container: av.container.InputContainer, stream: av.VideoStream,
-    targets: np.ndarray, keyframes: np.ndarray,
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    targets: np.ndarray,
+    keyframes: np.ndarray,
 ) -> tuple[list[av.VideoFrame], int]:
     """The frames whose pts are ``targets`` (increasing), by seek + forward decoding, and the
     number of frames decoded on the way.
@@ -167,7 +171,7 @@ class FrameSource:
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -209,8 +213,7 @@ class _PyAVSource(FrameSource):
         # clear shortfall counts.
         if stream.frames and len(pts) < TRUNCATED_FRACTION * stream.frames:
             raise VideoDecodeError(
-                f"{path}: truncated file: its index lists {stream.frames} video frames, "
-                f"only {len(pts)} can be read"
+                f"{path}: truncated file: its index lists {stream.frames} video frames, only {len(pts)} can be read"
             )
         self.all_pts = np.sort(np.asarray(pts, dtype=np.int64))
         self.keyframes = np.sort(np.asarray(keyframe_pts or [self.all_pts[0]], dtype=np.int64))

@@ -36,7 +36,9 @@ def windows_outside(records: list[MomentRecord]) -> list[str]:
     return [_describe(r, w) for r in records for w in r.windows if w[0] < 0 or w[1] > r.duration]
 
 
-def repair_windows(records: list[MomentRecord], source: str, strict: bool, change: bool) -> tuple[list[MomentRecord], WindowRepairs]:
+def repair_windows(
+    records: list[MomentRecord], source: str, strict: bool, change: bool
+) -> tuple[list[MomentRecord], WindowRepairs]:
     """Check every window against its video (module doc). ``change``: clip/drop (training);
     otherwise only count and warn. ``strict``: raise ``AnnotationError`` on the first one."""
     repairs = WindowRepairs()
@@ -44,9 +46,16 @@ def repair_windows(records: list[MomentRecord], source: str, strict: bool, chang
     if not outside:
         return records, repairs
     if strict:
-        raise AnnotationError(f"{source}: {len(outside)} window(s) outside their video, e.g. {outside[0]} (strict: true)")
+        raise AnnotationError(
+            f"{source}: {len(outside)} window(s) outside their video, e.g. {outside[0]} (strict: true)"
+        )
     if not change:
-        logger.warning("%s: %d window(s) outside their video, scored as given, e.g. %s", source, len(outside), "; ".join(outside[:SHOWN]))
+        logger.warning(
+            "%s: %d window(s) outside their video, scored as given, e.g. %s",
+            source,
+            len(outside),
+            "; ".join(outside[:SHOWN]),
+        )
         return records, repairs
     kept = []
     for record in records:
@@ -67,6 +76,11 @@ def repair_windows(records: list[MomentRecord], source: str, strict: bool, chang
     logger.warning(
         "%s: %d window(s) outside their video: %d clipped to [0, duration], %d dropped (%d record(s) left without "
         "a window dropped), e.g. %s; set the dataset's strict: true to refuse them",
-        source, len(outside), repairs.clipped, repairs.dropped, repairs.dropped_records, "; ".join(repairs.examples),
+        source,
+        len(outside),
+        repairs.clipped,
+        repairs.dropped,
+        repairs.dropped_records,
+        "; ".join(repairs.examples),
     )
     return kept, repairs

@@ -21,8 +21,8 @@ from typing import Any, Literal, Optional
 
 from lavis.common.build import build_model
 from lavis.common.config import ExperimentConfig, load_experiment
-from lavis.common.weights_file import read_trained_weights, read_training_checkpoint, weights_metadata
 from lavis.common.errors import InputError
+from lavis.common.weights_file import read_trained_weights, read_training_checkpoint, weights_metadata
 from lavis.datasets.schema import AnnotationError, read_annotations
 from lavis.runners.checkpoint import BEST_NAME, latest_checkpoint
 from lavis.runners.strategies import SingleDevice

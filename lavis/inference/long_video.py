@@ -18,8 +18,8 @@ The frames' relevance is merged onto the video's clock too (``merge_frame_releva
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from lavis.common.windows import temporal_iou
 

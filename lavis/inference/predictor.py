@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -37,9 +38,9 @@ from lavis.inference.loading import Device, LoadedRun, data_section, load_run, t
 from lavis.inference.long_video import merge_chunk_windows, merge_frame_relevance, to_video_clock
 from lavis.inference.timeline import draw_timeline, loudness_db
 from lavis.inference.video import ChunkedVideo, VideoReader
-from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
 from lavis.tasks.metrics_mr import top1_iou
+from lavis.tasks.moment_retrieval import MomentRetrievalTask
 
 logger = logging.getLogger(__name__)
 
@@ -86,30 +87,43 @@ class Predictor:
     ``predict(batch) -> list[ScoredWindows]`` over the batch dict of ``lavis.datasets.collate``."""
 
     def __init__(
-        self, model: Any, reader: VideoReader, span: float, settings: PredictConfig, info: dict[str, Any],
-        max_windows: int, device: torch.device = torch.device("cpu"),
+        self,
+        model: Any,
+        reader: VideoReader,
+        span: float,
+        settings: PredictConfig,
+        info: dict[str, Any],
+        max_windows: int,
+        device: torch.device = torch.device("cpu"),
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ):
         self.model, self.reader, self.span, self.settings = model, reader, span, settings
         self.info, self.max_windows, self.device, self.autocast = info, max_windows, device, autocast
 
     @classmethod
-    def from_run(cls, run: LoadedRun, settings: PredictConfig) -> "Predictor":
+    def from_run(cls, run: LoadedRun, settings: PredictConfig) -> Predictor:
         name, section = data_section(run.cfg)
         processor = build_processor(section.vis_processor.eval, f"datasets.{name}.vis_processor.eval")
         reader = VideoReader(section.num_frames, processor, section.audio, section.video_backend, section.with_audio)
         span = settings.span or training_span(run.cfg)
         if span is None:
             span = DEFAULT_SPAN_S
-            logger.warning("the run's training annotations are not readable here; using a %.0f s span "
-                           "(pass span= / --span for the length of the videos it was trained on)", span)
+            logger.warning(
+                "the run's training annotations are not readable here; using a %.0f s span "
+                "(pass span= / --span for the length of the videos it was trained on)",
+                span,
+            )
         max_windows = run.cfg.model.generation.max_windows
         strategy = run.strategy
         return cls(run.model, reader, float(span), settings, run.info, max_windows, strategy.device, strategy.autocast)
 
     def predict(
-        self, video: str | Path, queries: str | Sequence[str], gt: Optional[Sequence[Optional[GroundTruth]]] = None,
-        timeline_dir: str | Path | None = None, names: Optional[Sequence[str]] = None,
+        self,
+        video: str | Path,
+        queries: str | Sequence[str],
+        gt: Optional[Sequence[Optional[GroundTruth]]] = None,
+        timeline_dir: str | Path | None = None,
+        names: Optional[Sequence[str]] = None,
     ) -> list[dict[str, Any]]:
         """One result dict per query (see the module doc). ``gt``: per query ``[[s, e], ...]`` or
         None; ``timeline_dir``: write ``<name>.png`` per query there (``names`` default to
@@ -133,9 +147,17 @@ class Predictor:
     def _run_model(self, decoded: ChunkedVideo, queries: list[str]) -> list[list[Any]]:
         """Per query, per chunk: the model's ``ScoredWindows`` (chunk-relative seconds)."""
         samples = [
-            {**c.tensors, "duration": c.chunk.length, "query": q, "qid": f"{qi}:{ci}",
-             "vid": decoded.path.stem, "kind": None, "windows": []}
-            for qi, q in enumerate(queries) for ci, c in enumerate(decoded.chunks)
+            {
+                **c.tensors,
+                "duration": c.chunk.length,
+                "query": q,
+                "qid": f"{qi}:{ci}",
+                "vid": decoded.path.stem,
+                "kind": None,
+                "windows": [],
+            }
+            for qi, q in enumerate(queries)
+            for ci, c in enumerate(decoded.chunks)
         ]
         outputs = []
         for start in range(0, len(samples), self.settings.batch_size):
@@ -154,16 +176,28 @@ class Predictor:
         else:
             windows = merge_chunk_windows(local, chunks, self.settings.nms_iou, self.max_windows)
         per_chunk = [
-            {"start": c.start, "end": c.end, "text": s.texts[0] if s.texts else "", "invalid": bool(s.invalid),
-             "windows": to_video_clock(s.windows, c)}
+            {
+                "start": c.start,
+                "end": c.end,
+                "text": s.texts[0] if s.texts else "",
+                "invalid": bool(s.invalid),
+                "windows": to_video_clock(s.windows, c),
+            }
             for c, s in zip(chunks, scored)
         ]
         # The text of the chunk that gave the best window (the only chunk for a short video).
         source = next((p for p in per_chunk if windows and windows[0] in p["windows"]), per_chunk[0])
         result = {
-            "video": str(video), "query": query, "duration": decoded.duration, "windows": windows,
-            "text": source["text"], "invalid": all(p["invalid"] for p in per_chunk), "audio": decoded.has_audio,
-            "span": self.span, "chunks": per_chunk, "model": dict(self.info),
+            "video": str(video),
+            "query": query,
+            "duration": decoded.duration,
+            "windows": windows,
+            "text": source["text"],
+            "invalid": all(p["invalid"] for p in per_chunk),
+            "audio": decoded.has_audio,
+            "span": self.span,
+            "chunks": per_chunk,
+            "model": dict(self.info),
         }
         if all(getattr(s, "frame_scores", None) for s in scored):  # a model with a saliency head
             times, relevance = merge_frame_relevance([(s.frame_times, s.frame_scores) for s in scored], chunks)
@@ -177,8 +211,13 @@ class Predictor:
     def timeline(self, decoded: ChunkedVideo, result: dict[str, Any], path: Path) -> Path:
         overview = decoded.overview
         return draw_timeline(
-            path, decoded.duration, result["windows"], gt=result.get("gt"), frames=overview.frames,
-            frame_times=overview.timestamps, loudness=loudness_db(decoded.waveform, decoded.duration),
+            path,
+            decoded.duration,
+            result["windows"],
+            gt=result.get("gt"),
+            frames=overview.frames,
+            frame_times=overview.timestamps,
+            loudness=loudness_db(decoded.waveform, decoded.duration),
             relevance=result.get("frame_relevance"),
             title=f"{result['query']}  ({Path(result['video']).name}, audio: {'yes' if result['audio'] else 'no'})",
             no_audio_text="no audio stream" if self.reader.with_audio else "audio not read: a video-only model",
@@ -186,8 +225,14 @@ class Predictor:
 
 
 def load_model(
-    run_dir: str | Path | None = None, *, cfg_path: str | Path | None = None, checkpoint: str | Path | None = None,
-    device: Device = "auto", span: Optional[float] = None, overlap: float = 0.5, nms_iou: float = 0.5,
+    run_dir: str | Path | None = None,
+    *,
+    cfg_path: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    device: Device = "auto",
+    span: Optional[float] = None,
+    overlap: float = 0.5,
+    nms_iou: float = 0.5,
     batch_size: int = 8,
 ) -> Predictor:
     """A ``Predictor`` for a run directory (or an experiment YAML + a checkpoint); see ``PredictConfig``

@@ -7,8 +7,9 @@ the cell's ``data-v``), clicking again reverses.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 SUMMARY_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP", "invalid_rate")
 
@@ -82,7 +83,8 @@ def _row(rank: int, row: Row, with_kind: bool) -> str:
     band = "bad" if row.iou < 0.3 else "mid" if row.iou < 0.7 else "good"
     image = (
         f'<a href="{html.escape(row.image)}"><img class=timeline loading=lazy src="{html.escape(row.image)}"></a>'
-        if row.image else "<span class=muted>no image</span>"
+        if row.image
+        else "<span class=muted>no image</span>"
     )
     kind = f"<td>{html.escape(row.kind or '')}</td>" if with_kind else ""
     flag = " <span class=muted>(repaired)</span>" if row.invalid else ""

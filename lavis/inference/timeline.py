@@ -11,8 +11,9 @@ it works headless and inside DataLoader-free scripts alike. Layout, sharing one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -60,8 +61,16 @@ def _strip(ax, duration: float, frames: Optional[np.ndarray], times: Optional[np
         x0, x1 = k * slot, (k + 1) * slot
         ax.imshow(frames[i], extent=(x0 + 0.02 * slot, x1 - 0.02 * slot, 0.0, 1.0), aspect="auto")
         label = f"{times[i]:.1f}s" if times is not None else ""
-        ax.text((x0 + x1) / 2, 0.02, label, ha="center", va="bottom", fontsize=7, color="white",
-                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
+        ax.text(
+            (x0 + x1) / 2,
+            0.02,
+            label,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="white",
+            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0},
+        )
     ax.set_xlim(0, duration)  # imshow resets the limits
 
 
@@ -82,7 +91,7 @@ def _loudness(ax, duration: float, loudness: Optional[tuple[np.ndarray, np.ndarr
 def _windows(ax, duration: float, windows: Sequence[Sequence[float]], gt: Optional[Sequence[Sequence[float]]]) -> None:
     rows: list[tuple[str, Optional[Sequence[float]]]] = [("GT", None)] if gt else []
     rows += [(f"#{k + 1}", w) for k, w in enumerate(windows[:MAX_DRAWN_WINDOWS])] or [("pred", [])]
-    for y, (label, window) in enumerate(rows):
+    for y, (_label, window) in enumerate(rows):
         if window is None:
             ax.broken_barh([(s, e - s) for s, e in gt], (y - 0.35, 0.7), color="tab:green")
         elif not window:

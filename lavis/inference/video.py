@@ -52,7 +52,11 @@ class VideoReader:
     keys at all)."""
 
     def __init__(
-        self, num_frames: int, processor: Any, audio: AudioClipConfig, backend: VideoBackend = "pyav",
+        self,
+        num_frames: int,
+        processor: Any,
+        audio: AudioClipConfig,
+        backend: VideoBackend = "pyav",
         with_audio: bool = True,
     ):
         self.inputs = VideoInputReader(num_frames, audio, backend, with_audio)

@@ -9,8 +9,9 @@ defaults < its preset YAML (``PRETRAINED_MODEL_CONFIG_DICT[model_type]``) < the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -66,4 +67,3 @@ def model_config_from_yaml(path: str | Path, options: Iterable[str] = ()) -> Any
     if "arch" not in section:
         raise ConfigError(f"{path}: 'model.arch' is required")
     return model_config(section["arch"], section.get("model_type"), options, section, str(path))
-

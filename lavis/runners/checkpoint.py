@@ -53,7 +53,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     """``(step, path)`` of the folder's ``checkpoint_step<N>.pt``, newest first."""
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("checkpoint_step*.pt") if (m := LAST_PATTERN.match(p.name))]
+    found = [
+        (int(m.group(1)), p) for p in Path(folder).glob("checkpoint_step*.pt") if (m := LAST_PATTERN.match(p.name))
+    ]
     return sorted(found, reverse=True)
 
 

@@ -74,12 +74,19 @@ class RunConfig:
         if isinstance(self.amp, bool):
             self.amp = "bf16" if self.amp else "off"
         at_least = {
-            "accum_grad_iters": (self.accum_grad_iters, 1), "batch_size_train": (self.batch_size_train, 1),
-            "batch_size_eval": (self.batch_size_eval, 1), "max_epoch": (self.max_epoch, 1),
-            "keep_last_ckpts": (self.keep_last_ckpts, 1), "log_freq": (self.log_freq, 1),
-            "num_workers": (self.num_workers, 0), "warmup_steps": (self.warmup_steps, 0),
-            "valid_every_epochs": (self.valid_every_epochs, 0), "init_lr": (self.init_lr, 0),
-            "min_lr": (self.min_lr, 0), "warmup_lr": (self.warmup_lr, 0), "weight_decay": (self.weight_decay, 0),
+            "accum_grad_iters": (self.accum_grad_iters, 1),
+            "batch_size_train": (self.batch_size_train, 1),
+            "batch_size_eval": (self.batch_size_eval, 1),
+            "max_epoch": (self.max_epoch, 1),
+            "keep_last_ckpts": (self.keep_last_ckpts, 1),
+            "log_freq": (self.log_freq, 1),
+            "num_workers": (self.num_workers, 0),
+            "warmup_steps": (self.warmup_steps, 0),
+            "valid_every_epochs": (self.valid_every_epochs, 0),
+            "init_lr": (self.init_lr, 0),
+            "min_lr": (self.min_lr, 0),
+            "warmup_lr": (self.warmup_lr, 0),
+            "weight_decay": (self.weight_decay, 0),
         }
         for key, (value, low) in at_least.items():
             if value < low:

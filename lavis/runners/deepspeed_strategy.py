@@ -93,6 +93,9 @@ class DeepSpeedStrategy(_ProcessGroupMixin, SingleDevice):
 
     def load_optimizer_state_dict(self, model, optimizer, state: dict[str, Any]) -> None:
         model.load_checkpoint(
-            state["deepspeed_dir"], tag=state["tag"], load_module_strict=False,
-            load_optimizer_states=True, load_lr_scheduler_states=False,
+            state["deepspeed_dir"],
+            tag=state["tag"],
+            load_module_strict=False,
+            load_optimizer_states=True,
+            load_lr_scheduler_states=False,
         )

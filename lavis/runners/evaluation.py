@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -44,8 +45,14 @@ def make_loader(
 
 @torch.no_grad()
 def predict_split(
-    model: nn.Module, dataset: Dataset, task: Any, strategy: Any, batch_size: int, num_workers: int,
-    prefetch_factor: int | None = None, stop: Optional[Callable[[], bool]] = None,
+    model: nn.Module,
+    dataset: Dataset,
+    task: Any,
+    strategy: Any,
+    batch_size: int,
+    num_workers: int,
+    prefetch_factor: int | None = None,
+    stop: Optional[Callable[[], bool]] = None,
 ) -> tuple[list[dict], int]:
     """All ranks predict their share; every rank returns all predictions (in rank-interleaved
     order; the task writes them in annotation order) and the number of samples the dataset

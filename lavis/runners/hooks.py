@@ -41,7 +41,7 @@ class MetricsJsonl(Hook):
         super().__init__(output_dir, config)
         output_dir.mkdir(parents=True, exist_ok=True)
         self.path = output_dir / "metrics.jsonl"
-        self._file = open(self.path, "a", buffering=1)
+        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run; close() closes it)
 
     def on_resume(self, step, epoch_end_pending):
         """Drop the records the interrupted run wrote after its checkpoint: the resumed run writes
@@ -54,11 +54,13 @@ class MetricsJsonl(Hook):
             except json.JSONDecodeError:  # a line cut by a kill mid-write
                 continue
             at = record.get("step")
-            redone = at is not None and (at > step or (at == step and epoch_end_pending and record.get("type") != "train"))
+            redone = at is not None and (
+                at > step or (at == step and epoch_end_pending and record.get("type") != "train")
+            )
             if not redone:
                 kept.append(line + "\n")
         atomic_write_text(self.path, "".join(kept))
-        self._file = open(self.path, "a", buffering=1)
+        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (as in __init__)
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")

@@ -102,7 +102,9 @@ class ValidationHook(LoopHook):
             return
         state.best = {"metric": rc.valid_metric, "value": score, "step": state.step, "epoch": state.epoch}
         best: dict[str, Any] = {
-            "model": runner.strategy.trainable_state_dict(runner.model), "best": state.best, "config": runner.cfg.to_dict(),
+            "model": runner.strategy.trainable_state_dict(runner.model),
+            "best": state.best,
+            "config": runner.cfg.to_dict(),
         }
         if runner.strategy.is_main:
             CheckpointManager(runner.output_dir).save_best(best)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,8 +31,10 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, floa
     names = [n for n, _ in model.named_parameters()]
     unused = [p for p in lr_scale if not any(_under(n, p) for n in names)]
     if unused:
-        raise ConfigError(f"run.lr_scale names no parameter of the model: {unused} (prefixes of parameter names, "
-                         f"e.g. {sorted({n.split('.')[0] for n in names})})")
+        raise ConfigError(
+            f"run.lr_scale names no parameter of the model: {unused} (prefixes of parameter names, "
+            f"e.g. {sorted({n.split('.')[0] for n in names})})"
+        )
     groups: dict[tuple[bool, float], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Optional
 
 from lavis.common.errors import UserError
 from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, step_checkpoints
@@ -22,15 +23,31 @@ logger = logging.getLogger(__name__)
 # Keys (fnmatch patterns over dotted paths) a resumed run may change.
 RESUMABLE_CHANGES = (
     # How long, how often, where: the run continues, with a new length or new bookkeeping.
-    "run.max_epoch", "run.max_iters", "run.max_minutes", "run.valid_every_epochs",
-    "run.log_freq", "run.hooks", "run.keep_last_ckpts", "run.save_every_iters",
-    "run.output_dir", "run.resume_ckpt_path", "run.test_splits",
+    "run.max_epoch",
+    "run.max_iters",
+    "run.max_minutes",
+    "run.valid_every_epochs",
+    "run.log_freq",
+    "run.hooks",
+    "run.keep_last_ckpts",
+    "run.save_every_iters",
+    "run.output_dir",
+    "run.resume_ckpt_path",
+    "run.test_splits",
     # Machinery that does not change what is computed for training.
-    "run.device", "run.num_workers", "run.prefetch_factor", "run.persistent_workers",
-    "run.torch_threads", "run.batch_size_eval",
+    "run.device",
+    "run.num_workers",
+    "run.prefetch_factor",
+    "run.persistent_workers",
+    "run.torch_threads",
+    "run.batch_size_eval",
     # Where files are (the same files, moved to another machine or folder).
-    "model.weights.*", "model.tokenizer.path", "datasets.*.root", "datasets.*.video_root",
-    "datasets.*.cached_features_dir", "datasets.*.verify_cached_features",
+    "model.weights.*",
+    "model.tokenizer.path",
+    "datasets.*.root",
+    "datasets.*.video_root",
+    "datasets.*.cached_features_dir",
+    "datasets.*.verify_cached_features",
 )
 
 
@@ -81,7 +98,9 @@ def check_resumable(state: Mapping[str, Any], path: Path, current_config: Mappin
         )
 
 
-def checkpoint_to_resume(path: str, output_dir: Path, current_config: Mapping[str, Any]) -> Optional[tuple[Path, dict[str, Any]]]:
+def checkpoint_to_resume(
+    path: str, output_dir: Path, current_config: Mapping[str, Any]
+) -> Optional[tuple[Path, dict[str, Any]]]:
     """The verified checkpoint ``path`` names (a file, or a folder's newest good one) and its
     contents, checked by ``check_resumable``; None when ``path`` is the run's own folder and it
     holds no step checkpoint yet (a job script may always pass its own ``output_dir``)."""

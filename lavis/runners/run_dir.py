@@ -29,7 +29,14 @@ from lavis.common.files import pid_alive, remove_stale_temp_files
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint_best.pt", "checkpoint_step*.pt", "preds_*.jsonl", "metrics_*.json")
+RUN_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "checkpoint_best.pt",
+    "checkpoint_step*.pt",
+    "preds_*.jsonl",
+    "metrics_*.json",
+)
 
 
 class RunDirError(UserError, RuntimeError):
@@ -82,14 +89,18 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunDirError(f"{self.path.parent} is in use by another run ({self._holder()}); wait for it or pick another run.output_dir") from None
+            raise RunDirError(
+                f"{self.path.parent} is in use by another run ({self._holder()}); wait for it or pick another run.output_dir"
+            ) from None
         previous = os.pread(fd, 256, 0).decode(errors="replace").split()
         if len(previous) == 2 and previous[1] == socket.gethostname() and previous[0].isdigit():
             pid = int(previous[0])
             # flock works on local disks; on a filesystem without it, the PID is the guard.
             if pid != os.getpid() and pid_alive(pid):
                 os.close(fd)
-                raise RunDirError(f"{self.path.parent} is in use by another run (PID {pid}); wait for it or pick another run.output_dir")
+                raise RunDirError(
+                    f"{self.path.parent} is in use by another run (PID {pid}); wait for it or pick another run.output_dir"
+                )
             logger.warning("%s: took over the stale lock of PID %d (no longer running)", self.path, pid)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)

@@ -56,7 +56,15 @@ def seed_everything(seed: int) -> None:
 @registry.register_runner("runner_base")
 class RunnerBase:
     config_class = RunConfig  # the `run:` section
-    def __init__(self, cfg: ExperimentConfig, task: Any, model: torch.nn.Module, datasets: dict[str, dict[str, Dataset]], strategy=None):
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        task: Any,
+        model: torch.nn.Module,
+        datasets: dict[str, dict[str, Dataset]],
+        strategy=None,
+    ):
         self.cfg, self.run_cfg, self.task = cfg, cfg.run, task
         self.strategy = strategy or build_strategy(cfg.run)
         self.strategy.setup()
@@ -102,8 +110,14 @@ class RunnerBase:
             for name, dataset in self.split(split_name).items():
                 rc = self.run_cfg
                 preds, skipped = predict_split(
-                    self.model, dataset, self.task, self.strategy, rc.batch_size_eval, rc.num_workers,
-                    prefetch_factor=rc.prefetch_factor, stop=lambda: self.signals.received is not None,
+                    self.model,
+                    dataset,
+                    self.task,
+                    self.strategy,
+                    rc.batch_size_eval,
+                    rc.num_workers,
+                    prefetch_factor=rc.prefetch_factor,
+                    stop=lambda: self.signals.received is not None,
                 )
                 signum = self._stop_requested()
                 if signum:  # predictions are partial: nothing is scored or written
@@ -167,8 +181,15 @@ class RunnerBase:
         # One loader for all epochs: each epoch's `for batch in loader` draws that epoch's indices
         # from the sampler; with persistent_workers its worker processes stay up between epochs.
         loader = make_loader(
-            dataset, sampler, rc.batch_size_train, rc.num_workers, self.strategy.device.type == "cuda",
-            drop_last=True, seed=rc.seed, prefetch_factor=rc.prefetch_factor, persistent_workers=rc.persistent_workers,
+            dataset,
+            sampler,
+            rc.batch_size_train,
+            rc.num_workers,
+            self.strategy.device.type == "cuda",
+            drop_last=True,
+            seed=rc.seed,
+            prefetch_factor=rc.prefetch_factor,
+            persistent_workers=rc.persistent_workers,
         )
         started = time.time() - state.elapsed  # training time goes on across resumes
         try:
@@ -202,7 +223,9 @@ class RunnerBase:
         dataset = self.train_data = self.train_dataset()
         sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
         plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
-        self.model, self.optimizer = self.strategy.prepare_optimizer(self.model, build_optimizer(self.model, rc), plan.total_steps)
+        self.model, self.optimizer = self.strategy.prepare_optimizer(
+            self.model, build_optimizer(self.model, rc), plan.total_steps
+        )
         # The cosine of a max_minutes run follows the elapsed time every rank agrees on (the max,
         # refreshed once per step), restored on resume.
         time_progress = (lambda: self.state.elapsed / plan.budget_s) if plan.budget_s else None
@@ -218,7 +241,13 @@ class RunnerBase:
                 part.set_epoch(state.epoch)
 
     def _after_step(
-        self, state: TrainState, loss: float, parts: dict[str, float], samples: int, progress: StepProgress, started: float
+        self,
+        state: TrainState,
+        loss: float,
+        parts: dict[str, float],
+        samples: int,
+        progress: StepProgress,
+        started: float,
     ) -> None:
         """Log, agree with every rank on the clock and on a received signal, checkpoint."""
         state.step += 1
@@ -257,7 +286,11 @@ class RunnerBase:
         for hook in self.hooks:
             hook.on_resume(self.state.step, self.state.epoch_end_pending)
         logger.info(
-            "resumed from %s at epoch %d, step %d (%.0f s trained)", ckpt_path, self.state.epoch, self.state.step, self.state.elapsed
+            "resumed from %s at epoch %d, step %d (%.0f s trained)",
+            ckpt_path,
+            self.state.epoch,
+            self.state.step,
+            self.state.elapsed,
         )
 
     def _optimizer_step(self, group: list[dict], state: TrainState) -> tuple[float, dict[str, float], int]:
@@ -303,6 +336,8 @@ class RunnerBase:
     def _final_test(self, state: TrainState) -> dict[str, dict]:
         best = state.best
         if best.get("value") is not None and self.checkpoints.manager.best_path.exists():
-            logger.info("testing the best checkpoint (%s = %.4f at step %s)", best["metric"], best["value"], best["step"])
+            logger.info(
+                "testing the best checkpoint (%s = %.4f at step %s)", best["metric"], best["value"], best["step"]
+            )
             self.load_weights(self.checkpoints.manager.best_path)
         return self.evaluate(self.run_cfg.test_splits, state.step)

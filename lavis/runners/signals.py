@@ -7,6 +7,7 @@ after every optimizer step and after every evaluation batch, saves, and raises `
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from types import FrameType
 from typing import Any, Optional
@@ -22,12 +23,11 @@ class StopSignals:
     def _handle(self, signum: int, _frame: Optional[FrameType]) -> None:
         self.received = signum
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for sig in SIGNALS:
-            try:
+            # Not the main thread (e.g. inside a notebook worker): no handlers.
+            with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a notebook worker): no handlers
-                pass
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -25,10 +25,13 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from lavis.common.registry import registry
-from lavis.common.typed import ConfigError
 from lavis.common.trained_state import (
-    check_keys, trained_names, trained_parameter_names, warn_missing_buffers,
+    check_keys,
+    trained_names,
+    trained_parameter_names,
+    warn_missing_buffers,
 )
+from lavis.common.typed import ConfigError
 from lavis.runners.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -96,7 +99,9 @@ class SingleDevice:
     def backward(self, loss: torch.Tensor, model: nn.Module) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
-    def optimizer_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, clip_norm: float | None) -> torch.Tensor | None:
+    def optimizer_step(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, clip_norm: float | None
+    ) -> torch.Tensor | None:
         """Unscale, clip, step, zero grads. Returns the pre-clip gradient norm (a tensor: reading
         it would be one more host sync per step) when clipping."""
         if self.scaler:
@@ -215,7 +220,11 @@ class FSDPStrategy(_ProcessGroupMixin, SingleDevice):
         block_names = set()
         for module in model.modules():
             block_names.update(getattr(module, "_no_split_modules", None) or [])
-        mp = MixedPrecisionPolicy(param_dtype=self.amp_dtype, reduce_dtype=torch.float32) if self.amp_dtype else MixedPrecisionPolicy()
+        mp = (
+            MixedPrecisionPolicy(param_dtype=self.amp_dtype, reduce_dtype=torch.float32)
+            if self.amp_dtype
+            else MixedPrecisionPolicy()
+        )
         for module in model.modules():
             if type(module).__name__ in block_names:
                 fully_shard(module, mp_policy=mp)

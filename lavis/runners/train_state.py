@@ -36,22 +36,30 @@ class TrainState:
     stop_signal: Optional[int] = None  # set (on every rank) when a SIGTERM/SIGINT was received
 
     @classmethod
-    def fresh(cls, valid_metric: str) -> "TrainState":
+    def fresh(cls, valid_metric: str) -> TrainState:
         return cls(best={"metric": valid_metric, "value": None, "step": None})
 
     def to_checkpoint(self) -> dict[str, Any]:
         """The entries a checkpoint stores (the older flat keys, so older checkpoints resume)."""
         return {
-            "epoch": self.epoch, "step": self.step, "batches_done": self.batches_done, "best": self.best,
-            "elapsed": self.elapsed, "epoch_end_pending": self.epoch_end_pending,
+            "epoch": self.epoch,
+            "step": self.step,
+            "batches_done": self.batches_done,
+            "best": self.best,
+            "elapsed": self.elapsed,
+            "epoch_end_pending": self.epoch_end_pending,
             "epoch_stats": dataclasses.asdict(self.stats),
         }
 
     @classmethod
-    def from_checkpoint(cls, state: dict[str, Any]) -> "TrainState":
+    def from_checkpoint(cls, state: dict[str, Any]) -> TrainState:
         return cls(
-            epoch=state["epoch"], step=state["step"], batches_done=state["batches_done"], best=state["best"],
-            elapsed=float(state.get("elapsed", 0.0)), epoch_end_pending=bool(state.get("epoch_end_pending", False)),
+            epoch=state["epoch"],
+            step=state["step"],
+            batches_done=state["batches_done"],
+            best=state["best"],
+            elapsed=float(state.get("elapsed", 0.0)),
+            epoch_end_pending=bool(state.get("epoch_end_pending", False)),
             stats=EpochStats(**state.get("epoch_stats", {})),
         )
 

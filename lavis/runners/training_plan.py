@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from lavis.common.typed import ConfigError
 from lavis.runners.config import RunConfig
@@ -18,7 +19,7 @@ class TrainingPlan:
     budget_s: Optional[float]  # run.max_minutes in seconds
 
     @classmethod
-    def of(cls, rc: RunConfig, num_samples: int, samples_per_process: int, world_size: int) -> "TrainingPlan":
+    def of(cls, rc: RunConfig, num_samples: int, samples_per_process: int, world_size: int) -> TrainingPlan:
         batches = samples_per_process // rc.batch_size_train
         steps = batches // rc.accum_grad_iters
         if steps == 0:
@@ -37,7 +38,9 @@ class TrainingPlan:
         return state.step >= self.total_steps or (self.budget_s is not None and state.elapsed >= self.budget_s)
 
 
-def epoch_summary(state: TrainState, valid_score: Optional[float], strategy: Any, train_parts: Sequence[Any]) -> dict[str, Any]:
+def epoch_summary(
+    state: TrainState, valid_score: Optional[float], strategy: Any, train_parts: Sequence[Any]
+) -> dict[str, Any]:
     """The epoch's line in metrics.jsonl: train loss, skipped videos and non-finite steps (all
     ranks), seconds, the validation score when it validated, and the training annotations'
     windows that were outside their video (clipped or dropped when the dataset was built)."""

@@ -24,11 +24,14 @@ top-1 numbers: first listed window vs. best-overlapping GT window, each query on
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
 from lavis.datasets.schema import MomentRecord
+from lavis.tasks.metrics_hl import highlight_metrics
+from lavis.tasks.metrics_mr import moment_retrieval_metrics
 from lavis.tasks.prediction_validation import (
     CheckedPrediction,
     PredictionError,
@@ -38,8 +41,6 @@ from lavis.tasks.prediction_validation import (
     saliency_ground_truth,
     usable_records,
 )
-from lavis.tasks.metrics_hl import highlight_metrics
-from lavis.tasks.metrics_mr import moment_retrieval_metrics
 
 logger = logging.getLogger(__name__)
 

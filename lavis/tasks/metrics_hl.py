@@ -18,7 +18,8 @@ Every number is a percentage rounded to 2 decimals.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 

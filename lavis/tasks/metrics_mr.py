@@ -29,7 +29,8 @@ the greedy matching runs once per rank for all queries and thresholds together.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 

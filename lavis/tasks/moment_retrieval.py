@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -34,7 +35,7 @@ class MomentRetrievalTask:
         self.clip_length = clip_length  # seconds per saliency clip (QVHighlights: 2)
 
     @classmethod
-    def setup_task(cls, cfg: Any) -> "MomentRetrievalTask":
+    def setup_task(cls, cfg: Any) -> MomentRetrievalTask:
         """Build from an ``ExperimentConfig`` (the task has no options of its own yet)."""
         return cls()
 
@@ -59,7 +60,9 @@ class MomentRetrievalTask:
             text = scored.texts[0] if scored.texts else ""
             pred = {"qid": qid, "pred_relevant_windows": scored.windows, "invalid": scored.invalid, "pred_text": text}
             if getattr(scored, "frame_scores", None):  # a model with a saliency head
-                pred["pred_saliency_scores"] = clip_saliency(scored.frame_times, scored.frame_scores, duration, CLIP_LENGTH)
+                pred["pred_saliency_scores"] = clip_saliency(
+                    scored.frame_times, scored.frame_scores, duration, CLIP_LENGTH
+                )
             out.append(pred)
         return out
 
@@ -101,7 +104,12 @@ class MomentRetrievalTask:
         return out
 
     def write_outputs(
-        self, output_dir: str | Path, split: str, predictions: Sequence[dict], metrics: dict, records: Sequence[MomentRecord]
+        self,
+        output_dir: str | Path,
+        split: str,
+        predictions: Sequence[dict],
+        metrics: dict,
+        records: Sequence[MomentRecord],
     ) -> tuple[Path, Path]:
         """Write ``preds_<split>.jsonl`` (submission format, in annotation order) and
         ``metrics_<split>.json``; returns both paths."""

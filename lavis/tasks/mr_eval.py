@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from lavis.common.cli import cli_errors
 from lavis.common.files import atomic_write_text, read_text
@@ -95,7 +96,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     records = load_annotations(args.gt_path)
     preds, problems = read_predictions(args.submission_path, args.lenient)
-    metrics = evaluate_predictions(preds, records, lenient=args.lenient, clip_length=args.clip_length, problems=problems)
+    metrics = evaluate_predictions(
+        preds, records, lenient=args.lenient, clip_length=args.clip_length, problems=problems
+    )
     if args.save_path:
         atomic_write_text(args.save_path, json.dumps(metrics, indent=4))
     sys.stdout.write(brief_table(metrics) + "\n")

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
+from lavis.common.errors import UserError
 from lavis.datasets.schema import AnnotationError, MomentRecord
 from lavis.tasks.metrics_hl import num_clips, saliency_targets
-from lavis.common.errors import UserError
 
 _MAX_MESSAGES = 20  # kept in the output's "validation" section; the counts are complete
 
@@ -59,7 +60,11 @@ class ValidationReport:
         return ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items()))
 
     def to_json(self) -> dict[str, Any]:
-        return {"lenient": self.lenient, "counts": dict(sorted(self.counts.items())), "messages": self.messages[:_MAX_MESSAGES]}
+        return {
+            "lenient": self.lenient,
+            "counts": dict(sorted(self.counts.items())),
+            "messages": self.messages[:_MAX_MESSAGES],
+        }
 
 
 def _finite(value: Any) -> bool:
@@ -71,7 +76,9 @@ def check_prediction(pred: dict, record: MomentRecord, clip_length: float) -> Ch
     qid = pred["qid"]
     windows = pred.get("pred_relevant_windows")
     if not isinstance(windows, (list, tuple)):
-        raise PredictionError(f"qid {qid}: 'pred_relevant_windows' must be a list of [start, end, score], got {str(windows)[:80]}")
+        raise PredictionError(
+            f"qid {qid}: 'pred_relevant_windows' must be a list of [start, end, score], got {str(windows)[:80]}"
+        )
     for i, window in enumerate(windows):
         if not isinstance(window, (list, tuple)) or len(window) != 3:
             raise PredictionError(f"qid {qid}: window {i} must be [start, end, score], got {str(window)[:80]}")
@@ -140,7 +147,9 @@ def saliency_ground_truth(
     targets = []
     for i, record in enumerate(records):
         try:
-            targets.append(saliency_targets(record.duration, record.relevant_clip_ids, record.saliency_scores, clip_length))
+            targets.append(
+                saliency_targets(record.duration, record.relevant_clip_ids, record.saliency_scores, clip_length)
+            )
         except ValueError as err:
             raise AnnotationError(f"ground truth qid {record.qid}: {err}") from None
         if matched[i] is not None and matched[i].saliency is None:

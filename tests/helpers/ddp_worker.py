@@ -11,7 +11,9 @@ from lavis.common.cli import exit_process  # noqa: E402
 from lavis.runners.runner import RunnerBase  # noqa: E402
 
 out_dir, strategy, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cfg, task, model, datasets = toy_experiment(out_dir, strategy=strategy, batch_size_train=batch, dropout=0.0, max_epoch=1)
+cfg, task, model, datasets = toy_experiment(
+    out_dir, strategy=strategy, batch_size_train=batch, dropout=0.0, max_epoch=1
+)
 runner = RunnerBase(cfg, task, model, datasets)
 try:
     results = runner.train()

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from lavis.common.config import ExperimentConfig, load_experiment
-from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.blip2_mr.model import Blip2MR
+from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.runners.optim import build_optimizer
 from lavis.runners.strategies import SingleDevice
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
@@ -24,8 +24,11 @@ from lavis.tasks.moment_retrieval import MomentRetrievalTask
 PUBLISHED = "configs/experiments/charades_sta/sms.yaml"
 # Random weights, nothing read from disk; the published run on one CPU process.
 NO_FILES = [
-    "model.weights.blip2_hf_dir=null", "model.weights.clap_dir=null", "model.tokenizer.source=builtin",
-    "run.device=cpu", "run.strategy=single",
+    "model.weights.blip2_hf_dir=null",
+    "model.weights.clap_dir=null",
+    "model.tokenizer.source=builtin",
+    "run.device=cpu",
+    "run.strategy=single",
 ]
 SEED = 0
 BATCH, FRAMES = 1, 2
@@ -145,8 +148,14 @@ def cached_batch(model: Blip2MR, batch: dict[str, Any]) -> dict[str, Any]:
 
 def full_size() -> FullSize:
     cfg = load_experiment(PUBLISHED, NO_FILES)
-    batch = random_batch(cfg.model, BATCH, FRAMES, duration=30.0, audio_frames=audio_frames(cfg),
-                         generator=torch.Generator().manual_seed(SEED))
+    batch = random_batch(
+        cfg.model,
+        BATCH,
+        FRAMES,
+        duration=30.0,
+        audio_frames=audio_frames(cfg),
+        generator=torch.Generator().manual_seed(SEED),
+    )
     return FullSize(cfg, batch)
 
 

@@ -11,8 +11,9 @@ from lavis.common.cli import run_entry_point
 from mr_data.synthetic import SyntheticSpec, generate_dataset
 
 EXPERIMENT = "configs/experiments/synthetic/sms_tiny.yaml"
-SPEC = SyntheticSpec(min_duration=8.0, max_duration=10.0, max_event_len=3, max_events=2, val_fraction=0.25,
-                     test_fraction=0.25)
+SPEC = SyntheticSpec(
+    min_duration=8.0, max_duration=10.0, max_event_len=3, max_events=2, val_fraction=0.25, test_fraction=0.25
+)
 
 
 @dataclass
@@ -24,10 +25,18 @@ class TinyRun:
 def train_tiny_run(data: Path, run_dir: Path) -> TinyRun:
     generate_dataset(data, num_videos=8, seed=1, spec=SPEC, workers=1)
     options = [
-        f"datasets.synthetic_av.root={data}", f"run.output_dir={run_dir}", "run.max_iters=2", "run.max_epoch=1",
-        "run.batch_size_train=2", "run.batch_size_eval=4", "run.num_workers=0", "run.warmup_steps=1",
-        "run.torch_threads=null", "datasets.synthetic_av.num_frames=6",
-        "model.generation.num_beams=2", "model.generation.max_new_tokens=8",
+        f"datasets.synthetic_av.root={data}",
+        f"run.output_dir={run_dir}",
+        "run.max_iters=2",
+        "run.max_epoch=1",
+        "run.batch_size_train=2",
+        "run.batch_size_eval=4",
+        "run.num_workers=0",
+        "run.warmup_steps=1",
+        "run.torch_threads=null",
+        "datasets.synthetic_av.num_frames=6",
+        "model.generation.num_beams=2",
+        "model.generation.max_new_tokens=8",
     ]
     code = run_entry_point(EXPERIMENT, options, evaluate_only=False)  # signal handlers restored after
     if code != 0:

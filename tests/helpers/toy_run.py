@@ -30,7 +30,9 @@ class ToyModel(nn.Module):
     def __init__(self, cfg: ToyModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.net = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(16, 2))
+        self.net = nn.Sequential(
+            nn.Linear(8, 16), nn.LayerNorm(16), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(16, 2)
+        )
         self.frozen = nn.Linear(8, 8)
         self.frozen.requires_grad_(False)
 
@@ -56,7 +58,9 @@ class ToyDataset(Dataset):
         w = torch.randn(8, 2, generator=g)
         self.y = torch.sigmoid(self.x @ w).sort(dim=-1).values
         self.records = [
-            MomentRecord(qid=f"{prefix}{i}", vid=f"v{i}", query="q", duration=10.0, windows=[(float(a) * 10, float(b) * 10)])
+            MomentRecord(
+                qid=f"{prefix}{i}", vid=f"v{i}", query="q", duration=10.0, windows=[(float(a) * 10, float(b) * 10)]
+            )
             for i, (a, b) in enumerate(self.y.tolist())
         ]
 
@@ -93,7 +97,10 @@ class ToyTask:
 
         gt = {r.qid: r.windows[0] for r in records}
         ious = [temporal_iou(p["pred_relevant_windows"][0], gt[p["qid"]]) for p in preds]
-        return {"brief": {"mIoU": 100 * sum(ious) / len(ious), "n": len(preds)}, "qids": sorted(p["qid"] for p in preds)}
+        return {
+            "brief": {"mIoU": 100 * sum(ious) / len(ious), "n": len(preds)},
+            "qids": sorted(p["qid"] for p in preds),
+        }
 
     def write_outputs(self, output_dir, split, preds, metrics, records):
         Path(output_dir, f"metrics_{split}.json").write_text(json.dumps(metrics))
@@ -101,8 +108,17 @@ class ToyTask:
 
 def toy_experiment(output_dir: str | Path, **run_overrides) -> tuple[ExperimentConfig, ToyTask, ToyModel, dict]:
     run = RunConfig(
-        output_dir=str(output_dir), device="cpu", amp="off", num_workers=0, batch_size_train=4,
-        batch_size_eval=5, max_epoch=2, warmup_steps=2, init_lr=1e-2, valid_metric="mIoU", log_freq=1,
+        output_dir=str(output_dir),
+        device="cpu",
+        amp="off",
+        num_workers=0,
+        batch_size_train=4,
+        batch_size_eval=5,
+        max_epoch=2,
+        warmup_steps=2,
+        init_lr=1e-2,
+        valid_metric="mIoU",
+        log_freq=1,
         hooks=["metrics_jsonl"],
     )
     model_overrides = {k: run_overrides.pop(k) for k in list(run_overrides) if k in ("dropout", "nan_at_qid")}

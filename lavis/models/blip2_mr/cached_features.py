@@ -15,7 +15,8 @@ checkpoints, other sizes, audio on/off), which would otherwise train silently on
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -133,9 +133,7 @@ class LoraConfig:
     r: int = 8
     alpha: int = 8
     dropout: float = 0.05
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q", "k", "v", "o", "wi_0", "wi_1", "wo", "lm_head"]
-    )
+    target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "wi_0", "wi_1", "wo", "lm_head"])
 
     def __post_init__(self) -> None:
         if self.enabled and (self.r < 1 or not self.target_modules):

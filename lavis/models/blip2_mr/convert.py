@@ -94,8 +94,11 @@ def drop_unused(
 def describe_dropped(dropped: Mapping[UnusedKeys, list[str]]) -> str:
     """One line: each rule's name, key count, an example and why."""
     return "; ".join(
-        f"{rule.name} ({len(keys)} key{'s' if len(keys) > 1 else ''}, e.g. {sorted(keys)[0]}): {rule.why}" for rule, keys in dropped.items()
+        f"{rule.name} ({len(keys)} key{'s' if len(keys) > 1 else ''}, e.g. {sorted(keys)[0]}): {rule.why}"
+        for rule, keys in dropped.items()
     )
+
+
 _RENAMES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^visual_encoder\.cls_token$"), "vision_model.embeddings.class_embedding"),
     (re.compile(r"^visual_encoder\.pos_embed$"), "vision_model.embeddings.position_embedding"),

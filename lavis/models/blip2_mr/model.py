@@ -21,11 +21,11 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from lavis.common.registry import registry
 from lavis.models.blip2_mr import build
+from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows, rescore_windows
 from lavis.models.blip2_mr.audio import ClapAudioEncoder
+from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
 from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
-from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows, rescore_windows
-from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
 from lavis.models.blip2_mr.generation import beam_search
 from lavis.models.blip2_mr.input_checks import check_dataset_inputs
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
@@ -91,7 +91,7 @@ class Blip2MR(nn.Module):
         self.train()
 
     @classmethod
-    def from_config(cls, cfg: Blip2MRConfig, load_weights: bool = True) -> "Blip2MR":
+    def from_config(cls, cfg: Blip2MRConfig, load_weights: bool = True) -> Blip2MR:
         """Build, then load the weights ``cfg.weights`` names (skipped with ``load_weights=False``,
         e.g. on the meta device)."""
         model = cls(cfg, build_tokenizer(cfg))
@@ -101,7 +101,7 @@ class Blip2MR(nn.Module):
         return model
 
     # Modes and precision ---------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Blip2MR":
+    def train(self, mode: bool = True) -> Blip2MR:
         """Frozen encoders stay in eval mode (no dropout; CLAP's batch norm keeps its statistics)."""
         super().train(mode)
         cfg = self.cfg
@@ -300,8 +300,12 @@ class Blip2MR(nn.Module):
         with self.autocast():
             encoded = self._encode(batch)
             hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
-            beams = beam_search(self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask)
-            relevance = None if self.saliency_head is None else torch.sigmoid(self._frame_logits(hidden, encoded).float())
+            beams = beam_search(
+                self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask
+            )
+            relevance = (
+                None if self.saliency_head is None else torch.sigmoid(self._frame_logits(hidden, encoded).float())
+            )
         durations = batch["duration"].float().cpu().tolist()
         results = beams_to_windows(beams, durations, self.prompt.time_format, self.cfg.generation.max_windows)
         if relevance is not None:

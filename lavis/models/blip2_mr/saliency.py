@@ -54,7 +54,9 @@ class SaliencyHead(nn.Module):
         return self.proj(frames.to(self.proj.weight.dtype)).squeeze(-1)
 
 
-def saliency_loss(logits: torch.Tensor, targets: torch.Tensor, sample_of: torch.Tensor, cfg: SaliencyConfig) -> torch.Tensor:
+def saliency_loss(
+    logits: torch.Tensor, targets: torch.Tensor, sample_of: torch.Tensor, cfg: SaliencyConfig
+) -> torch.Tensor:
     """Scalar loss of ``logits [N]`` against ``targets [N]`` in [0, 1]; ``sample_of [N]`` is each
     frame's sample index (pairs for the margin loss never cross samples)."""
     logits, targets = logits.float(), targets.float()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 from lavis.models.blip2_mr.config import Blip2MRConfig
 

@@ -56,7 +56,9 @@ class CrossAttention(nn.Module):
             k = torch.cat([k, self.bias_k.to(k.dtype).expand(n, -1, -1)], dim=1)
             v = torch.cat([v, self.bias_v.to(v.dtype).expand(n, -1, -1)], dim=1)
         out = F.scaled_dot_product_attention(
-            self._heads(q), self._heads(k), self._heads(v),
+            self._heads(q),
+            self._heads(k),
+            self._heads(v),
             dropout_p=self.dropout if self.training else 0.0,
         )
         n, _, length, _ = out.shape

@@ -39,8 +39,7 @@ class Fusion(nn.Module, abc.ABC):
         n = video.shape[0]
         if tuple(audio.shape) != (n, self.audio_dim):
             raise ValueError(
-                f"{name}: audio must be one embedding per frame, [N={n}, {self.audio_dim}], "
-                f"got {list(audio.shape)}"
+                f"{name}: audio must be one embedding per frame, [N={n}, {self.audio_dim}], got {list(audio.shape)}"
             )
         if tuple(audio_mask.shape) != (n,) or audio_mask.dtype != torch.bool:
             raise ValueError(
