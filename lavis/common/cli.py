@@ -126,8 +126,8 @@ def exit_process(code: int) -> NoReturn:
 
     After a finished distributed run (process group destroyed, hooks closed, files written),
     finalization sometimes aborted a rank from a C++ thread of the distributed stack (SIGABRT,
-    "terminate called without an active exception"): about 1 in 4 two-process CPU runs on a loaded
-    machine, never with ``os._exit`` (16 of 16). torchrun reports such a rank as a failed job.
+    "terminate called without an active exception") now and then, never with ``os._exit``;
+    torchrun reports such a rank as a failed job.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         logging.shutdown()

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lavis.common.config import resolve_path
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError
 from lavis.runners.config import RunConfig
@@ -37,7 +38,7 @@ def _import_deepspeed():
 def deepspeed_config(cfg: RunConfig, world_size: int) -> dict[str, Any]:
     base: dict[str, Any] = {}
     if cfg.deepspeed_config:
-        path = Path(cfg.deepspeed_config)
+        path = resolve_path(cfg.deepspeed_config)  # configs/deepspeed/... from any directory too
         if not path.is_file():
             raise FileNotFoundError(f"run.deepspeed_config not found: {path}")
         base = json.loads(path.read_text())
