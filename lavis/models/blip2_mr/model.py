@@ -286,9 +286,14 @@ class Blip2MR(nn.Module):
         """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
         length-normalized sequence log-probability as score."""
         with self.autocast():
-            encoded = self._encode(batch)
-            hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
-            return beam_search(self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask)
+            return self._search(batch)[0]
+
+    def _search(self, batch: dict[str, Any]) -> tuple[list[list[tuple[str, float]]], torch.Tensor, EncoderInput]:
+        """Beam search's beams, the encoder output it decoded from and the encoder input."""
+        encoded = self._encode(batch)
+        hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
+        beams = beam_search(self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask)
+        return beams, hidden, encoded
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[ScoredWindows]:
@@ -298,11 +303,7 @@ class Blip2MR(nn.Module):
         (``window_score: vote_x_saliency``) each window's vote is weighted by the relevance
         inside it."""
         with self.autocast():
-            encoded = self._encode(batch)
-            hidden = self.run_encoder(encoded.inputs_embeds, encoded.attention_mask)
-            beams = beam_search(
-                self.language_model, self.tokenizer, self.cfg.generation, hidden, encoded.attention_mask
-            )
+            beams, hidden, encoded = self._search(batch)
             relevance = (
                 None if self.saliency_head is None else torch.sigmoid(self._frame_logits(hidden, encoded).float())
             )
