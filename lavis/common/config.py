@@ -138,7 +138,10 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
     source = str(cfg_path)
     chain = experiment_chain(cfg_path)
     # The merged experiment, to find which model, datasets and runner it names.
-    experiment = OmegaConf.to_container(OmegaConf.merge(*(OmegaConf.create(d) for _, d in chain)), resolve=False)
+    try:
+        experiment = OmegaConf.to_container(OmegaConf.merge(*(OmegaConf.create(d) for _, d in chain)), resolve=False)
+    except Exception as err:  # omegaconf raises several types; all mean "these files do not merge"
+        raise ConfigError(f"{source}: cannot merge it with the experiment(s) it extends: {err}") from None
     cli = parse_options(options)
     unknown = sorted(set(cli) - set(SECTIONS))
     if unknown:
