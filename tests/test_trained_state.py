@@ -1,7 +1,8 @@
 import torch
 from safetensors.torch import save_file
 
-from lavis.models.blip2_mr.checkpoint import FORMAT_KEY, load_weights, save_weights
+from lavis.common.weights_file import CONTENT_KEY
+from lavis.models.blip2_mr.checkpoint import load_weights, save_weights
 from lavis.models.blip2_mr.model import Blip2MR
 from lavis.models.blip2_mr.random_batch import random_batch
 from lavis.models.model_config import model_config
@@ -50,6 +51,6 @@ def test_a_checkpoint_without_statistics_still_loads_with_a_warning(caplog, tmp_
     # The same for a safetensors export written without them (an older file).
     caplog.clear()
     path = tmp_path / "old.safetensors"
-    save_file({k: v.clone() for k, v in state.items()}, str(path), metadata={FORMAT_KEY: "trainable"})
+    save_file({k: v.clone() for k, v in state.items()}, str(path), metadata={CONTENT_KEY: "trainable"})
     load_weights(trained_tiny(seed=2)[0], path)
     assert "old.safetensors has no running statistics" in caplog.text

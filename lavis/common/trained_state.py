@@ -67,6 +67,16 @@ def warn_missing_buffers(model: nn.Module, keys: Iterable[str], source: str) -> 
         )
 
 
+def check_trained_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing: Iterable[str] = ()
+) -> None:
+    """The check of every trained state dict (a training checkpoint's ``"model"``, an export, a
+    converted reference ``.pth``): every trainable parameter present (``check_keys``); trained
+    buffers that are absent keep the model's values, with a warning."""
+    check_keys(model, state, trained_parameter_names(model), source, allow_missing)
+    warn_missing_buffers(model, state, source)
+
+
 def lora_targets(keys: Iterable[str]) -> set[str]:
     """Names of the modules that carry LoRA adapters in ``keys`` (``...SelfAttention.q.lora_A...``: q)."""
     return {m.group(1) for key in keys if (m := _LORA_TARGET.search(key))}

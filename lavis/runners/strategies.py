@@ -25,12 +25,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from lavis.common.registry import registry
-from lavis.common.trained_state import (
-    check_keys,
-    trained_names,
-    trained_parameter_names,
-    warn_missing_buffers,
-)
+from lavis.common.trained_state import check_trained_state, trained_names
 from lavis.common.typed import ConfigError
 from lavis.runners.config import RunConfig
 
@@ -135,8 +130,7 @@ class SingleDevice:
     ) -> None:
         """Load a trained state dict (a checkpoint's ``"model"``) after the one key check of every
         load (``trained_state.check_keys``: ``WeightsMismatchError`` naming every key that does not fit)."""
-        check_keys(self.unwrap(model), state, trained_parameter_names(self.unwrap(model)), source)
-        warn_missing_buffers(self.unwrap(model), state, source)
+        check_trained_state(self.unwrap(model), state, source)
         set_model_state_dict(self.unwrap(model), state, options=StateDictOptions(full_state_dict=True, strict=False))
 
     def optimizer_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -16,19 +16,14 @@ Steps 1-3 and the ``.pth`` are read by ``pretrained.py``. Every load goes throug
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lavis.common.trained_state import (
-    WeightsMismatchError,
-    trained_names,
-    trained_parameter_names,
-    warn_missing_buffers,
-)
+from lavis.common.trained_state import WeightsMismatchError, trained_names
 from lavis.common.weights_file import (
     CONTENT_KEY,
     TRAINING_SUFFIXES,
@@ -44,11 +39,9 @@ from lavis.models.blip2_mr.pretrained import (
     load_llm_dir,
     load_reference_finetuned,
 )
-from lavis.models.blip2_mr.state_load import load_checked
+from lavis.models.blip2_mr.state_load import load_checked, load_trained
 
 __all__ = ["WeightsMismatchError", "load_configured_weights", "load_finetuned", "load_weights", "save_weights"]
-
-FORMAT_KEY = CONTENT_KEY  # safetensors metadata: "trainable" or "full"
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -69,17 +62,8 @@ def save_weights(model: nn.Module, path: str | Path, trainable_only: bool = True
         if id(tensor) not in seen:  # safetensors stores a shared tensor once
             seen.add(id(tensor))
             state[name] = tensor.detach().contiguous().cpu()
-    save_file(state, str(path), metadata={FORMAT_KEY: "full"})
+    save_file(state, str(path), metadata={CONTENT_KEY: "full"})
     return path
-
-
-def load_trained(
-    model: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing: Iterable[str] = ()
-) -> None:
-    """A trained state dict under our names (a training checkpoint's ``"model"``): every trainable
-    parameter must be there; trained buffers that are absent keep their values, with a warning."""
-    load_checked(model, state, trained_parameter_names(model), source, allow_missing)
-    warn_missing_buffers(model, state, source)
 
 
 def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str] = ()) -> None:
@@ -87,9 +71,9 @@ def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    kind = weights_metadata(path).get(FORMAT_KEY)
+    kind = weights_metadata(path).get(CONTENT_KEY)
     if kind not in ("trainable", "full"):
-        raise WeightsMismatchError(f"{path}: not a blip2_mr weights file (no '{FORMAT_KEY}' metadata)")
+        raise WeightsMismatchError(f"{path}: not a blip2_mr weights file (no '{CONTENT_KEY}' metadata)")
     state = load_file(str(path))
     if kind == "trainable":
         load_trained(model, state, str(path), allow_missing)

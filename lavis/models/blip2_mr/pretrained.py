@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from lavis.common.trained_state import WeightsMismatchError, trained_parameter_names, warn_missing_buffers
+from lavis.common.trained_state import WeightsMismatchError
 from lavis.models.blip2_mr.build import is_lora_parameter
 from lavis.models.blip2_mr.convert import (
     PRETRAINED_UNUSED,
@@ -28,7 +28,7 @@ from lavis.models.blip2_mr.convert import (
     finetuned_unused,
     unwrap_checkpoint,
 )
-from lavis.models.blip2_mr.state_load import load_checked
+from lavis.models.blip2_mr.state_load import load_checked, load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,4 @@ def load_reference_finetuned(
             cfg.prompt.layout,
         )
     raw = _drop_unused(read_state_file(path), finetuned_unused(cfg.fusion.position), f"checkpoint {path}")
-    state = convert_lavis_state_dict(raw, fusion_prefixes)
-    load_checked(model, state, trained_parameter_names(model), f"checkpoint {path}", allow_missing)
-    warn_missing_buffers(model, state, f"checkpoint {path}")
+    load_trained(model, convert_lavis_state_dict(raw, fusion_prefixes), f"checkpoint {path}", allow_missing)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from lavis.common.trained_state import check_keys
+from lavis.common.trained_state import check_keys, check_trained_state
 from lavis.models.blip2_mr.convert import to_lora_names
 
 
@@ -23,4 +23,13 @@ def load_checked(
     weights saved without LoRA (``...q.weight``) go to the adapter's ``base_layer``."""
     state = to_lora_names(state, set(model.state_dict()))
     check_keys(model, state, expected, source, allow_missing)
+    model.load_state_dict(dict(state), strict=False)
+
+
+def load_trained(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing: Iterable[str] = ()
+) -> None:
+    """A trained state dict under our names (``check_trained_state``), loaded like ``load_checked``."""
+    state = to_lora_names(state, set(model.state_dict()))
+    check_trained_state(model, state, source, allow_missing)
     model.load_state_dict(dict(state), strict=False)
