@@ -35,6 +35,7 @@ setup(
             "lavis-train=lavis.train:main",
             "lavis-evaluate=lavis.evaluate:main",
             "lavis-mr-eval=lavis.tasks.mr_eval:main",
+            "lavis-export=lavis.export:main",
         ]
     },
 )

@@ -19,6 +19,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
+from lavis.common.cli import cli_errors
 from lavis.common.files import atomic_write_text
 from lavis.datasets.schema import load_annotations
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
@@ -117,6 +118,7 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
     return path
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, type=Path)
@@ -124,8 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     metrics_path = args.run_dir / "metrics_test.json"
     if not metrics_path.is_file():
-        print(f"error: {metrics_path} not found; did the run finish?", file=sys.stderr)
-        return 1
+        raise FileNotFoundError(f"{metrics_path} not found; did the run finish?")
     metrics = json.loads(metrics_path.read_text())
     baseline = baseline_metrics(args.data or dataset_root(args.run_dir))
     metrics["baselines"] = {"duration_only_guess": baseline}

@@ -21,10 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from lavis.common.cli import cli_errors
 from lavis.common.config import load_experiment, save_config
-from lavis.common.errors import USER_ERROR_EXIT, UserError
-from lavis.common.weights_file import read_training_checkpoint, write_trained_weights
-from lavis.inference.loading import EXPORTED_WEIGHTS, find_checkpoint
+from lavis.common.errors import UserError
+from lavis.common.files import atomic_write_text
+from lavis.common.weights_file import write_trained_weights
+from lavis.inference.loading import EXPORTED_WEIGHTS, find_checkpoint, read_weights
 
 CARD = "README.md"
 
@@ -114,8 +116,7 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | No
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"--out {out} exists and is not an empty folder")
     ckpt_file = Path(checkpoint) if checkpoint is not None else find_checkpoint(run_dir)
-    state = read_training_checkpoint(ckpt_file)
-    step = (state.get("best") or {}).get("step", state.get("step"))
+    weights, step = read_weights(ckpt_file)
     cfg = load_experiment(run_dir / "config.yaml")
     if getattr(cfg.model, "weights", None) is not None:
         cfg.model.weights.finetuned = None
@@ -123,23 +124,20 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | No
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     header = {"run": run_dir.resolve().name, "checkpoint": ckpt_file.name, "arch": cfg.model.arch}
-    write_trained_weights(state["model"], out / EXPORTED_WEIGHTS, {**header, "step": "" if step is None else str(step)})
+    write_trained_weights(weights, out / EXPORTED_WEIGHTS, {**header, "step": "" if step is None else str(step)})
     card = model_card(cfg, header["run"], ckpt_file, step, _brief_metrics(run_dir))
-    (out / CARD).write_text(card)
+    atomic_write_text(out / CARD, card)
     return out
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Export a trained run as a self-contained, publishable folder.")
     parser.add_argument("--run-dir", required=True, help="a training run's output_dir (config.yaml + checkpoints)")
     parser.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
     parser.add_argument("--checkpoint", help="a checkpoint_*.pt of the run (default: checkpoint_best.pt)")
     args = parser.parse_args(argv)
-    try:
-        out = export_run(args.run_dir, args.out, args.checkpoint)
-    except (UserError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USER_ERROR_EXIT
+    out = export_run(args.run_dir, args.out, args.checkpoint)
     print(f"exported {args.run_dir} to {out}")
     return 0
 

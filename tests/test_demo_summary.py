@@ -25,7 +25,7 @@ def test_the_summary_scores_the_guess_and_names_the_model(tiny_run, tmp_path, ca
 
 
 def test_a_run_without_test_metrics_is_a_clear_error(tmp_path, capsys):
-    assert main(["--run-dir", str(tmp_path)]) == 1
+    assert main(["--run-dir", str(tmp_path)]) == 2  # a user error, as in every entry point
     assert "metrics_test.json not found" in capsys.readouterr().err
 
 
