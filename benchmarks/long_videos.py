@@ -83,9 +83,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "run": str(args.run_dir),
         "queries": len(records),
         "durations_s": list(args.seconds),
-        "short_test": {},
+        "short_test": {k: short.get(k) for k in REPORTED},
     }
-    result["short_test"] = {k: short.get(k) for k in REPORTED}
     for scoring, rows in preds.items():
         brief = evaluate_predictions(rows, records)["brief"]
         result[scoring] = {k: brief.get(k) for k in REPORTED}
