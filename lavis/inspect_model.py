@@ -60,11 +60,17 @@ def build_for_inspection(cfg_path: str, options: list[str], meta: bool) -> nn.Mo
 def without_tokenizer_files(cfg: Any) -> Any:
     """``cfg`` with the built-in tokenizer in place of one read from disk, when the LLM's
     vocabulary size is configured: then the parameter counts depend on that size only (the
-    tokenizer sizes nothing else), and a fresh clone has no tokenizer files to read."""
+    tokenizer sizes nothing else), and a fresh clone has no tokenizer files to read. The prompt
+    layout becomes ``plain`` (the built-in tokenizer cannot write the reference's); no layout
+    sizes a parameter."""
     llm, tokenizer = getattr(cfg, "llm", None), getattr(cfg, "tokenizer", None)
     if llm is None or tokenizer is None or getattr(llm, "vocab_size", None) is None:
         return cfg  # the vocabulary comes from the tokenizer itself: it has to be read
-    return dataclasses.replace(cfg, tokenizer=dataclasses.replace(tokenizer, source="builtin"))
+    return dataclasses.replace(
+        cfg,
+        prompt=dataclasses.replace(cfg.prompt, layout="plain"),
+        tokenizer=dataclasses.replace(tokenizer, source="builtin"),
+    )
 
 
 @cli_errors

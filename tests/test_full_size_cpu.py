@@ -4,7 +4,9 @@ random weights on the CPU, at batch 1 x 2 frames with audio:
 
     bash run_scripts/test.sh -m slow -k full_size     # 9-13 minutes, ~17 GiB peak RSS on 2 cores
 
-It proves the real shapes, dtypes and code paths before any GPU time: a training step whose
+It runs the published prompt layout (``prompt.layout: reference``) with a T5-style SentencePiece
+tokenizer made at test time and read from a folder, as Flan-T5's files are read. It proves the
+real shapes, dtypes and code paths before any GPU time: a training step whose
 gradients land exactly on the trainable parameters, an optimizer step, ``predict``, the trained
 state reloaded into a fresh model with identical outputs, the cached-feature path, and the frozen
 towers stored in bf16 and in fp32. The model is built once and shared by the tests in order; each
@@ -26,6 +28,7 @@ from helpers.full_size import (
     trainable_group,
     with_frozen_dtype,
 )
+from helpers.t5_tokenizer import write_t5_tokenizer
 
 from lavis.inspect_model import parameter_report, without_tokenizer_files
 from lavis.models.blip2_mr import build
@@ -46,10 +49,10 @@ def total_memory_gib() -> float:
 
 
 @pytest.fixture(scope="module")
-def full():
+def full(tmp_path_factory):
     if total_memory_gib() < MAX_RSS_GIB:
         pytest.skip(f"the full-size model needs ~18 GiB of memory; this machine has {total_memory_gib():.1f} GiB")
-    holder = full_size()
+    holder = full_size(write_t5_tokenizer(tmp_path_factory.mktemp("t5") / "tokenizer"))
     yield holder
     holder.release()
 

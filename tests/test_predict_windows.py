@@ -71,6 +71,14 @@ def test_a_local_window_maps_to_the_video_clock_and_nms_keeps_the_better_duplica
     assert merge_chunk_windows([[[7, 9, 0.8]]] * 3, [Chunk(20, 30)] * 3, 0.5, max_windows=1) == [[27, 29, 0.8]]
 
 
+def test_nms_drops_a_window_whose_iou_equals_the_threshold():
+    # Whole-second windows make an IoU of exactly 0.5 common: [10, 16] and [12, 18] share 4 of 8 s.
+    assert non_maximum_suppression([[10, 16, 0.9], [12, 18, 0.8]], iou_threshold=0.5) == [[10, 16, 0.9]]
+    assert non_maximum_suppression([[0, 4, 0.9], [0, 2, 0.8]], iou_threshold=0.5) == [[0, 4, 0.9]]
+    # Just below the threshold both stay.
+    assert non_maximum_suppression([[0, 10, 0.9], [0, 4.9, 0.8]], iou_threshold=0.5) == [[0, 10, 0.9], [0, 4.9, 0.8]]
+
+
 class SquareFinder:
     """Stands in for the model: a window around the frames that show the bright square (score
     0.9), else a decoy at the chunk's first second (0.2). It checks what the model is shown."""

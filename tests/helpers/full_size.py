@@ -10,6 +10,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,11 +23,12 @@ from lavis.runners.strategies import SingleDevice
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 
 PUBLISHED = "configs/experiments/charades_sta/sms.yaml"
-# Random weights, nothing read from disk; the published run on one CPU process.
+# Random weights, no downloaded file; the published run on one CPU process. The tokenizer is a
+# T5-style SentencePiece made at test time (helpers/t5_tokenizer.py), read through
+# model.tokenizer.path as Flan-T5's would be: the published prompt layout needs its sentinel.
 NO_FILES = [
     "model.weights.blip2_hf_dir=null",
     "model.weights.clap_dir=null",
-    "model.tokenizer.source=builtin",
     "run.device=cpu",
     "run.strategy=single",
 ]
@@ -113,7 +115,7 @@ class FullSize:
 
         def step() -> torch.Tensor:
             with strategy.autocast():
-                loss = task.train_step(model, task.move_to_device(batch, strategy.device))
+                loss = task.train_step(model, task.move_to_device(batch, strategy.device))["loss"]
             strategy.backward(loss, model)
             return loss.detach()
 
@@ -146,8 +148,9 @@ def cached_batch(model: Blip2MR, batch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def full_size() -> FullSize:
-    cfg = load_experiment(PUBLISHED, NO_FILES)
+def full_size(tokenizer_dir: Path) -> FullSize:
+    """The published experiment with random weights and the tokenizer in ``tokenizer_dir``."""
+    cfg = load_experiment(PUBLISHED, [*NO_FILES, f"model.tokenizer.path={tokenizer_dir}"])
     batch = random_batch(
         cfg.model,
         BATCH,

@@ -187,11 +187,20 @@ class PromptConfig:
 @dataclass
 class TokenizerConfig:
     # auto: a pretrained tokenizer from `path`, else from weights.blip2_hf_dir / weights.llm_dir
-    # when set; the built-in one when none is set.
-    source: Literal["auto", "builtin", "pretrained"] = "auto"
+    # when set; the built-in one when none is set. pretrained: read from one of those directories
+    # (an error naming this section when none holds tokenizer files).
+    source: Literal["auto", "builtin", "pretrained"] = "pretrained"
     path: Optional[str] = None
     max_number: int = 300  # built-in: every integer 0..max_number is one token
     words: list[str] = field(default_factory=list)  # built-in: extra whole-word tokens
+
+    def locations(self, weights: WeightsConfig) -> list[str]:
+        """The directories a pretrained tokenizer is looked for in, in order (those that are set)."""
+        return [p for p in ([self.path] if self.path else [weights.blip2_hf_dir, weights.llm_dir]) if p]
+
+    def is_builtin(self, weights: WeightsConfig) -> bool:
+        """Whether the built-in tokenizer is used: asked for, or ``auto`` with no directory set."""
+        return self.source == "builtin" or (self.source == "auto" and not self.locations(weights))
 
 
 @dataclass
@@ -283,6 +292,14 @@ class Blip2MRConfig:
     def __post_init__(self) -> None:
         if self.lora.enabled and not self.freeze_llm:
             raise ValueError("lora.enabled with freeze_llm: false trains the LLM twice; pick one")
+        if self.prompt.layout == "reference" and self.tokenizer.is_builtin(self.weights):
+            # Checked here, not at the first batch: a full-size model takes minutes to build.
+            raise ValueError(
+                "prompt.layout=reference writes Flan-T5's tokens (its <extra_id_0> sentinel and "
+                "number pieces), which the built-in tokenizer does not have: set model.tokenizer.path "
+                "(or model.weights.llm_dir) to a local Flan-T5 tokenizer directory, or use "
+                "model.prompt.layout=plain"
+            )
 
     @property
     def uses_audio(self) -> bool:

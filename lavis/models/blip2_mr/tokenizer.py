@@ -111,26 +111,26 @@ class PretrainedTokenizer:
         return None if i is None or i == self._tok.unk_token_id else int(i)
 
 
-def _has_tokenizer(path: str | None) -> bool:
-    return bool(path) and any((Path(path) / name).is_file() for name in _TOKENIZER_FILES)
+def _has_tokenizer(path: str) -> bool:
+    return any((Path(path) / name).is_file() for name in _TOKENIZER_FILES)
 
 
 def build_tokenizer(cfg: Blip2MRConfig) -> TextTokenizer:
     """The tokenizer ``cfg.tokenizer`` names (see ``TokenizerConfig.source``)."""
     tc = cfg.tokenizer
-    if tc.source == "builtin":
+    if tc.is_builtin(cfg.weights):
         return BuiltinTokenizer(_builtin_words(cfg), tc.max_number)
-    candidates = [tc.path] if tc.path else [cfg.weights.blip2_hf_dir, cfg.weights.llm_dir]
-    found = next((p for p in candidates if _has_tokenizer(p)), None)
-    if found is not None:
-        return PretrainedTokenizer(found)
-    given = [p for p in candidates if p]
-    if tc.source == "pretrained" or given:
+    given = tc.locations(cfg.weights)
+    found = next((p for p in given if _has_tokenizer(p)), None)
+    if found is None:
+        builtin = "model.tokenizer.source=builtin"
+        if cfg.prompt.layout == "reference":  # the built-in tokenizer cannot write that layout
+            builtin = f"model.prompt.layout=plain with {builtin}"
         raise FileNotFoundError(
             f"model.tokenizer: no tokenizer files ({', '.join(_TOKENIZER_FILES)}) in {given or 'any directory'}; "
-            "set model.tokenizer.path to a local tokenizer directory, or model.tokenizer.source=builtin"
+            f"set model.tokenizer.path to a local tokenizer directory, or {builtin}"
         )
-    return BuiltinTokenizer(_builtin_words(cfg), tc.max_number)
+    return PretrainedTokenizer(found)
 
 
 def _builtin_words(cfg: Blip2MRConfig) -> Sequence[str]:
