@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
-from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
+from lavis.common.typed import ConfigError, check_keys, from_dict, reconcile_variants, to_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the source tree, when running from it
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # lavis/: an installed copy has lavis/configs/
@@ -188,6 +188,14 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
     }
     layers.insert(0, ("class defaults", defaults))
 
+    # A section chosen by name (model.fusion): each layer checked against the variant in effect
+    # there; keys set for a variant that a later layer replaces are dropped.
+    for key, schema in schemas.items():
+        section, _, name = key.partition(".")
+        bodies = [
+            (src, _section(layer, section, src).get(name) if name else layer.get(section)) for src, layer in layers
+        ]
+        reconcile_variants(schema, bodies, key)
     provenance: dict[str, str] = {}
     for layer_source, layer in layers:
         for section in SECTIONS:

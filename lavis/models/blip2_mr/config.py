@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 from lavis.models.blip2_mr.saliency import SaliencyConfig
 from lavis.models.fusion import FusionConfig
+from lavis.models.fusion.gated import GatedCrossAttentionConfig
 
 TimeFormatName = Literal["seconds_integers", "seconds_floats", "relative_integers"]
 
@@ -252,7 +253,7 @@ class Blip2MRConfig:
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     audio: AudioTowerConfig = field(default_factory=AudioTowerConfig)
-    fusion: FusionConfig = field(default_factory=FusionConfig)
+    fusion: FusionConfig = field(default_factory=GatedCrossAttentionConfig)  # the fusion's own config
     lora: LoraConfig = field(default_factory=LoraConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -286,4 +287,4 @@ class Blip2MRConfig:
 
     @property
     def uses_audio(self) -> bool:
-        return self.fusion.name != "none"
+        return self.fusion.reads_audio
