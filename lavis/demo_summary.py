@@ -22,12 +22,12 @@ from omegaconf import OmegaConf
 from lavis.common.cli import cli_errors
 from lavis.common.files import atomic_write_text
 from lavis.datasets.schema import load_annotations
+from lavis.tasks.metric_names import R1_AT_05, SUMMARY_METRICS, highlight
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from mr_data.baselines import duration_prior_predictions
 
 PRIOR_LOSS = 0.4  # LM loss (10-step mean) below which the model has left the duration prior
-COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP")
-HL_COLUMNS = ("HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1")  # a model with a saliency head
+HL_COLUMNS = (highlight("VeryGood", "mAP"), highlight("VeryGood", "Hit1"))  # a model with a saliency head
 KINDS = ("visual", "audio", "audio_visual")
 
 
@@ -72,7 +72,7 @@ def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
     rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
     rows += [("duration-only guess", baseline["brief"])]
     rows += [(f"  {kind}", baseline["by_kind"].get(kind)) for kind in KINDS]
-    columns = COLUMNS + tuple(c for c in HL_COLUMNS if c in metrics["brief"])
+    columns = SUMMARY_METRICS + tuple(c for c in HL_COLUMNS if c in metrics["brief"])
     widths = [max(len(c), 11) + 2 for c in columns]
     lines = [f"{'':22s}" + "".join(f"{c:>{w}s}" for c, w in zip(columns, widths))]
     for name, brief in rows:
@@ -103,13 +103,13 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
         ax_loss.plot(steps, [r["loss"] for r in train])
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", yscale="log", title="training")
     names = ["all", *KINDS]
-    model = [metrics["brief"]["R1@0.5"]] + [metrics.get("by_kind", {}).get(k, {}).get("R1@0.5", 0) for k in KINDS]
-    guess = [baseline["brief"]["R1@0.5"]] + [baseline["by_kind"].get(k, {}).get("R1@0.5", 0) for k in KINDS]
+    model = [metrics["brief"][R1_AT_05]] + [metrics.get("by_kind", {}).get(k, {}).get(R1_AT_05, 0) for k in KINDS]
+    guess = [baseline["brief"][R1_AT_05]] + [baseline["by_kind"].get(k, {}).get(R1_AT_05, 0) for k in KINDS]
     xs = range(len(names))
     ax_kind.bar([x - 0.2 for x in xs], model, width=0.4, label=label)
     ax_kind.bar([x + 0.2 for x in xs], guess, width=0.4, label="duration-only guess")
     ax_kind.set_xticks(list(xs), names)
-    ax_kind.set(ylabel="R1@0.5 (%)", ylim=(0, 100), title="test split")
+    ax_kind.set(ylabel=f"{R1_AT_05} (%)", ylim=(0, 100), title="test split")
     ax_kind.legend()
     fig.tight_layout()
     path = run_dir / "demo.png"

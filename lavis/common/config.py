@@ -8,8 +8,9 @@ Layers, later wins:
 Each layer is checked for unknown keys against the schema and errors name that layer's file.
 ``${...}`` interpolations are resolved after merging. Each section's schema is the
 ``config_class`` of the registered class it names (``model.arch``, ``datasets.<name>``,
-``run.runner``), so this module knows no section's fields. Then the model class checks each
-dataset's inputs against its config (``lavis/common/inputs.py``).
+``run.runner``), so this module knows no section's fields. Then the task class checks the run
+section (``check_run_config``: ``run.valid_metric`` must be a metric it reports) and the model
+class checks each dataset's inputs against its config (``lavis/common/inputs.py``).
 """
 
 from __future__ import annotations
@@ -220,7 +221,10 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
         for name, body in (resolved.get("datasets") or {}).items()
     }
     run_cfg = from_dict(schemas["run"], resolved.get("run"), source, "run", provenance)
-    registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
+    task_cls = registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
+    check_run_config = getattr(task_cls, "check_run_config", None)  # e.g. run.valid_metric: a name it reports
+    if check_run_config is not None:
+        check_run_config(run_cfg)
     check_inputs = getattr(model_cls, "check_inputs", None)
     for name, ds_cfg in datasets_cfg.items():
         if check_inputs is not None and hasattr(ds_cfg, "inputs"):

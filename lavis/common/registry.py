@@ -26,6 +26,7 @@ KIND_PACKAGES: dict[str, str] = {
     "builder": "lavis.datasets",
     "processor": "lavis.datasets",
     "task": "lavis.tasks",
+    "metric_family": "lavis.tasks",
     "runner": "lavis.runners",
     "strategy": "lavis.runners",
     "hook": "lavis.runners",
