@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lavis.datasets.video_io import VideoDecodeError, container_origin
+from lavis.datasets.frame_source import VideoDecodeError, container_origin
 
 
 @dataclass
