@@ -6,14 +6,15 @@ here, at Dq) -> projection (``[N, Q, D]``; late fusion: here, at the LLM width D
 per-frame mean (Q = 1) -> interleaved with timestamp tokens, ``>`` + duration and the prompt
 (``prompt.py``) -> T5 with LoRA -> ``[[24, 30]]``.
 
-``forward`` (teacher-forced loss) and ``generate`` share ``encode``. The model does no I/O and no
-logging; weights are read by ``from_config`` (``checkpoint.py``).
+``forward`` (teacher-forced loss) and ``generate`` share ``encode``; the batch becomes the LLM's
+input tensors in ``llm_inputs.py``. The model does no I/O and no logging; weights are read by
+``from_config`` (``checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,24 +29,11 @@ from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
 from lavis.models.blip2_mr.generation import beam_search
 from lavis.models.blip2_mr.input_checks import check_dataset_inputs
-from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
-from lavis.models.blip2_mr.saliency import SaliencyHead, saliency_loss
+from lavis.models.blip2_mr.llm_inputs import EncoderInput, encoder_input, target_labels
+from lavis.models.blip2_mr.prompt import PromptBuilder
+from lavis.models.blip2_mr.saliency import SaliencyHead, frame_relevance, saliency_loss
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
 from lavis.models.fusion import build_fusion
-
-IGNORE_INDEX = -100
-
-
-class EncoderInput(NamedTuple):
-    inputs_embeds: torch.Tensor  # [B, L, D]
-    attention_mask: torch.Tensor  # [B, L] bool, right-padded
-    frame_slots: torch.Tensor  # [B, L] bool: the frame-token slots, tokens_per_frame per fed frame
-    tokens_per_frame: int
-
-
-def _pad(rows: list[list[int]], value: int, device: torch.device) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
 
 
 @registry.register_model("blip2_mr")
@@ -208,25 +196,7 @@ class Blip2MR(nn.Module):
         return encoded.inputs_embeds, encoded.attention_mask
 
     def _encode(self, batch: dict[str, Any]) -> EncoderInput:
-        tokens = self.frame_tokens(batch)
-        frame_mask = batch["frame_mask"].bool().cpu()
-        times = batch["timestamps"].float().cpu()
-        durations = batch["duration"].float().cpu().tolist()
-        samples = [
-            self.prompt.encoder_sample(times[b][frame_mask[b]].tolist(), durations[b], query, tokens.shape[1])
-            for b, query in enumerate(batch["query"])
-        ]
-        device = tokens.device
-        pad_slot = -2  # not FRAME, not a token id
-        ids = _pad([s.ids for s in samples], pad_slot, device)
-        embed = self.language_model.get_input_embeddings()
-        text = embed(ids.clamp(min=0))
-        if self.cfg.prompt.timestamp_mode == "additive":
-            tokens = tokens + self._timestamp_embeddings([t for s in samples for t in s.timestamp_ids], embed, device)
-        is_frame = (ids == FRAME).unsqueeze(-1)
-        dtype = torch.promote_types(text.dtype, tokens.dtype)
-        inputs = text.to(dtype).masked_scatter(is_frame, tokens.to(dtype))
-        return EncoderInput(inputs, ids != pad_slot, ids == FRAME, tokens.shape[1])
+        return encoder_input(self.prompt, self.language_model.get_input_embeddings(), self.frame_tokens(batch), batch)
 
     def run_encoder(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The LLM encoder's output ``[B, L, D]``; run once per batch and shared by the LM loss
@@ -238,21 +208,10 @@ class Blip2MR(nn.Module):
         """``[N]`` saliency logits of the fed frames, in (sample, frame) order."""
         return self.saliency_head(hidden, encoded.frame_slots, encoded.tokens_per_frame)
 
-    @staticmethod
-    def _timestamp_embeddings(ids: list[list[int]], embed: nn.Embedding, device: torch.device) -> torch.Tensor:
-        """``[N, 1, D]``: each fed frame's timestamp embedding (the mean over its tokens)."""
-        padded = _pad(ids, 0, device)
-        lengths = torch.tensor([len(i) for i in ids], device=device)
-        weight = (torch.arange(padded.shape[1], device=device) < lengths[:, None]).unsqueeze(-1)
-        emb = embed(padded) * weight
-        return (emb.sum(1) / lengths[:, None]).unsqueeze(1)
-
     # Training --------------------------------------------------------------------------------
     def target_labels(self, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
         """``[B, Lt]`` target ids (``[[s, e], ...]`` + eos), padded with -100 (ignored)."""
-        durations = batch["duration"].float().cpu().tolist()
-        rows = [self.prompt.target_ids(w, d) for w, d in zip(batch["windows"], durations)]
-        return _pad(rows, IGNORE_INDEX, device)
+        return target_labels(self.prompt, batch, device)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Teacher-forced cross-entropy of the target text, plus (``saliency.enabled``) the
@@ -310,13 +269,8 @@ class Blip2MR(nn.Module):
         durations = batch["duration"].float().cpu().tolist()
         results = beams_to_windows(beams, durations, self.prompt.time_format, self.cfg.generation.max_windows)
         if relevance is not None:
-            frame_mask = batch["frame_mask"].bool().cpu()
-            times = batch["timestamps"].float().cpu()
-            per_sample = relevance.cpu().split(frame_mask.sum(1).tolist())
-            rescore = self.cfg.saliency.window_score == "vote_x_saliency"
-            for b, (result, scores) in enumerate(zip(results, per_sample)):
-                result.frame_times = times[b][frame_mask[b]].tolist()
-                result.frame_scores = scores.tolist()
-                if rescore:
+            for result, (times, scores) in zip(results, frame_relevance(relevance, batch)):
+                result.frame_times, result.frame_scores = times, scores
+                if self.cfg.saliency.window_score == "vote_x_saliency":
                     rescore_windows(result)
         return results

@@ -67,3 +67,12 @@ def saliency_loss(
         return logits.sum() * 0.0  # no pair in this batch (every frame equally relevant)
     hinge = F.relu(cfg.margin - (logits[:, None] - logits[None, :]))
     return hinge[more].mean()
+
+
+def frame_relevance(relevance: torch.Tensor, batch: dict) -> list[tuple[list[float], list[float]]]:
+    """Per sample, its fed frames' times (seconds) and relevance, from ``relevance [N]`` (0..1,
+    in (sample, frame) order) and the batch's ``frame_mask`` and ``timestamps``."""
+    frame_mask = batch["frame_mask"].bool().cpu()
+    times = batch["timestamps"].float().cpu()
+    per_sample = relevance.cpu().split(frame_mask.sum(1).tolist())
+    return [(times[b][frame_mask[b]].tolist(), scores.tolist()) for b, scores in enumerate(per_sample)]
