@@ -117,6 +117,13 @@ class Blip2MR(nn.Module):
         return contextlib.nullcontext()
 
     # Encoding --------------------------------------------------------------------------------
+    @property
+    def tokens_per_frame(self) -> int:
+        """Q': the LLM tokens each fed frame contributes (``frame_tokens``' second dimension)."""
+        if self.cfg.prompt.frame_token_aggregation == "mean":
+            return 1
+        return self.cfg.qformer.num_query_tokens + self.fusion.added_tokens
+
     def frame_tokens(self, batch: dict[str, Any]) -> torch.Tensor:
         """The LLM-width tokens of every fed frame (``frame_mask`` True), in (sample, frame) order:
         ``[N, Q', D]`` (Q' = Q, or 1 with the per-frame mean, or more if the fusion appends).
