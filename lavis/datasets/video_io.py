@@ -39,8 +39,24 @@ VideoBackend = Literal["pyav", "decord"]
 
 
 def open_video(path: str | Path, backend: VideoBackend = "pyav") -> FrameSource:
-    """Open ``path`` and index its frames (once); raises ``VideoDecodeError``. Use as a context
-    manager; ``sample`` then decodes the sampled frames of the whole video or of a span."""
+    """Open ``path`` and index its frames once, to sample from as often as needed.
+
+    Args:
+        path: the video file.
+        backend: ``"pyav"`` (default) or ``"decord"`` (optional; the same frames and times).
+
+    Returns:
+        A ``FrameSource``; use it as a context manager. Its ``sample(num_samples, train,
+        generator, span)`` decodes the sampled frames of the whole video or of a span.
+
+    Raises ``VideoDecodeError`` naming the file (missing, empty, no video stream, truncated).
+
+    Example (``video``: a video file):
+        >>> with open_video(video) as source:
+        ...     halves = [source.sample(4, span=(0.0, source.duration / 2)), source.sample(4)]
+        >>> [len(h.frames) for h in halves], bool(halves[0].timestamps[-1] < halves[1].timestamps[-1])
+        ([4, 4], True)
+    """
     if backend == "pyav":
         return PyAVSource(Path(path))
     if backend == "decord":
@@ -56,9 +72,29 @@ def read_frames(
     generator: np.random.Generator | None = None,
     span: Optional[tuple[float, float]] = None,
 ) -> SampledFrames:
-    """Decode the ``num_samples`` sampled frames of ``path`` (of its frames shown in ``span`` =
-    [start, end) seconds, when given); raises ``VideoDecodeError``. ``indices`` stay indices into
-    the whole video and ``timestamps`` stay on the file's clock."""
+    """Decode the sampled frames of one video (never the whole video).
+
+    Args:
+        path: the video file.
+        num_samples: T, the frames to sample (a video with fewer gives all of its frames).
+        backend: ``"pyav"`` (default) or ``"decord"``.
+        train: a random frame of each of the T intervals (from ``generator``) instead of the
+            middle one.
+        generator: a seeded ``np.random.Generator``; required when ``train``.
+        span: ``(start, end)`` seconds: sample only the frames shown in ``[start, end)``.
+
+    Returns:
+        ``SampledFrames``: ``frames`` uint8 ``[t, H, W, 3]`` RGB with ``t = min(T, frames)``;
+        ``indices`` stay indices into the whole video and ``timestamps`` (seconds) stay on the
+        file's clock, with or without ``span``.
+
+    Raises ``VideoDecodeError`` naming the file (missing, empty, truncated, undecodable).
+
+    Example (``video``: a video file):
+        >>> sampled = read_frames(video, num_samples=4)
+        >>> sampled.frames.shape[0], sampled.frames.dtype, len(sampled.timestamps)
+        (4, dtype('uint8'), 4)
+    """
     checked_span(span)
     with open_video(path, backend) as source:
         return source.sample(num_samples, train, generator, span)

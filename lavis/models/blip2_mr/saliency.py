@@ -69,6 +69,14 @@ def saliency_loss(
     return hinge[more].mean()
 
 
+def batch_saliency_loss(logits: torch.Tensor, batch: dict, cfg: SaliencyConfig) -> torch.Tensor:
+    """``saliency_loss`` of the fed frames' ``logits [N]`` against the batch's
+    ``saliency_targets [B, T]`` (at ``frame_mask``), pairs kept within each sample."""
+    frame_mask = batch["frame_mask"].bool()
+    sample_of = torch.arange(frame_mask.shape[0], device=frame_mask.device)[:, None].expand_as(frame_mask)
+    return saliency_loss(logits, batch["saliency_targets"][frame_mask], sample_of[frame_mask], cfg)
+
+
 def frame_relevance(relevance: torch.Tensor, batch: dict) -> list[tuple[list[float], list[float]]]:
     """Per sample, its fed frames' times (seconds) and relevance, from ``relevance [N]`` (0..1,
     in (sample, frame) order) and the batch's ``frame_mask`` and ``timestamps``."""
