@@ -32,6 +32,7 @@ KINDS = ("visual", "audio", "audio_visual")
 
 
 def run_config(run_dir: Path) -> dict:
+    """The run's resolved ``config.yaml`` as a plain dict (read without validation: only labels come from it)."""
     return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
 
 
@@ -47,6 +48,7 @@ def model_label(run_dir: Path) -> str:
 
 
 def baseline_metrics(data_root: Path) -> dict:
+    """The brief and per-kind metrics of the duration-only guess (fitted on the train split) on the test split."""
     train = load_annotations(data_root / "train.jsonl")
     test = load_annotations(data_root / "test.jsonl")
     preds = duration_prior_predictions(train, test)
@@ -55,6 +57,7 @@ def baseline_metrics(data_root: Path) -> dict:
 
 
 def train_records(run_dir: Path) -> list[dict]:
+    """The run's ``metrics.jsonl`` training records (one per logged interval), in order."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["type"] == "train"]
 
@@ -68,6 +71,7 @@ def training_summary(records: list[dict]) -> dict:
 
 
 def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
+    """The summary table as text: the run and the guess, overall and per event kind."""
     rows = [(f"{label}, this run", metrics["brief"])]
     rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
     rows += [("duration-only guess", baseline["brief"])]
@@ -87,6 +91,7 @@ def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
 
 
 def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Path:
+    """Write ``demo.png`` (the training losses, and R1@0.5 per event kind for the run and the guess); returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,6 +125,8 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m lavis.demo_summary``: add the guess and the training summary to ``metrics_test.json``,
+    print the table and write the plot; exit status 0, or 2 after one ``error:`` line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--data", type=Path, help="synthetic_av root (default: from the run's config)")

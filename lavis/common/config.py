@@ -36,12 +36,15 @@ DEFAULT_RUNNER = "runner_base"
 
 @dataclasses.dataclass
 class ExperimentConfig:
+    """A loaded experiment: each section as the typed config of the class it names."""
+
     model: Any  # the model class's config_class instance
     datasets: dict[str, Any]  # builder name -> that builder's config_class instance
     run: Any  # the runner class's config_class instance
     cfg_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The three sections as plain YAML-ready dicts (what ``save_config`` writes)."""
         return {"model": to_dict(self.model), "datasets": to_dict(self.datasets), "run": to_dict(self.run)}
 
 
@@ -59,6 +62,8 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The YAML file ``path`` (found as ``resolve_path`` finds it) as a dict, unresolved; a missing or
+    malformed file is a ``ConfigError`` naming it."""
     resolved = resolve_path(path)
     if not resolved.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -136,6 +141,21 @@ def experiment_chain(cfg_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) -> ExperimentConfig:
+    """The typed, checked config of an experiment YAML (see the module docstring for the layers).
+
+    Args:
+        cfg_path: the experiment YAML (or a run's ``config.yaml``).
+        options: ``["key.path=value", ...]`` overriding it (``--options``).
+
+    Returns:
+        An ``ExperimentConfig``. Any unknown key, bad value or contradiction between sections
+        raises ``ConfigError`` naming the file (or ``--options``) and the key.
+
+    Example:
+        >>> cfg = load_experiment("configs/experiments/synthetic/sms_tiny.yaml", ["run.max_epoch=2"])
+        >>> cfg.model.arch, list(cfg.datasets), cfg.run.max_epoch
+        ('blip2_mr', ['synthetic_av'], 2)
+    """
     source = str(cfg_path)
     chain = experiment_chain(cfg_path)
     # The merged experiment, to find which model, datasets and runner it names.

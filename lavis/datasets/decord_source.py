@@ -41,6 +41,7 @@ class DecordSource(FrameSource):
         self.duration = duration if duration else last_end
 
     def sample(self, num_samples, train=False, generator=None, span=None) -> SampledFrames:
+        """See ``FrameSource.sample``; frame times come from decord's own index."""
         try:
             first, last = 0, self.num_video_frames
             if span is not None:
@@ -61,5 +62,6 @@ class DecordSource(FrameSource):
         )
 
     def close(self) -> None:
+        """Free the reader (and with it the file)."""
         # decord has no close(): its VideoReader closes the file when it is freed.
         del self.reader

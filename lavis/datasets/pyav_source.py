@@ -125,6 +125,7 @@ class PyAVSource(FrameSource):
         self.duration = _duration(container, last_end)
 
     def sample(self, num_samples, train=False, generator=None, span=None) -> SampledFrames:
+        """See ``FrameSource.sample``; ``num_decoded`` counts the frames decoded to reach the sampled ones."""
         first, last = span_range(self.path, self.times, checked_span(span))
         indices = first + sample_frame_indices(last - first, num_samples, train, generator)
         decoded, num_decoded = _decode_targets(
@@ -141,4 +142,5 @@ class PyAVSource(FrameSource):
         )
 
     def close(self) -> None:
+        """Close the container (the file)."""
         self.container.close()

@@ -43,6 +43,8 @@ document.querySelectorAll('#rows th').forEach((th, col) => th.addEventListener('
 
 @dataclass
 class Row:
+    """One query of the error browser's table: its ground truth, what the model wrote and found, and its timeline."""
+
     qid: str
     query: str
     vid: str

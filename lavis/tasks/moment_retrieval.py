@@ -32,6 +32,9 @@ _LEADING_KEYS = ("qid", "query", "vid")
 
 @registry.register_task("moment_retrieval")
 class MomentRetrievalTask:
+    """The ``moment_retrieval`` task (see the module docstring): the model's losses and scored windows
+    in, the evaluator's metrics and the submission files out."""
+
     def __init__(self, clip_length: float = CLIP_LENGTH):
         self.clip_length = clip_length  # seconds per saliency clip (QVHighlights: 2)
 

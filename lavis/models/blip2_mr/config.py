@@ -118,6 +118,7 @@ class AudioTowerConfig:
 
     @property
     def max_frames(self) -> int:
+        """The longest log-mel clip (in frames) the CLAP tower's spectrogram size holds."""
         return self.spec_size * (self.spec_size // self.num_mel_bins)
 
 
@@ -187,6 +188,8 @@ class PromptConfig:
 
 @dataclass
 class TokenizerConfig:
+    """``model.tokenizer``: which tokenizer writes the prompt and reads the answers."""
+
     # auto: a pretrained tokenizer from `path`, else from weights.blip2_hf_dir / weights.llm_dir
     # when set; the built-in one when none is set.
     source: Literal["auto", "builtin", "pretrained"] = "auto"
@@ -197,6 +200,8 @@ class TokenizerConfig:
 
 @dataclass
 class DecodingConfig:
+    """``model.generation``: beam search at evaluation and prediction, and how many windows are kept."""
+
     num_beams: int = 5
     num_return_sequences: Optional[int] = None  # beams returned per sample; null: num_beams
     max_new_tokens: int = 50
@@ -247,6 +252,8 @@ class WeightsConfig:
 
 @dataclass
 class Blip2MRConfig:
+    """``model:`` of a ``blip2_mr`` experiment: every part of the model, its weights and what trains."""
+
     arch: str = "blip2_mr"
     model_type: str = "pretrain_flant5xl"
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -287,4 +294,5 @@ class Blip2MRConfig:
 
     @property
     def uses_audio(self) -> bool:
+        """Whether the model reads audio (its fusion does): it then has a CLAP tower and needs audio inputs."""
         return self.fusion.reads_audio

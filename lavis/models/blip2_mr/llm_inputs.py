@@ -20,6 +20,8 @@ PAD_SLOT = -2  # id of a padded encoder position in a layout: not FRAME, not a t
 
 
 class EncoderInput(NamedTuple):
+    """The LLM encoder's input for a batch, and where the frame tokens sit in it."""
+
     inputs_embeds: torch.Tensor  # [B, L, D]
     attention_mask: torch.Tensor  # [B, L] bool, right-padded
     frame_slots: torch.Tensor  # [B, L] bool: the frame-token slots, tokens_per_frame per fed frame

@@ -118,6 +118,7 @@ class Blip2MR(FrozenTowers, nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return self.query_tokens.device
 
     def autocast(self) -> contextlib.AbstractContextManager:

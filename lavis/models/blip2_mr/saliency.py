@@ -26,6 +26,8 @@ from torch import nn
 
 @dataclass
 class SaliencyConfig:
+    """``model.saliency``: the per-frame relevance head, its loss and how it ranks windows."""
+
     enabled: bool = False
     loss: Literal["bce", "margin"] = "bce"
     loss_weight: float = 1.0  # total loss = LM loss + loss_weight * saliency loss
@@ -42,6 +44,8 @@ class SaliencyConfig:
 
 
 class SaliencyHead(nn.Module):
+    """A linear score per fed frame on the LLM encoder's output at the frame's slots."""
+
     def __init__(self, d_model: int):
         super().__init__()
         self.proj = nn.Linear(d_model, 1)

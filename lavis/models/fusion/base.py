@@ -41,6 +41,7 @@ class Fusion(nn.Module, abc.ABC):
         self.audio_dim = audio_dim
 
     def check_inputs(self, video: Tensor, audio: Tensor, audio_mask: Tensor) -> None:
+        """Raise ``ValueError`` naming the fusion unless the shapes and dtypes are those of ``forward``."""
         name = type(self).__name__
         if video.dim() != 3 or video.shape[-1] != self.dim:
             raise ValueError(f"{name}: video tokens must be [N, Q, {self.dim}], got {list(video.shape)}")

@@ -73,6 +73,7 @@ class GatedCrossAttention(Fusion):
         self.gate = nn.Linear(dim, 1)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's formula: the audio-selected summary, gated into every token."""
         a = self.audio_proj(audio).unsqueeze(1)
         summary = self.cross_attn(a, video)
         g = torch.sigmoid(self.gate(a))
@@ -116,6 +117,7 @@ class BiGatedCrossAttention(Fusion):
         self.mix = nn.Parameter(torch.full((1,), float(cfg.gate_init)))  # [1]: shardable (FSDP2)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's block, mixed into the tokens through the ``mix`` gate."""
         a = self.audio_proj(audio).unsqueeze(1)
         a2v = self.audio_to_vision_attn(a, video)
         v2a = self.vision_to_audio_attn(video, a)

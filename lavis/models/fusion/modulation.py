@@ -71,6 +71,7 @@ class AudioVisualDualEnhancement(Fusion):
         self.gate = nn.Parameter(torch.full((1,), float(cfg.gate_init)))
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's formula: both enhancements, added through the tanh gate."""
         a = self.audio_proj(audio)
         video_enh = video * torch.sigmoid(self.audio_to_video(a)).unsqueeze(1)
         audio_enh = a * torch.sigmoid(self.video_to_audio(video.mean(dim=1)))
@@ -109,6 +110,7 @@ class LocalCrossAttentionModulation(Fusion):
         self.gate = nn.Parameter(torch.full((1,), float(cfg.gate_init)))
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's formula: per-token FiLM from attention over the audio, gated."""
         a = self.audio_proj(audio).unsqueeze(1)
         x = self.norm(video)
         ctx = self.cross_attn(x, a)

@@ -54,6 +54,7 @@ class NoFusion(Fusion):
         return video
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The tokens themselves (never reached: ``forward`` returns them first)."""
         return video
 
 
@@ -77,9 +78,11 @@ class ConcatFusion(Fusion):
         nn.init.normal_(self.missing, std=0.02)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The visual tokens followed by the ``num_audio_tokens`` projected audio tokens."""
         tokens = self.dropout(self.audio_proj(audio)).view(-1, self.added_tokens, self.dim)
         return torch.cat([video, tokens.to(video.dtype)], dim=1)
 
     def without_audio(self, video: Tensor) -> Tensor:
+        """The visual tokens followed by the learned ``missing`` tokens."""
         missing = self.missing.to(video.dtype).expand(video.shape[0], -1, -1)
         return torch.cat([video, missing], dim=1)
