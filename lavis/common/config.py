@@ -22,9 +22,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from lavis.common.config_variants import reconcile_variants
 from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
-from lavis.common.typed import ConfigError, check_keys, from_dict, reconcile_variants, to_dict
+from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the source tree, when running from it
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # lavis/: an installed copy has lavis/configs/

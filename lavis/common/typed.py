@@ -9,10 +9,8 @@ A section may be *chosen by name* (``model.fusion.name: gca``): its declared typ
 dataclass with a ``variants()`` classmethod (name -> config class, each a subclass of the base)
 and a ``variant_key`` class attribute (the field holding the name). ``from_dict`` builds the class
 the name selects, so each variant declares its own keys and an unknown key fails naming the keys of
-*that* variant. Across layered configs, ``reconcile_variants`` checks each layer against the
-variant in effect at that layer and, when a later layer picks another variant, drops what earlier
-layers set that the new one does not declare (``--options model.fusion.name=none`` on a config
-that set gca's ``num_heads``).
+*that* variant. Across layered configs, ``config_variants.reconcile_variants`` checks each layer
+against the variant in effect there.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 from lavis.common.errors import UserError
@@ -64,7 +62,8 @@ def is_variant_base(tp: Any) -> bool:
     return dataclasses.is_dataclass(tp) and isinstance(tp, type) and callable(getattr(tp, "variants", None))
 
 
-def _default_variant(cls: type) -> Any:
+def default_variant(cls: type) -> Any:
+    """The name a config chosen by name has when no layer sets it."""
     return cls.__dataclass_fields__[cls.variant_key].default
 
 
@@ -76,7 +75,7 @@ def select_variant(
     if not is_variant_base(cls):
         return cls
     key = cls.variant_key
-    name = data.get(key, _default_variant(cls))
+    name = data.get(key, default_variant(cls))
     variants = cls.variants()
     chosen = variants.get(name) if isinstance(name, str) else None
     key_path = f"{path}.{key}" if path else key
@@ -100,7 +99,7 @@ def check_keys(cls: type, data: Mapping[str, Any], source: str, path: str = "") 
     """Fail on keys that ``cls`` (recursively) does not declare. Values are not checked.
 
     A section chosen by name is checked against the variant it names; one that names none is
-    left to ``reconcile_variants``, which knows the variant the earlier layers chose.
+    left to ``config_variants.reconcile_variants``, which knows the variant earlier layers chose.
     """
     if not isinstance(data, Mapping):
         return
@@ -108,69 +107,22 @@ def check_keys(cls: type, data: Mapping[str, Any], source: str, path: str = "") 
         if cls.variant_key not in data:
             return
         cls = select_variant(cls, data, source, path)
-    _check_fields(cls, data, source, path)
+    check_fields(cls, data, source, path)
 
 
-def _check_fields(cls: type, data: Mapping[str, Any], source: str, path: str) -> None:
+def check_fields(cls: type, data: Mapping[str, Any], source: str, path: str) -> None:
+    """``check_keys`` for a concrete class: every key of ``data`` must be a field of ``cls``."""
     types_ = field_types(cls)
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
         if key not in types_:
             raise ConfigError(f"{source}: unknown key '{key_path}'; {_valid_keys_text(cls, path)}")
-        sub = _dataclass_in(types_[key])
+        sub = dataclass_in(types_[key])
         if sub is not None and isinstance(value, Mapping):
             check_keys(sub, value, source, key_path)
 
 
-def _variant_paths(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], type]]:
-    """``(field path, base class)`` of every section chosen by name inside dataclass ``cls``."""
-    found = []
-    for name, tp in field_types(cls).items():
-        sub = _dataclass_in(tp)
-        if sub is None:
-            continue
-        if is_variant_base(sub):
-            found.append(((*prefix, name), sub))
-        else:
-            found.extend(_variant_paths(sub, (*prefix, name)))
-    return found
-
-
-def _node(body: Any, keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        if not isinstance(body, Mapping):
-            return None
-        body = body.get(key)
-    return body
-
-
-def reconcile_variants(cls: type, layers: Sequence[tuple[str, Any]], path: str) -> None:
-    """Across config ``layers`` (``(source, body)`` in merge order, each body a section of schema
-    ``cls``), for every section chosen by name: check each layer's keys against the variant in
-    effect at that layer (the last name set so far, else the field's default), and when a layer
-    picks a different variant, delete from the earlier layers' bodies (in place) the keys that
-    the new variant does not declare, so they cannot reach it from a variant they were set for.
-    """
-    for keys, base in _variant_paths(cls):
-        section = ".".join((path, *keys)) if path else ".".join(keys)
-        nodes = [(source, _node(body, keys)) for source, body in layers]
-        current = _default_variant(base)
-        for i, (source, node) in enumerate(nodes):
-            if not isinstance(node, Mapping):
-                continue
-            name = node.get(base.variant_key, current)
-            chosen = select_variant(base, {base.variant_key: name}, source, section)
-            if name != current:
-                current = name
-                declared = field_types(chosen)
-                for _, earlier in nodes[:i]:
-                    if isinstance(earlier, dict):
-                        for stale in [k for k in earlier if k not in declared]:
-                            del earlier[stale]
-            _check_fields(chosen, node, source, section)
-
-
-def _dataclass_in(tp: Any) -> type | None:
+def dataclass_in(tp: Any) -> type | None:
     """The dataclass inside ``tp`` (``X`` or ``Optional[X]``), if any."""
     if dataclasses.is_dataclass(tp):
         return tp

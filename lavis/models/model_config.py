@@ -16,8 +16,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lavis.common.config import OPTIONS_SOURCE, load_yaml, parse_options
+from lavis.common.config_variants import reconcile_variants
 from lavis.common.registry import registry
-from lavis.common.typed import ConfigError, check_keys, from_dict, reconcile_variants
+from lavis.common.typed import ConfigError, check_keys, from_dict
 
 
 def _model_section(data: Mapping[str, Any], source: str) -> dict[str, Any]:
