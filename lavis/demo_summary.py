@@ -22,16 +22,17 @@ from omegaconf import OmegaConf
 from lavis.common.cli import cli_errors
 from lavis.common.files import atomic_write_text
 from lavis.datasets.schema import load_annotations
+from lavis.tasks.metric_names import R1_AT_05, SUMMARY_METRICS, highlight
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 from mr_data.baselines import duration_prior_predictions
 
 PRIOR_LOSS = 0.4  # LM loss (10-step mean) below which the model has left the duration prior
-COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP")
-HL_COLUMNS = ("HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1")  # a model with a saliency head
+HL_COLUMNS = (highlight("VeryGood", "mAP"), highlight("VeryGood", "Hit1"))  # a model with a saliency head
 KINDS = ("visual", "audio", "audio_visual")
 
 
 def run_config(run_dir: Path) -> dict:
+    """The run's resolved ``config.yaml`` as a plain dict (read without validation: only labels come from it)."""
     return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
 
 
@@ -47,6 +48,7 @@ def model_label(run_dir: Path) -> str:
 
 
 def baseline_metrics(data_root: Path) -> dict:
+    """The brief and per-kind metrics of the duration-only guess (fitted on the train split) on the test split."""
     train = load_annotations(data_root / "train.jsonl")
     test = load_annotations(data_root / "test.jsonl")
     preds = duration_prior_predictions(train, test)
@@ -55,6 +57,7 @@ def baseline_metrics(data_root: Path) -> dict:
 
 
 def train_records(run_dir: Path) -> list[dict]:
+    """The run's ``metrics.jsonl`` training records (one per logged interval), in order."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["type"] == "train"]
 
@@ -68,11 +71,12 @@ def training_summary(records: list[dict]) -> dict:
 
 
 def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
+    """The summary table as text: the run and the guess, overall and per event kind."""
     rows = [(f"{label}, this run", metrics["brief"])]
     rows += [(f"  {kind}", metrics.get("by_kind", {}).get(kind)) for kind in KINDS]
     rows += [("duration-only guess", baseline["brief"])]
     rows += [(f"  {kind}", baseline["by_kind"].get(kind)) for kind in KINDS]
-    columns = COLUMNS + tuple(c for c in HL_COLUMNS if c in metrics["brief"])
+    columns = SUMMARY_METRICS + tuple(c for c in HL_COLUMNS if c in metrics["brief"])
     widths = [max(len(c), 11) + 2 for c in columns]
     lines = [f"{'':22s}" + "".join(f"{c:>{w}s}" for c, w in zip(columns, widths))]
     for name, brief in rows:
@@ -87,6 +91,7 @@ def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
 
 
 def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Path:
+    """Write ``demo.png`` (the training losses, and R1@0.5 per event kind for the run and the guess); returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,13 +108,13 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
         ax_loss.plot(steps, [r["loss"] for r in train])
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", yscale="log", title="training")
     names = ["all", *KINDS]
-    model = [metrics["brief"]["R1@0.5"]] + [metrics.get("by_kind", {}).get(k, {}).get("R1@0.5", 0) for k in KINDS]
-    guess = [baseline["brief"]["R1@0.5"]] + [baseline["by_kind"].get(k, {}).get("R1@0.5", 0) for k in KINDS]
+    model = [metrics["brief"][R1_AT_05]] + [metrics.get("by_kind", {}).get(k, {}).get(R1_AT_05, 0) for k in KINDS]
+    guess = [baseline["brief"][R1_AT_05]] + [baseline["by_kind"].get(k, {}).get(R1_AT_05, 0) for k in KINDS]
     xs = range(len(names))
     ax_kind.bar([x - 0.2 for x in xs], model, width=0.4, label=label)
     ax_kind.bar([x + 0.2 for x in xs], guess, width=0.4, label="duration-only guess")
     ax_kind.set_xticks(list(xs), names)
-    ax_kind.set(ylabel="R1@0.5 (%)", ylim=(0, 100), title="test split")
+    ax_kind.set(ylabel=f"{R1_AT_05} (%)", ylim=(0, 100), title="test split")
     ax_kind.legend()
     fig.tight_layout()
     path = run_dir / "demo.png"
@@ -120,6 +125,8 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m lavis.demo_summary``: add the guess and the training summary to ``metrics_test.json``,
+    print the table and write the plot; exit status 0, or 2 after one ``error:`` line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--data", type=Path, help="synthetic_av root (default: from the run's config)")

@@ -61,6 +61,8 @@ def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
 
 
 def model_card(cfg: Any, run_name: str, checkpoint: Path, step: Optional[int], metrics: dict[str, dict]) -> str:
+    """The exported folder's card (Markdown): what the model is and reads, how to load it, the
+    pretrained files its config names, and the run's metrics per split."""
     model = cfg.model
     weights = getattr(model, "weights", None)
     pretrained = {
@@ -132,6 +134,21 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | No
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m lavis.export``: write a trained run as a self-contained folder (``export_run``).
+
+    Args:
+        argv: the command line without the program (``sys.argv[1:]`` when None): ``--run-dir``,
+            ``--out`` (absent or empty) and optionally ``--checkpoint`` (default: the best).
+
+    Returns:
+        The exit status: 0, or 2 after one ``error:`` line (not a run, ``--out`` not empty, a
+        damaged checkpoint). The folder holds ``config.yaml``, the trained weights and a card.
+
+    Example (``run_dir``: a trained run's folder, ``tmp``: a folder):
+        >>> main(["--run-dir", str(run_dir), "--out", f"{tmp}/export"])  # doctest: +ELLIPSIS
+        exported ... to .../export
+        0
+    """
     parser = argparse.ArgumentParser(description="Export a trained run as a self-contained, publishable folder.")
     parser.add_argument("--run-dir", required=True, help="a training run's output_dir (config.yaml + checkpoints)")
     parser.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")

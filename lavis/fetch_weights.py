@@ -26,6 +26,8 @@ HF_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt"]  # weights, config
 
 @dataclass(frozen=True)
 class Source:
+    """One set of pretrained weights: what it is, where it comes from and which config key reads it."""
+
     what: str
     dest: str  # under the checkpoints folder
     config_key: str  # the model config field that points at it
@@ -34,6 +36,7 @@ class Source:
     manual: str | None = None  # not downloadable here: where to get it
 
     def describe(self, root: Path) -> str:
+        """Where this source comes from, where it goes under ``root`` and which key to set (``--list``)."""
         origin = f"https://huggingface.co/{self.hf_repo}" if self.hf_repo else ", ".join(self.urls) or self.manual
         return f"{self.what}\n    from {origin}\n    to   {root / self.dest}\n    set  {self.config_key}"
 
@@ -89,6 +92,8 @@ def _offline_message(names: list[str], root: Path) -> str:
 
 
 def fetch(name: str, root: Path) -> Path:
+    """Download source ``name`` into ``root`` (Hugging Face snapshot or URLs, skipping files already there);
+    returns its folder. A source that must be fetched by hand raises, saying where it is."""
     src = SOURCES[name]
     dest = root / src.dest
     if src.manual:
@@ -108,6 +113,7 @@ def fetch(name: str, root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m lavis.fetch_weights``: list the sources, or fetch the named ones (``all``: every downloadable one)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"any of: {', '.join(SOURCES)}, or 'all'")
     parser.add_argument("--list", action="store_true", help="list what can be fetched and where it goes")

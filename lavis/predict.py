@@ -35,6 +35,8 @@ from lavis.common.files import read_text
 
 @dataclass
 class Job:
+    """One video of a prediction batch, with its queries, the names of their outputs and their ground truths."""
+
     video: Path
     queries: list[str]
     names: list[str]
@@ -116,6 +118,8 @@ def _summary(name: str, result: dict[str, Any]) -> str:
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m lavis.predict``: the moments of queries in videos (``--video`` + ``--query``, or a ``--jsonl``
+    batch), written per query as JSON and a timeline; the exit statuses are the module docstring's."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from lavis.datasets.video_io import VideoDecodeError

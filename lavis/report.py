@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m lavis.report``: write the HTML error browser of a run's split (worst queries first); exit
+    status 0, or 2 after one ``error:`` line."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = Path(args.run_dir)

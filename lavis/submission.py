@@ -46,6 +46,7 @@ SUBMISSION_KEYS = ("qid", "query", "vid", "pred_relevant_windows", "pred_salienc
 
 
 def submission_name(split: str) -> str:
+    """The file name the QVHighlights leaderboard expects for ``split`` (``hl_val_submission.jsonl``)."""
     return f"hl_{split}_submission.jsonl"
 
 
@@ -152,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m lavis.submission``: the leaderboard files of a run's val and test splits (predicting the
+    queries its predictions lack) and their scores where the ground truth is known; exit status 0, or 2
+    after one ``error:`` line."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = Path(args.run_dir)

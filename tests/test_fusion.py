@@ -9,11 +9,13 @@ from torch import nn
 
 from lavis.common.registry import RegistryError, registry
 from lavis.common.typed import ConfigError, from_dict
-from lavis.models.fusion import FusionConfig, build_fusion
+from lavis.models.fusion import FusionConfig, build_fusion, fusion_config
 from lavis.models.fusion.attention import CrossAttention
 
-NAMES = ["none", "gca", "bigca", "avde", "lcam", "concat"]
-AUDIO_FUSIONS = [n for n in NAMES if n != "none"]
+PUBLISHED = ["none", "gca", "bigca", "avde", "lcam", "concat"]  # the names SMS's configs use
+# Every registered fusion keeps the contract: a new one is tested without editing this file.
+NAMES = registry.names("fusion")
+AUDIO_FUSIONS = [n for n in NAMES if FusionConfig.variants()[n].reads_audio]
 # (token width, audio width): early = Q-Former width, late = LLM width (tiny stand-ins).
 DIMS = {"early": (48, 24), "late": (64, 16)}
 N, Q = 6, 5
@@ -23,15 +25,18 @@ MASK = torch.tensor([True, False, True, True, False, True])
 def make(name: str, position: str = "early", **overrides):
     torch.manual_seed(0)
     dim, audio_dim = DIMS[position]
-    fusion = build_fusion(FusionConfig(name=name, position=position, **overrides), dim, audio_dim)
+    fusion = build_fusion(fusion_config(name, position=position, **overrides), dim, audio_dim)
     gen = torch.Generator().manual_seed(1)
     video = torch.randn(N, Q, dim, generator=gen)
     audio = torch.randn(N, audio_dim, generator=gen)
     return fusion, video, audio
 
 
-def test_every_fusion_is_registered():
-    assert set(NAMES) <= set(registry.names("fusion"))
+def test_every_fusion_is_registered_with_its_own_config():
+    assert set(PUBLISHED) <= set(NAMES) and "none" not in AUDIO_FUSIONS and "gca" in AUDIO_FUSIONS
+    for name in NAMES:
+        config_class = registry.get("fusion", name).config_class
+        assert issubclass(config_class, FusionConfig) and config_class().name == name
 
 
 @pytest.mark.parametrize("position", ["early", "late"])
@@ -152,7 +157,7 @@ def test_bf16_autocast_on_cpu(name):
 def test_full_width_audio_at_llm_width():
     """The real widths: CLAP's 512-d audio into 768-d (early) and 2048-d (late) tokens."""
     for dim in (768, 2048):
-        fusion = build_fusion(FusionConfig(name="gca"), dim, 512)
+        fusion = build_fusion(fusion_config("gca"), dim, 512)
         out = fusion(torch.randn(2, 32, dim), torch.randn(2, 512), torch.tensor([True, False]))
         assert out.shape == (2, 32, dim)
 
@@ -174,7 +179,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="audio_mask must be bool"):
         fusion(video, audio, MASK.long())
     with pytest.raises(ValueError, match="not a multiple of fusion.num_heads 5"):
-        build_fusion(FusionConfig(name="lcam", num_heads=5), 48, 24)
+        build_fusion(fusion_config("lcam", num_heads=5), 48, 24)
 
 
 def test_config_values_are_checked():
@@ -183,7 +188,21 @@ def test_config_values_are_checked():
     with pytest.raises(ConfigError, match="dropout"):
         from_dict(FusionConfig, {"dropout": 1.5}, "exp.yaml", "model.fusion")
     with pytest.raises(ConfigError, match="num_audio_tokens"):
-        from_dict(FusionConfig, {"num_audio_tokens": 0}, "exp.yaml", "model.fusion")
+        from_dict(FusionConfig, {"name": "concat", "num_audio_tokens": 0}, "exp.yaml", "model.fusion")
+
+
+def test_each_fusion_takes_only_its_own_keys():
+    """``model.fusion.name`` picks the config class: another fusion's key fails, naming the valid ones."""
+    cfg = from_dict(FusionConfig, {"name": "bigca", "ff_mult": 2}, "exp.yaml", "model.fusion")
+    assert type(cfg).__name__ == "BiGatedCrossAttentionConfig" and cfg.ff_mult == 2
+    with pytest.raises(ConfigError) as err:
+        from_dict(FusionConfig, {"name": "concat", "num_heads": 4}, "exp.yaml", "model.fusion")
+    assert "unknown key 'model.fusion.num_heads'" in str(err.value)
+    assert "for name 'concat': ['dropout', 'name', 'num_audio_tokens', 'position']" in str(err.value)
+    with pytest.raises(ConfigError, match=r"'model.fusion.name' must be one of \['avde', 'bigca'.*got 'nope'"):
+        from_dict(FusionConfig, {"name": "nope"}, "exp.yaml", "model.fusion")
+    with pytest.raises(TypeError, match="fusion 'lcam' takes a LocalCrossAttentionModulationConfig"):
+        build_fusion(FusionConfig(name="lcam"), 48, 24)
 
 
 def test_none_ignores_the_audio_entirely():

@@ -114,6 +114,12 @@ CASES: list[Case] = [
     ("train_unknown_arch", train_cli.main, lambda c: c.train("model.arch=nope"), "nope"),
     ("train_unknown_fusion", train_cli.main, lambda c: c.train("model.fusion.name=nope"), "nope"),
     (
+        "train_key_of_another_fusion",
+        train_cli.main,
+        lambda c: c.train("model.fusion.name=concat", "model.fusion.num_heads=4"),
+        "valid keys under 'model.fusion' for name 'concat'",
+    ),
+    (
         "train_lr_scale_names_nothing",
         train_cli.main,
         lambda c: c.train("run.lr_scale={nothing: 2.0}"),

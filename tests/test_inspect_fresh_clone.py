@@ -27,13 +27,13 @@ def empty_weights_dir(tmp_path, monkeypatch):
 
 
 def report_of(capsys, args):
-    assert main(args) == 0
+    assert main([*args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
 def test_meta_counts_need_no_tokenizer_files(empty_weights_dir, capsys):
     done = subprocess.run(
-        [sys.executable, "-m", "lavis.inspect_model", "--cfg-path", PUBLISHED, "--meta"],
+        [sys.executable, "-m", "lavis.inspect_model", "--cfg-path", PUBLISHED, "--meta", "--json"],
         check=False,
         capture_output=True,
         text=True,

@@ -100,6 +100,7 @@ def test_published_setup_trains_exactly_lora_fusion_projection_and_vit_norm():
 )
 def test_sequence_layout_shapes(options, tokens_per_frame):
     model = tiny(*options)
+    assert model.tokens_per_frame == tokens_per_frame  # what lavis.inspect_model reports
     batch = batch_for(model, b=2, t=3)
     batch["frame_mask"][1, 2] = False
     batch["audio_mask"][0, 0] = False  # concat learns a token for frames without audio

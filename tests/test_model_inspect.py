@@ -1,4 +1,5 @@
-"""``python -m lavis.inspect_model``: the full preset on the meta device, counted analytically."""
+"""``python -m lavis.inspect_model``: the full preset on the meta device, counted analytically;
+the human summary and the JSON behind ``--json``."""
 
 import json
 
@@ -64,7 +65,7 @@ def full_report():
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["--cfg-path", FULL, "--meta"]) == 0
+        assert main(["--cfg-path", FULL, "--meta", "--json"]) == 0
     return json.loads(out.getvalue())
 
 
@@ -90,8 +91,40 @@ def test_full_preset_counts(full_report):
 
 
 def test_options_and_errors(capsys):
-    assert main(["--cfg-path", FULL, "--meta", "--options", "model.lora.r=4", "model.fusion.name=none"]) == 0
+    assert main(["--cfg-path", FULL, "--meta", "--json", "--options", "model.lora.r=4", "model.fusion.name=none"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["lora"] == 17_968_128 // 2 and "audio_encoder" not in report["modules"]
     assert main(["--cfg-path", FULL, "--meta", "--options", "model.lora.rank=4"]) == 2
     assert "model.lora.rank" in capsys.readouterr().err
+
+
+def test_json_names_frames_tokens_fusion_and_llm(full_report, capsys):
+    assert full_report["frames_per_sample"] == {} and full_report["tokens_per_frame"] == 32  # a preset: no dataset
+    assert full_report["fusion"] == {"name": "gca", "position": "early", "num_heads": 8, "dropout": 0.0, "width": 768}
+    llm = full_report["llm"]
+    assert (llm["class"], llm["encoder_layers"], llm["d_model"], llm["vocab_size"]) == (
+        "T5ForConditionalGeneration",
+        24,
+        2048,
+        32128,
+    )
+    assert llm["lora"] == {"r": 8, "target_modules": ["q", "k", "v", "o", "wi_0", "wi_1", "wo", "lm_head"]}
+    # An experiment is loaded whole (its base: chain too), so its datasets give the frames.
+    assert main(["--cfg-path", "configs/experiments/qvh/sms_saliency.yaml", "--meta", "--json"]) == 0
+    qvh = json.loads(capsys.readouterr().out)
+    assert qvh["frames_per_sample"] == {"qvh": 60} and "saliency_head" in qvh["modules"]
+    assert qvh["total"] == full_report["total"] + qvh["modules"]["saliency_head"]["total"]
+
+
+def test_the_summary_is_a_few_labelled_lines(capsys):
+    assert main(["--cfg-path", "configs/experiments/charades_sta/sms.yaml", "--meta"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "configs/experiments/charades_sta/sms.yaml (meta device: no weights read)"
+    assert lines[1] == "parameters  3.99 B, 22.3 M trainable (0.56 %), 18.0 M of them LoRA"
+    assert lines[2] == "frames      20 per sample (datasets.charades_sta.num_frames)"
+    assert lines[3].startswith("tokens      32 per frame, 640 frame tokens per sample; + each frame's timestamp")
+    assert lines[4].startswith("fusion      gca, early (768-d tokens), num_heads=8, dropout=0.0: ")
+    assert lines[5].startswith(
+        "LLM         T5ForConditionalGeneration, 24 + 24 layers, d_model 2048, vocabulary 32,128"
+    )
+    assert lines[6].startswith("modules") and any(line.split()[0] == "fusion" for line in lines[7:])

@@ -53,7 +53,17 @@ def test_unknown_kind_is_an_error():
 
 
 def test_global_registry_has_every_kind():
-    assert set(registry.kinds) == {"model", "builder", "processor", "task", "runner", "strategy", "hook", "fusion"}
+    assert set(registry.kinds) == {
+        "model",
+        "builder",
+        "processor",
+        "task",
+        "metric_family",
+        "runner",
+        "strategy",
+        "hook",
+        "fusion",
+    }
 
 
 def test_import_lavis_stays_light():

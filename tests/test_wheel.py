@@ -82,7 +82,15 @@ def test_the_package_and_its_configs_come_from_the_wheel(installed, tmp_path):
 def test_inspect_model_runs_outside_the_repo(installed, tmp_path):
     python, _ = installed
     done = subprocess.run(
-        [python, "-m", "lavis.inspect_model", "--cfg-path", "configs/experiments/synthetic/sms_tiny.yaml", "--meta"],
+        [
+            python,
+            "-m",
+            "lavis.inspect_model",
+            "--cfg-path",
+            "configs/experiments/synthetic/sms_tiny.yaml",
+            "--meta",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

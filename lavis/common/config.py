@@ -8,8 +8,9 @@ Layers, later wins:
 Each layer is checked for unknown keys against the schema and errors name that layer's file.
 ``${...}`` interpolations are resolved after merging. Each section's schema is the
 ``config_class`` of the registered class it names (``model.arch``, ``datasets.<name>``,
-``run.runner``), so this module knows no section's fields. Then the model class checks each
-dataset's inputs against its config (``lavis/common/inputs.py``).
+``run.runner``), so this module knows no section's fields. Then the task class checks the run
+section (``check_run_config``: ``run.valid_metric`` must be a metric it reports) and the model
+class checks each dataset's inputs against its config (``lavis/common/inputs.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from lavis.common.config_variants import reconcile_variants
 from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
@@ -35,12 +37,15 @@ DEFAULT_RUNNER = "runner_base"
 
 @dataclasses.dataclass
 class ExperimentConfig:
+    """A loaded experiment: each section as the typed config of the class it names."""
+
     model: Any  # the model class's config_class instance
     datasets: dict[str, Any]  # builder name -> that builder's config_class instance
     run: Any  # the runner class's config_class instance
     cfg_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The three sections as plain YAML-ready dicts (what ``save_config`` writes)."""
         return {"model": to_dict(self.model), "datasets": to_dict(self.datasets), "run": to_dict(self.run)}
 
 
@@ -58,6 +63,8 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The YAML file ``path`` (found as ``resolve_path`` finds it) as a dict, unresolved; a missing or
+    malformed file is a ``ConfigError`` naming it."""
     resolved = resolve_path(path)
     if not resolved.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -135,6 +142,21 @@ def experiment_chain(cfg_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) -> ExperimentConfig:
+    """The typed, checked config of an experiment YAML (see the module docstring for the layers).
+
+    Args:
+        cfg_path: the experiment YAML (or a run's ``config.yaml``).
+        options: ``["key.path=value", ...]`` overriding it (``--options``).
+
+    Returns:
+        An ``ExperimentConfig``. Any unknown key, bad value or contradiction between sections
+        raises ``ConfigError`` naming the file (or ``--options``) and the key.
+
+    Example:
+        >>> cfg = load_experiment("configs/experiments/synthetic/sms_tiny.yaml", ["run.max_epoch=2"])
+        >>> cfg.model.arch, list(cfg.datasets), cfg.run.max_epoch
+        ('blip2_mr', ['synthetic_av'], 2)
+    """
     source = str(cfg_path)
     chain = experiment_chain(cfg_path)
     # The merged experiment, to find which model, datasets and runner it names.
@@ -188,6 +210,14 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
     }
     layers.insert(0, ("class defaults", defaults))
 
+    # A section chosen by name (model.fusion): each layer checked against the variant in effect
+    # there; keys set for a variant that a later layer replaces are dropped.
+    for key, schema in schemas.items():
+        section, _, name = key.partition(".")
+        bodies = [
+            (src, _section(layer, section, src).get(name) if name else layer.get(section)) for src, layer in layers
+        ]
+        reconcile_variants(schema, bodies, key)
     provenance: dict[str, str] = {}
     for layer_source, layer in layers:
         for section in SECTIONS:
@@ -212,7 +242,10 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
         for name, body in (resolved.get("datasets") or {}).items()
     }
     run_cfg = from_dict(schemas["run"], resolved.get("run"), source, "run", provenance)
-    registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
+    task_cls = registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
+    check_run_config = getattr(task_cls, "check_run_config", None)  # e.g. run.valid_metric: a name it reports
+    if check_run_config is not None:
+        check_run_config(run_cfg)
     check_inputs = getattr(model_cls, "check_inputs", None)
     for name, ds_cfg in datasets_cfg.items():
         if check_inputs is not None and hasattr(ds_cfg, "inputs"):

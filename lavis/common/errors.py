@@ -39,4 +39,5 @@ class RunInterrupted(Exception):
 
     @property
     def exit_code(self) -> int:
+        """The shell's status for a process ended by this signal: ``128 + signal``."""
         return 128 + int(self.signum)

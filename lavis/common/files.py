@@ -20,6 +20,7 @@ TEMP_PATTERN = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 def temp_path(path: Path) -> Path:
+    """The hidden per-process temporary file beside ``path`` that an atomic write renames onto it."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
@@ -50,6 +51,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the whole new one."""
     data = text.encode("utf-8")
     return atomic_write(path, lambda f: f.write(data))
 

@@ -26,6 +26,7 @@ KIND_PACKAGES: dict[str, str] = {
     "builder": "lavis.datasets",
     "processor": "lavis.datasets",
     "task": "lavis.tasks",
+    "metric_family": "lavis.tasks",
     "runner": "lavis.runners",
     "strategy": "lavis.runners",
     "hook": "lavis.runners",
@@ -51,6 +52,20 @@ def _import_package_modules(package_name: str) -> None:
 
 
 class Registry:
+    """Name -> registered object, per kind; each kind's package is imported on its first lookup.
+
+    Args:
+        kind_packages: kind -> the package whose modules register objects of that kind.
+
+    Example:
+        >>> reg = Registry({"fusion": "lavis.models"})
+        >>> @reg.register_fusion("toy")  # LAVIS spelling of reg.register("fusion", "toy")
+        ... class ToyFusion:
+        ...     pass
+        >>> reg.get_fusion_class("toy") is reg.get("fusion", "toy") is ToyFusion
+        True
+    """
+
     def __init__(self, kind_packages: dict[str, str]):
         self._kind_packages = dict(kind_packages)
         self._entries: dict[str, dict[str, Any]] = {kind: {} for kind in kind_packages}
@@ -58,6 +73,7 @@ class Registry:
 
     @property
     def kinds(self) -> tuple[str, ...]:
+        """The kinds names can be registered under (``model``, ``fusion``, ``builder``, ...)."""
         return tuple(self._entries)
 
     def _check_kind(self, kind: str) -> None:
@@ -72,6 +88,22 @@ class Registry:
             _import_package_modules(package)
 
     def register(self, kind: str, name: str) -> Callable[[T], T]:
+        """A decorator registering its class (or any object) as ``name`` of ``kind``.
+
+        Args:
+            kind: one of ``kinds``; ``register_<kind>(name)`` is the same call (LAVIS spelling).
+            name: the name configs use (``model.arch: blip2_mr``, ``model.fusion.name: gca``).
+
+        Returns:
+            The decorator; it returns the object unchanged. Registering another object under a
+            taken name raises ``RegistryError`` naming both (re-importing a module does not).
+
+        Example:
+            >>> reg = Registry({"builder": "lavis.datasets"})
+            >>> Toy = reg.register("builder", "toy")(type("Toy", (), {}))
+            >>> reg.names("builder")[-1], reg.get("builder", "toy") is Toy
+            ('toy', True)
+        """
         self._check_kind(kind)
 
         def decorator(obj: T) -> T:
@@ -88,6 +120,9 @@ class Registry:
         return decorator
 
     def get(self, kind: str, name: str) -> Any:
+        """The object registered as ``name`` of ``kind`` (``get_<kind>_class(name)`` in LAVIS
+        spelling), importing the kind's package first if needed; an unknown name raises
+        ``RegistryError`` listing the registered ones."""
         self._check_kind(kind)
         if name not in self._entries[kind]:
             self._ensure_imported(kind)
@@ -97,12 +132,15 @@ class Registry:
             raise RegistryError(f"unknown {kind} {name!r}; registered {kind}s: {self.names(kind)}") from None
 
     def names(self, kind: str) -> list[str]:
+        """Every name registered for ``kind`` (its package imported first), sorted."""
         self._check_kind(kind)
         self._ensure_imported(kind)
         return sorted(self._entries[kind])
 
     # LAVIS spelling -------------------------------------------------------------------------
     def __getattr__(self, attr: str) -> Callable[..., Any]:
+        """``register_<kind>(name)`` and ``get_<kind>[_class](name)``: ``register`` and ``get``
+        with the kind in the method name, as LAVIS spells them."""
         for prefix, method in (("register_", self.register), ("get_", self.get)):
             if attr.startswith(prefix):
                 kind = attr[len(prefix) :]

@@ -35,6 +35,7 @@ class WeightsMismatchError(UserError, RuntimeError):
 
 
 def trained_parameter_names(model: nn.Module) -> set[str]:
+    """Names of the parameters that train (``requires_grad``): what a checkpoint must hold."""
     return {name for name, param in model.named_parameters() if param.requires_grad}
 
 
@@ -51,6 +52,7 @@ def trained_buffer_names(model: nn.Module) -> set[str]:
 
 
 def trained_names(model: nn.Module) -> set[str]:
+    """Every tensor a checkpoint of ``model`` holds: its trained parameters and its trained buffers."""
     return trained_parameter_names(model) | trained_buffer_names(model)
 
 

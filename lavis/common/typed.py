@@ -4,6 +4,13 @@ Every error names the source (a YAML file or ``--options``), the dotted key path
 unknown key, the valid keys. Supported field types: dataclasses, ``int``, ``float`` (ints are
 accepted), ``bool`` (strict), ``str`` (numbers are accepted and turned into text), ``Literal``,
 ``Optional``/unions, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]`` and ``Any``.
+
+A section may be *chosen by name* (``model.fusion.name: gca``): its declared type is a base
+dataclass with a ``variants()`` classmethod (name -> config class, each a subclass of the base)
+and a ``variant_key`` class attribute (the field holding the name). ``from_dict`` builds the class
+the name selects, so each variant declares its own keys and an unknown key fails naming the keys of
+*that* variant. Across layered configs, ``config_variants.reconcile_variants`` checks each layer
+against the variant in effect there.
 """
 
 from __future__ import annotations
@@ -45,27 +52,77 @@ def _blame(path: str, message: str, provenance: Provenance | None, default_sourc
 
 
 def field_types(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of dataclass ``cls``."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def is_variant_base(tp: Any) -> bool:
+    """True for a config chosen by name (see the module docstring)."""
+    return dataclasses.is_dataclass(tp) and isinstance(tp, type) and callable(getattr(tp, "variants", None))
+
+
+def default_variant(cls: type) -> Any:
+    """The name a config chosen by name has when no layer sets it."""
+    return cls.__dataclass_fields__[cls.variant_key].default
+
+
+def select_variant(
+    cls: type, data: Mapping[str, Any], source: str, path: str, provenance: Provenance | None = None
+) -> type:
+    """The config class ``data`` selects under ``cls`` (``cls`` itself unless it is chosen by
+    name); an unknown name fails listing the valid ones."""
+    if not is_variant_base(cls):
+        return cls
+    key = cls.variant_key
+    name = data.get(key, default_variant(cls))
+    variants = cls.variants()
+    chosen = variants.get(name) if isinstance(name, str) else None
+    key_path = f"{path}.{key}" if path else key
+    if chosen is None:
+        raise ConfigError(
+            f"{_where(key_path, provenance, source)}: '{key_path}' must be one of {sorted(variants)}, got {name!r}"
+        )
+    if not issubclass(chosen, cls):
+        raise ConfigError(f"{_where(key_path, provenance, source)}: '{key_path}': {name!r} is not a {cls.__name__}")
+    return chosen
+
+
+def _valid_keys_text(cls: type, path: str) -> str:
+    where = f"under '{path or '<top>'}'"
+    if is_variant_base(cls):
+        where += f" for {cls.variant_key} {getattr(cls, cls.variant_key, None)!r}"
+    return f"valid keys {where}: {sorted(field_types(cls))}"
+
+
 def check_keys(cls: type, data: Mapping[str, Any], source: str, path: str = "") -> None:
-    """Fail on keys that ``cls`` (recursively) does not declare. Values are not checked."""
+    """Fail on keys that ``cls`` (recursively) does not declare. Values are not checked.
+
+    A section chosen by name is checked against the variant it names; one that names none is
+    left to ``config_variants.reconcile_variants``, which knows the variant earlier layers chose.
+    """
     if not isinstance(data, Mapping):
         return
+    if is_variant_base(cls):
+        if cls.variant_key not in data:
+            return
+        cls = select_variant(cls, data, source, path)
+    check_fields(cls, data, source, path)
+
+
+def check_fields(cls: type, data: Mapping[str, Any], source: str, path: str) -> None:
+    """``check_keys`` for a concrete class: every key of ``data`` must be a field of ``cls``."""
     types_ = field_types(cls)
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
         if key not in types_:
-            raise ConfigError(
-                f"{source}: unknown key '{key_path}'; valid keys under '{path or '<top>'}': {sorted(types_)}"
-            )
-        sub = _dataclass_in(types_[key])
+            raise ConfigError(f"{source}: unknown key '{key_path}'; {_valid_keys_text(cls, path)}")
+        sub = dataclass_in(types_[key])
         if sub is not None and isinstance(value, Mapping):
             check_keys(sub, value, source, key_path)
 
 
-def _dataclass_in(tp: Any) -> type | None:
+def dataclass_in(tp: Any) -> type | None:
     """The dataclass inside ``tp`` (``X`` or ``Optional[X]``), if any."""
     if dataclasses.is_dataclass(tp):
         return tp
@@ -87,14 +144,14 @@ def from_dict(
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_where(path, provenance, source)}: '{path}' must be a mapping, got {data!r}")
+    cls = select_variant(cls, data, source, path, provenance)
     types_ = field_types(cls)
     kwargs = {}
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
         if key not in types_:
             raise ConfigError(
-                f"{_where(key_path, provenance, source)}: unknown key '{key_path}'; valid keys "
-                f"under '{path or '<top>'}': {sorted(types_)}"
+                f"{_where(key_path, provenance, source)}: unknown key '{key_path}'; {_valid_keys_text(cls, path)}"
             )
         kwargs[key] = convert(types_[key], value, source, key_path, provenance)
     missing = [

@@ -19,11 +19,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lavis.datasets.video_io import VideoDecodeError, container_origin
+from lavis.datasets.frame_source import VideoDecodeError, container_origin
 
 
 @dataclass
 class Waveform:
+    """A file's audio track, mono, with where its first sample lies on the file's clock."""
+
     samples: np.ndarray  # float32 [S], mono, in [-1, 1]
     sample_rate: int
     start: float  # seconds on the file's clock of samples[0]

@@ -40,6 +40,8 @@ SHOW_MISSING = 5  # missing names listed in an error
 
 @dataclass
 class SplitPaths:
+    """Annotation file of each split, relative to ``root`` (null: the split is not built)."""
+
     train: Optional[str] = "train.jsonl"
     val: Optional[str] = "val.jsonl"
     test: Optional[str] = "test.jsonl"
@@ -60,6 +62,10 @@ class VisProcessors:
 
 @dataclass
 class MomentDatasetConfig:
+    """``datasets.<name>`` of a moment-retrieval dataset: where its files are, how its videos are
+    read (frames, processors, audio clips) and what a bad file does. Each builder's config class
+    only changes the default ``root``."""
+
     root: str = ""  # the dataset folder; relative paths below are under it
     annotations: SplitPaths = field(default_factory=SplitPaths)
     video_root: str = "videos"
@@ -137,6 +143,19 @@ class SyntheticAVConfig(MomentDatasetConfig):
 
 
 class MomentRetrievalBuilder:
+    """Builds the split datasets of one dataset config (see the module docstring).
+
+    Subclasses are registered under the YAML name (``@registry.register_builder("qvh")``) with
+    their ``config_class`` and the default YAML of their config (``DATASET_CONFIG_DICT``).
+
+    Example (``data``: a folder written by ``python -m mr_data.synthetic``):
+        >>> from lavis.common.registry import registry
+        >>> builder = registry.get_builder_class("synthetic_av")(SyntheticAVConfig(root=str(data), num_frames=4))
+        >>> datasets = builder.build_datasets()
+        >>> sorted(datasets), datasets["test"][0]["video"].shape  # frames [T, 3, H, W]
+        (['test', 'train', 'val'], torch.Size([4, 3, 224, 224]))
+    """
+
     config_class: type[MomentDatasetConfig] = MomentDatasetConfig
     DATASET_CONFIG_DICT: dict[str, str] = {}
 
@@ -152,6 +171,17 @@ class MomentRetrievalBuilder:
         return self._under_root(self.cfg.cached_features_dir) / split
 
     def build_datasets(self) -> dict[str, MomentRetrievalDataset | CachedFeatureDataset]:
+        """One dataset per split with an annotation path, checked now (files, videos, caches).
+
+        Returns:
+            ``{split: dataset}``: a ``MomentRetrievalDataset`` (decoding videos) or, with
+            ``use_cached_features``, a ``CachedFeatureDataset``; the train split samples frames
+            at random and uses the train processor, the others are deterministic. Samples are
+            dicts that ``lavis.datasets.collate`` batches for the model.
+
+        Raises ``FileNotFoundError`` naming the missing folder, file or videos (the first few),
+        and ``ConfigError`` when no split has an annotation path. Example: the class docstring.
+        """
         cfg = self.cfg
         name = type(self).__name__
         video_root = self._under_root(cfg.video_root)
@@ -214,17 +244,23 @@ class MomentRetrievalBuilder:
 
 @registry.register_builder("charades_sta")
 class CharadesSTABuilder(MomentRetrievalBuilder):
+    """Charades-STA (``datasets: charades_sta``); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
     config_class = CharadesSTAConfig
     DATASET_CONFIG_DICT = {"default": "configs/datasets/charades_sta/defaults.yaml"}
 
 
 @registry.register_builder("qvh")
 class QVHBuilder(MomentRetrievalBuilder):
+    """QVHighlights (``datasets: qvh``); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
     config_class = QVHConfig
     DATASET_CONFIG_DICT = {"default": "configs/datasets/qvh/defaults.yaml"}
 
 
 @registry.register_builder("synthetic_av")
 class SyntheticAVBuilder(MomentRetrievalBuilder):
+    """The synthetic audio-visual benchmark (``datasets: synthetic_av``); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
     config_class = SyntheticAVConfig
     DATASET_CONFIG_DICT = {"default": "configs/datasets/synthetic_av/defaults.yaml"}

@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 
 class CachedFeatureDataset(EpochDataset):
+    """A split served from a feature cache (``mr_data.cache_features``): per record the cached
+    ``qformer_tokens [T, Q, Dq]`` and ``audio_embeds [T, Da]`` of its video (a random jittered view
+    in training, the eval view otherwise) in place of pixels and log-mels; a video the cache could not
+    read is skipped and counted (``strict``: raises)."""
+
     collater = staticmethod(collate)
 
     def __init__(

@@ -19,9 +19,11 @@ class SharedEpoch:
         self._value = torch.full((), epoch, dtype=torch.int64).share_memory_()
 
     def set(self, epoch: int) -> None:
+        """Set the epoch for every process that shares this counter."""
         self._value.fill_(epoch)
 
     def get(self) -> int:
+        """The current epoch (as the main process last set it)."""
         return int(self._value)
 
 
@@ -44,4 +46,5 @@ class EpochDataset(Dataset):
 
     @property
     def epoch(self) -> int:
+        """The epoch that seeds this dataset's train-time sampling now."""
         return self._epoch.get()

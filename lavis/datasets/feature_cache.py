@@ -49,6 +49,8 @@ class FeatureCacheError(UserError, ValueError):
 
 @dataclass
 class ShardEntry:
+    """One shard file of a cache in its index: its rows, the videos it failed on and its checksum."""
+
     file: str  # relative to the cache folder
     rows: list[tuple[str, int]]  # (vid, view) of each row
     failed: dict[str, str]  # vid -> why its video could not be read (no rows for it)
@@ -58,6 +60,8 @@ class ShardEntry:
 
 @dataclass
 class CacheMeta:
+    """A cache's index (``index.json``): who wrote it, the shape of its rows and its shards."""
+
     frozen_key: str  # Blip2MR.frozen_key of the model that wrote it
     num_frames: int  # T
     views: int  # 1 + the number of jittered (train-style) views per video
@@ -69,10 +73,12 @@ class CacheMeta:
 
 
 def shard_name(index: int) -> str:
+    """The file stem of shard number ``index`` (``shard-00003``)."""
     return f"shard-{index:05d}"
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -130,12 +136,15 @@ def _shard_entry(data: dict[str, Any]) -> ShardEntry:
 
 
 def write_index(root: Path, meta: CacheMeta) -> Path:
+    """Write ``meta`` as the cache's ``index.json`` (atomically: the last step of a finished write)."""
     path = root / INDEX_NAME
     _atomic_write_text(path, json.dumps(dataclasses.asdict(meta)))
     return path
 
 
 def read_index(root: Path) -> CacheMeta:
+    """The ``CacheMeta`` of the cache folder ``root``; a missing, old-format or unreadable index is a
+    ``FeatureCacheError`` saying what to run."""
     path = root / INDEX_NAME
     if not path.is_file():
         raise FeatureCacheError(
@@ -213,6 +222,7 @@ class FeatureCache:
         return vid in self.rows
 
     def num_views(self, vid: str) -> int:
+        """How many views (1 eval + the jittered train views) the cache holds of video ``vid``."""
         return len(self.rows[vid])
 
     def read(self, vid: str, view: int = 0) -> dict[str, torch.Tensor]:

@@ -48,6 +48,11 @@ def video_path(record: MomentRecord, video_root: str | Path, video_ext: str = ".
 
 
 class MomentRetrievalDataset(EpochDataset):
+    """A split that decodes its videos: per record ``num_frames`` sampled frames through the processor
+    (``video [T, 3, H, W]``), each frame's audio clip as log-mels, the timestamps and the masks, and
+    the record's query and windows; ``collater`` batches them for the model. An unreadable video is
+    skipped and counted (``strict``: raises)."""
+
     collater = staticmethod(collate)  # the runner's DataLoader uses ``dataset.collater``
 
     def __init__(
@@ -83,6 +88,7 @@ class MomentRetrievalDataset(EpochDataset):
         self.temporal_crop = temporal_crop or TemporalCropConfig()  # train split only
 
     def video_path(self, record: MomentRecord) -> Path:
+        """Where ``record``'s video is (its ``video_file``, else ``<vid><video_ext>``, under ``video_root``)."""
         return video_path(record, self.video_root, self.video_ext)
 
     def __getitem__(self, index: int) -> Optional[dict[str, Any]]:

@@ -33,6 +33,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 @dataclass
 class VideoEvalProcessorConfig:
+    """``vis_processor.eval``: resize to ``image_size`` and normalize (CLIP's mean and std)."""
+
     image_size: int = 224
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
@@ -47,6 +49,9 @@ class VideoEvalProcessorConfig:
 
 @dataclass
 class VideoTrainProcessorConfig(VideoEvalProcessorConfig):
+    """``vis_processor.train``: the eval steps after a random resized crop, the same for all of a
+    video's frames."""
+
     min_scale: float = 0.5  # crop area as a fraction of the frame (LAVIS video defaults)
     max_scale: float = 1.0
     min_ratio: float = 3 / 4  # crop aspect ratio (width / height) range
@@ -81,6 +86,7 @@ class BlipVideoEvalProcessor:
 
     @classmethod
     def from_config(cls, cfg: VideoEvalProcessorConfig | None = None) -> BlipVideoEvalProcessor:
+        """The processor of ``cfg`` (the defaults when None), as the registry's builders call it."""
         return cls(cfg)
 
     def _resize_normalize(self, frames: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,13 @@ class AnnotationError(UserError, ValueError):
 
 @dataclass
 class MomentRecord:
+    """One query of a moment-retrieval annotation file (the normalized QVHighlights format).
+
+    ``qid`` is unique in its file; ``windows`` are ``(start, end)`` seconds; ``relevant_clip_ids`` and
+    ``saliency_scores`` (per 2 s clip, per annotator) exist for highlight detection; ``kind`` is the
+    synthetic benchmark's event kind.
+    """
+
     qid: Qid
     vid: str
     query: str
@@ -55,6 +62,7 @@ class MomentRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # other keys of the source, kept as-is
 
     def to_json(self) -> dict[str, Any]:
+        """The record as a JSON line of the normalized format (``relevant_windows``; unset keys left out)."""
         out: dict[str, Any] = {
             "qid": self.qid,
             "vid": self.vid,

@@ -29,6 +29,8 @@ from lavis.datasets.collate import FRAME_KEYS, pad_frames
 
 @dataclass
 class TemporalCropConfig:
+    """``datasets.<name>.temporal_crop``: how often and how short a training video may be cropped."""
+
     prob: float = 0.0  # chance that a training sample is cropped (0: never; evaluation never is)
     min_fraction: float = 0.5  # shortest crop, as a fraction of the video's duration
 

@@ -41,6 +41,8 @@ class DecodedSpan:
 
 @dataclass
 class DecodedVideo:
+    """A video decoded for inference: its frames per requested span and its audio track."""
+
     path: Path
     duration: float  # seconds, from the container
     spans: list[DecodedSpan]  # in the order asked

@@ -22,6 +22,8 @@ SHOWN = 3  # examples named in the warning
 
 @dataclass
 class WindowRepairs:
+    """What ``repair_windows`` changed in a split's windows, with a few examples for the log."""
+
     clipped: int = 0  # windows partly outside the video, clipped to it
     dropped: int = 0  # windows entirely outside the video
     dropped_records: int = 0  # records left without a window
@@ -33,6 +35,7 @@ def _describe(record: MomentRecord, window: tuple[float, float]) -> str:
 
 
 def windows_outside(records: list[MomentRecord]) -> list[str]:
+    """A description of every window of ``records`` that starts before 0 or ends after its video."""
     return [_describe(r, w) for r in records for w in r.windows if w[0] < 0 or w[1] > r.duration]
 
 

@@ -35,6 +35,8 @@ EXPORTED_WEIGHTS = "model.safetensors"  # an exported folder's trained weights (
 
 @dataclass
 class LoadedRun:
+    """A trained run ready to predict: its config, its model with the trained weights, and where it runs."""
+
     cfg: ExperimentConfig
     model: Any  # the registered model, in eval mode, on ``strategy.device``
     strategy: SingleDevice  # the device and the autocast the run's ``amp`` asks for

@@ -33,6 +33,7 @@ class Chunk:
 
     @property
     def length(self) -> float:
+        """The chunk's length in seconds."""
         return self.end - self.start
 
 

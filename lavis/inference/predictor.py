@@ -50,6 +50,8 @@ GroundTruth = Sequence[Sequence[float]]  # [[start, end], ...] seconds
 
 @dataclass
 class PredictConfig:
+    """How ``Predictor.predict`` covers a video and merges what it finds (``load_model``'s settings)."""
+
     span: Optional[float] = None  # seconds the model sees at once; None: the run's longest training video
     overlap: float = 0.5  # share of a chunk that the next chunk repeats (long videos)
     nms_iou: float = 0.5  # merged windows overlapping a better one at least this much are dropped
@@ -102,6 +104,8 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run: LoadedRun, settings: PredictConfig) -> Predictor:
+        """The predictor of a loaded run: its dataset's video reader (frames, processor, audio)
+        and span, and its model on its strategy's device and precision."""
         name, section = data_section(run.cfg)
         processor = build_processor(section.vis_processor.eval, f"datasets.{name}.vis_processor.eval")
         reader = VideoReader(section.num_frames, processor, section.audio, section.video_backend, section.with_audio)
@@ -125,10 +129,29 @@ class Predictor:
         timeline_dir: str | Path | None = None,
         names: Optional[Sequence[str]] = None,
     ) -> list[dict[str, Any]]:
-        """One result dict per query (see the module doc). ``gt``: per query ``[[s, e], ...]`` or
-        None; ``timeline_dir``: write ``<name>.png`` per query there (``names`` default to
-        ``<video stem>_q<k>``). Raises ``ValueError`` for an empty query and ``VideoDecodeError``
-        for a missing or unreadable video."""
+        """Find the moments of each query in ``video``.
+
+        Args:
+            video: the video file (any length: longer than ``span``, it is read in chunks).
+            queries: one query or a list of them (non-empty text).
+            gt: per query its ground truth ``[[start, end], ...]`` seconds or None; adds ``gt``
+                and ``iou`` to the results.
+            timeline_dir: write a timeline ``<name>.png`` per query there.
+            names: those file names (default ``<video stem>_q<k>``).
+
+        Returns:
+            One JSON-ready dict per query (the module docstring lists its keys): ``windows``
+            ``[[start, end, score], ...]`` in seconds, best first, ``text``, ``invalid``, ...
+
+        Raises ``InputError`` for an empty query and ``VideoDecodeError`` for a missing or
+        unreadable video.
+
+        Example (``run_dir``: a trained run's folder, ``video``: a video file):
+            >>> predictor = load_model(run_dir, device="cpu")
+            >>> [result] = predictor.predict(video, "a red square appears", gt=[[[2.0, 5.0]]])
+            >>> result["query"], all(len(w) == 3 for w in result["windows"]), 0.0 <= result["iou"] <= 1.0
+            ('a red square appears', True, True)
+        """
         queries = check_queries(queries)
         gts = list(gt) if gt is not None else [None] * len(queries)
         if len(gts) != len(queries):
@@ -209,6 +232,8 @@ class Predictor:
         return result
 
     def timeline(self, decoded: ChunkedVideo, result: dict[str, Any], path: Path) -> Path:
+        """Draw one query's timeline to ``path`` (the video's frames and loudness, the predicted
+        windows and, when given, the ground truth) and return ``path``."""
         overview = decoded.overview
         return draw_timeline(
             path,
@@ -235,7 +260,26 @@ def load_model(
     nms_iou: float = 0.5,
     batch_size: int = 8,
 ) -> Predictor:
-    """A ``Predictor`` for a run directory (or an experiment YAML + a checkpoint); see ``PredictConfig``
-    for the settings."""
+    """A ``Predictor`` for a trained run: its model, best weights and the way it read videos.
+
+    Args:
+        run_dir: a training run's ``output_dir`` or a ``lavis.export`` folder (``config.yaml`` +
+            weights); None when ``cfg_path`` and ``checkpoint`` are both given.
+        cfg_path: an experiment YAML to use instead of the run's ``config.yaml``.
+        checkpoint: the weights to use instead of the run's best (``checkpoint_*.pt`` or an
+            exported ``.safetensors``).
+        device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        span, overlap, nms_iou, batch_size: the ``PredictConfig`` settings (span None: the
+            length of the longest video the run trained on).
+
+    Returns:
+        The ``Predictor``; ``predict(video, queries)`` gives one result dict per query.
+
+    Example (``run_dir``: a trained run's folder, ``video``: a video file):
+        >>> from lavis import load_model
+        >>> predictor = load_model(run_dir, device="cpu")
+        >>> predictor.info["arch"], predictor.span <= 10.0  # the tiny test run trained on 8-10 s videos
+        ('blip2_mr', True)
+    """
     run = load_run(run_dir, cfg_path, checkpoint, device)
     return Predictor.from_run(run, PredictConfig(span, overlap, nms_iou, batch_size))

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-SUMMARY_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "MR-full-mAP", "invalid_rate")
+from lavis.tasks.metric_names import INVALID_RATE, SUMMARY_METRICS
+
+SUMMARY_KEYS = (*SUMMARY_METRICS, INVALID_RATE)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 16px; color: #222; }
@@ -41,6 +43,8 @@ document.querySelectorAll('#rows th').forEach((th, col) => th.addEventListener('
 
 @dataclass
 class Row:
+    """One query of the error browser's table: its ground truth, what the model wrote and found, and its timeline."""
+
     qid: str
     query: str
     vid: str

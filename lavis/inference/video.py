@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ChunkInput:
+    """One chunk of a video as the model reads it: its sampled frames and the batch tensors made from them."""
+
     chunk: Chunk
     frames: SampledFrames  # timestamps on the video's clock
     # video [T,3,S,S], frame_mask/timestamps [T]; audio_features [T,F,M], audio_mask [T] with audio
@@ -38,6 +40,8 @@ class ChunkInput:
 
 @dataclass
 class ChunkedVideo:
+    """A user's video read once for prediction: the model's inputs per chunk, plus what a timeline draws."""
+
     path: Path
     duration: float  # seconds, from the container
     overview: SampledFrames  # frames sampled across the whole video (a timeline's strip)
@@ -64,6 +68,7 @@ class VideoReader:
 
     @property
     def with_audio(self) -> bool:
+        """Whether the audio is read (False for a video-only model's run)."""
         return self.inputs.with_audio
 
     def read(self, path: str | Path, span: float, overlap: float) -> ChunkedVideo:

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lavis.common.config import OPTIONS_SOURCE, load_yaml, parse_options
+from lavis.common.config_variants import reconcile_variants
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict
 
@@ -54,6 +55,7 @@ def model_config(
         (source, given),
         (OPTIONS_SOURCE, cli_model),
     ]
+    reconcile_variants(schema, layers, "model")  # e.g. model.fusion: keys of the fusion in effect
     for layer_source, body in layers:
         check_keys(schema, body, layer_source, "model")
     merged = OmegaConf.to_container(OmegaConf.merge(*(OmegaConf.create(body) for _, body in layers)), resolve=True)

@@ -8,6 +8,9 @@ from typing import Literal, Optional, Union
 
 @dataclass
 class RunConfig:
+    """``run:`` of an experiment: the task, the distribution, the length and schedule of training, the
+    data loading, checkpoints and logging, the splits and the metric that picks the best checkpoint."""
+
     task: str = "moment_retrieval"
     runner: str = "runner_base"
     # Distribution: "single" needs no torchrun; the others read torchrun's environment.
@@ -65,7 +68,8 @@ class RunConfig:
     train_splits: list[str] = field(default_factory=lambda: ["train"])
     valid_splits: list[str] = field(default_factory=lambda: ["val"])
     test_splits: list[str] = field(default_factory=lambda: ["test"])
-    # Key of the evaluator's "brief" used to pick the best checkpoint on the validation split.
+    # Key of the evaluator's "brief" used to pick the best checkpoint on the validation split
+    # (lavis/tasks/metric_names.py declares them; the task checks this one when the config loads).
     valid_metric: str = "MR-full-R1@0.5"
     valid_every_epochs: int = 1  # 0: validate only when training ends
     torch_threads: Optional[int] = None  # torch.set_num_threads per process (null: torch's default)

@@ -36,6 +36,8 @@ def _import_deepspeed():
 
 
 def deepspeed_config(cfg: RunConfig, world_size: int) -> dict[str, Any]:
+    """The DeepSpeed config of a run: ``run.deepspeed_config``'s file (ZeRO stage, offload) with the batch
+    sizes, accumulation, clipping and precision taken from the run, so the two cannot disagree."""
     base: dict[str, Any] = {}
     if cfg.deepspeed_config:
         path = resolve_path(cfg.deepspeed_config)  # configs/deepspeed/... from any directory too
@@ -57,6 +59,9 @@ def deepspeed_config(cfg: RunConfig, world_size: int) -> dict[str, Any]:
 
 @registry.register_strategy("deepspeed")
 class DeepSpeedStrategy(_ProcessGroupMixin, SingleDevice):
+    """``run.strategy: deepspeed`` (under torchrun): ZeRO via a DeepSpeed engine, which owns the
+    backward, the optimizer step, the clipping and the optimizer's checkpoint."""
+
     def __init__(self, cfg: RunConfig):
         super().__init__(cfg)
         if cfg.nonfinite_loss == "skip":
@@ -64,10 +69,12 @@ class DeepSpeedStrategy(_ProcessGroupMixin, SingleDevice):
         self.scaler = None  # DeepSpeed scales fp16 losses itself
 
     def setup(self) -> None:
+        """Join torchrun's process group and initialize DeepSpeed's communication on it."""
         super().setup()  # torchrun's env -> torch.distributed
         _import_deepspeed().init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
 
     def prepare_optimizer(self, model: nn.Module, optimizer, total_steps: int):
+        """The DeepSpeed engine (in place of the model) and its optimizer, built from the run's config."""
         deepspeed = _import_deepspeed()
         engine, ds_optimizer, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, config=deepspeed_config(self.cfg, self.world_size)
@@ -75,24 +82,30 @@ class DeepSpeedStrategy(_ProcessGroupMixin, SingleDevice):
         return engine, ds_optimizer
 
     def no_sync(self, model):
+        """Nothing to do: the engine knows the accumulation boundary itself."""
         import contextlib
 
         return contextlib.nullcontext()  # DeepSpeed knows the accumulation boundary itself
 
     def backward(self, loss: torch.Tensor, model) -> None:
+        """The engine's backward, then its step (which updates only at the accumulation boundary)."""
         model.backward(loss, scale_wrt_gas=False)  # the runner already divided by accum_grad_iters
         model.step()
 
     def optimizer_step(self, model, optimizer, clip_norm):
+        """Nothing to do: ``backward`` already stepped the engine (and ``gradient_clipping`` clipped)."""
         return None  # done by engine.step() at the boundary; clipping by gradient_clipping
 
     def optimizer_state_dict(self, model, optimizer) -> dict[str, Any]:
+        """Save the engine's sharded state under ``<output_dir>/deepspeed/step<N>``; returns where, for the
+        runner's checkpoint."""
         save_dir = Path(self.cfg.output_dir) / "deepspeed"
         tag = f"step{model.global_steps}"
         model.save_checkpoint(str(save_dir), tag=tag, exclude_frozen_parameters=True)
         return {"deepspeed_dir": str(save_dir), "tag": tag}
 
     def load_optimizer_state_dict(self, model, optimizer, state: dict[str, Any]) -> None:
+        """Load the engine's state that ``optimizer_state_dict`` saved, optimizer states included."""
         model.load_checkpoint(
             state["deepspeed_dir"],
             tag=state["tag"],

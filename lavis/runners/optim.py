@@ -48,6 +48,8 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, floa
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters in groups (no weight decay on biases and norms, per-group
+    ``run.lr_scale``); a model with nothing to train is a ``ConfigError``."""
     groups = param_groups(model, cfg.weight_decay, cfg.lr_scale)
     if not groups:
         raise ConfigError("the model has no trainable parameters; check the freeze_* and lora options")
@@ -100,19 +102,25 @@ class WarmupCosineSchedule:
             group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def step(self) -> None:
+        """Advance one optimizer step and set the new learning rates."""
         self.step_count += 1
         self._apply()
 
     def get_last_lr(self) -> list[float]:
+        """The learning rate of each parameter group now."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
+        """What a checkpoint keeps of the schedule (the step, and the time progress of a time budget)."""
         return {"step_count": self.step_count, "total_steps": self.total_steps, "time_progress": self.progress}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict``'s step and progress, setting the same learning rates as before."""
         self.step_count = state["step_count"]
         self._apply(state.get("time_progress"))
 
 
 def build_scheduler(optimizer, cfg: RunConfig, total_steps: int, time_progress=None) -> WarmupCosineSchedule:
+    """The warmup + cosine schedule of the run over ``total_steps`` (or over the time budget, read from
+    ``time_progress``)."""
     return WarmupCosineSchedule(optimizer, cfg, total_steps, time_progress)

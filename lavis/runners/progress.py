@@ -8,6 +8,8 @@ from tqdm.auto import tqdm
 
 
 class StepProgress:
+    """The training progress bar (rank 0): step, loss, learning rate and samples per second."""
+
     def __init__(self, total_steps: int, start_step: int, enabled: bool):
         self._bar = tqdm(total=total_steps, initial=start_step, disable=not enabled, unit="step", dynamic_ncols=True)
         self._last_time = time.perf_counter()
@@ -46,4 +48,5 @@ class StepProgress:
         return record
 
     def close(self) -> None:
+        """Close the bar."""
         self._bar.close()

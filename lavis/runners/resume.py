@@ -56,6 +56,7 @@ class ResumeError(UserError, ValueError):
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{dotted.key: value}`` (what resuming compares key by key)."""
     if isinstance(tree, Mapping) and tree:
         out: dict[str, Any] = {}
         for key, value in tree.items():

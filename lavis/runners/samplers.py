@@ -23,9 +23,11 @@ class TrainSampler(Sampler[int]):
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The epoch whose permutation to draw, and how many of this rank's indices are already consumed."""
         self.epoch, self.start = epoch, start
 
     def indices(self) -> list[int]:
+        """This rank's indices of the epoch, in order, from the start (``__iter__`` skips ``start``)."""
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.num_samples, generator=generator).tolist()

@@ -16,6 +16,9 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StopSignals:
+    """Inside ``with StopSignals() as signals``: SIGTERM and SIGINT set ``signals.received`` instead of
+    stopping the process (see the module docstring)."""
+
     def __init__(self) -> None:
         self.received: Optional[int] = None
         self._previous: dict[int, Any] = {}

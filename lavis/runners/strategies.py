@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 def pick_device(cfg: RunConfig, local_rank: int) -> torch.device:
+    """The device of ``run.device`` for this process (CUDA device ``local_rank``); ``cuda`` without a GPU
+    is a ``ConfigError``."""
     if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -58,13 +60,16 @@ class SingleDevice:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that evaluates, writes files and logs."""
         return self.rank == 0
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of ``run.amp`` (None: full precision)."""
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
 
     def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context the training and evaluation steps run under."""
         dtype = self.amp_dtype
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
@@ -78,9 +83,11 @@ class SingleDevice:
             )
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The model ready to train here: on the device (distributed strategies also wrap or shard it)."""
         return model.to(self.device)
 
     def unwrap(self, model: nn.Module) -> nn.Module:
+        """The model itself, without a DDP/DeepSpeed wrapper."""
         return getattr(model, "module", model)
 
     def prepare_optimizer(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int):
@@ -92,6 +99,7 @@ class SingleDevice:
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor, model: nn.Module) -> None:
+        """Backpropagate ``loss`` (scaled first under fp16)."""
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
     def optimizer_step(
@@ -134,17 +142,21 @@ class SingleDevice:
         set_model_state_dict(self.unwrap(model), state, options=StateDictOptions(full_state_dict=True, strict=False))
 
     def optimizer_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The optimizer's full (unsharded) state, for a checkpoint."""
         return get_optimizer_state_dict(model, optimizer, options=self._full)
 
     def load_optimizer_state_dict(self, model: nn.Module, optimizer, state: dict[str, Any]) -> None:
+        """Load a full optimizer state saved by ``optimizer_state_dict`` (any strategy's)."""
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
     # Collectives --------------------------------------------------------------------------------
     def barrier(self) -> None:
+        """Wait for every rank (nothing to wait for in one process)."""
         if dist.is_initialized():
             dist.barrier()
 
     def all_gather_objects(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, in rank order (picklable objects, e.g. a rank's predictions)."""
         if not dist.is_initialized():
             return [obj]
         out: list[Any] = [None] * self.world_size
@@ -152,6 +164,7 @@ class SingleDevice:
         return out
 
     def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
         if not dist.is_initialized():
             return obj
         box = [obj]
@@ -159,6 +172,7 @@ class SingleDevice:
         return box[0]
 
     def all_reduce_mean(self, value: float) -> float:
+        """The mean of ``value`` over the ranks."""
         if not dist.is_initialized():
             return value
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
@@ -166,6 +180,7 @@ class SingleDevice:
         return float(t.item()) / self.world_size
 
     def all_reduce_max(self, values: list[float]) -> list[float]:
+        """The element-wise maximum of ``values`` over the ranks."""
         if not dist.is_initialized():
             return list(values)
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
@@ -173,12 +188,14 @@ class SingleDevice:
         return t.tolist()
 
     def teardown(self) -> None:
+        """Destroy the process group, if any (every way out of a run calls this)."""
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
 class _ProcessGroupMixin:
     def setup(self) -> None:
+        """Join torchrun's process group (NCCL on CUDA, gloo on the CPU); without torchrun a ``ConfigError``."""
         if "RANK" not in os.environ:
             raise ConfigError(
                 f"run.strategy={self.cfg.strategy} needs torchrun (RANK/WORLD_SIZE are not set); "
@@ -192,6 +209,8 @@ class _ProcessGroupMixin:
 
 @registry.register_strategy("ddp")
 class DDPStrategy(_ProcessGroupMixin, SingleDevice):
+    """``run.strategy: ddp`` (under torchrun): the model replicated on every rank, gradients all-reduced."""
+
     def wrap_model(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device)
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -199,6 +218,7 @@ class DDPStrategy(_ProcessGroupMixin, SingleDevice):
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def no_sync(self, model: nn.Module) -> contextlib.AbstractContextManager:
+        """Skip the gradient all-reduce for the accumulation steps before the last."""
         return model.no_sync()
 
 
@@ -208,6 +228,8 @@ class FSDPStrategy(_ProcessGroupMixin, SingleDevice):
     becomes one shard unit, then the root. Frozen and trainable parameters may share a unit."""
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The model sharded as the class docstring says, computing in ``run.amp``'s precision with
+        fp32 gradient reduction; ``predict`` and ``generate`` gather the root's shards like ``forward``."""
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
         model = model.to(self.device)
@@ -230,6 +252,8 @@ class FSDPStrategy(_ProcessGroupMixin, SingleDevice):
         return model
 
     def no_sync(self, model: nn.Module) -> contextlib.AbstractContextManager:
+        """Skip the gradient reduce-scatter for the accumulation steps before the last."""
+
         @contextlib.contextmanager
         def _ctx():
             model.set_requires_gradient_sync(False)
@@ -242,4 +266,5 @@ class FSDPStrategy(_ProcessGroupMixin, SingleDevice):
 
 
 def build_strategy(cfg: RunConfig):
+    """The strategy registered as ``run.strategy``."""
     return registry.get("strategy", cfg.strategy)(cfg)

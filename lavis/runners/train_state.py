@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 @dataclass
 class EpochStats:
+    """Sums over the current epoch, for its summary line."""
+
     loss_sum: float = 0.0
     steps: int = 0
     skipped_videos: int = 0
@@ -26,6 +28,8 @@ class EpochStats:
 
 @dataclass
 class TrainState:
+    """Where the run is (see the module docstring); a checkpoint saves it and a resume restores it."""
+
     epoch: int = 0
     step: int = 0
     batches_done: int = 0
@@ -37,6 +41,7 @@ class TrainState:
 
     @classmethod
     def fresh(cls, valid_metric: str) -> TrainState:
+        """The state of a new run whose best checkpoint will be picked by ``valid_metric``."""
         return cls(best={"metric": valid_metric, "value": None, "step": None})
 
     def to_checkpoint(self) -> dict[str, Any]:
@@ -53,6 +58,7 @@ class TrainState:
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> TrainState:
+        """The state a checkpoint saved (``to_checkpoint``; older checkpoints lack the later keys)."""
         return cls(
             epoch=state["epoch"],
             step=state["step"],
@@ -64,4 +70,5 @@ class TrainState:
         )
 
     def reset_stats(self) -> None:
+        """Start the sums of a new epoch."""
         self.stats = EpochStats(start_elapsed=self.elapsed)

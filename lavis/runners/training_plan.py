@@ -13,6 +13,8 @@ from lavis.runners.train_state import TrainState
 
 @dataclass(frozen=True)
 class TrainingPlan:
+    """The run's length: batches per optimizer step, steps per epoch, total steps and the time budget."""
+
     batches_per_step: int  # run.accum_grad_iters
     steps_per_epoch: int  # optimizer steps per epoch (per process: its share of the samples)
     total_steps: int  # run.max_iters, else run.max_epoch epochs
@@ -20,6 +22,8 @@ class TrainingPlan:
 
     @classmethod
     def of(cls, rc: RunConfig, num_samples: int, samples_per_process: int, world_size: int) -> TrainingPlan:
+        """The plan of ``rc`` for this process's share of ``num_samples`` training samples; too few samples
+        for one optimizer step is a ``ConfigError`` naming the batch settings."""
         batches = samples_per_process // rc.batch_size_train
         steps = batches // rc.accum_grad_iters
         if steps == 0:
@@ -31,6 +35,7 @@ class TrainingPlan:
         return cls(rc.accum_grad_iters, steps, total, rc.max_minutes * 60 if rc.max_minutes else None)
 
     def epoch_done(self, state: TrainState) -> bool:
+        """Whether ``state`` has drawn every batch of its epoch."""
         return state.batches_done >= self.steps_per_epoch * self.batches_per_step
 
     def finished(self, state: TrainState) -> bool:

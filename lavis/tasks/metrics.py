@@ -11,7 +11,7 @@ Predictions are matched to records by ``str(qid)``. Records come from
 ``lavis.datasets.schema.load_annotations``, which renames qids that a file repeats (the Mr. BLIP /
 SMS Charades-STA files) to ``"<qid>#<k>"``; predictions must use those ids.
 
-Output keys: ``brief`` (the public evaluator's keys ``MR-full-mAP``, ``MR-full-mAP@0.5``,
+Output keys: ``brief`` (named in ``lavis.tasks.metric_names``: the public evaluator's keys ``MR-full-mAP``, ``MR-full-mAP@0.5``,
 ``MR-full-mAP@0.75``, ``MR-{short,middle,long}-mAP``, ``MR-full-R1@0.5``, ``MR-full-R1@0.7``,
 ``HL-min-{Fair,Good,VeryGood}-{mAP,Hit1}`` when saliency is predicted; plus ``MR-full-R1@0.3``,
 ``MR-full-mIoU``, the Charades-STA names ``R1@0.3``, ``R1@0.5``, ``R1@0.7``, ``mIoU`` (the same
@@ -30,8 +30,19 @@ from typing import Any, Optional
 import numpy as np
 
 from lavis.datasets.schema import MomentRecord
-from lavis.tasks.metrics_hl import highlight_metrics
-from lavis.tasks.metrics_mr import moment_retrieval_metrics
+from lavis.tasks.metric_names import (
+    INVALID_RATE,
+    MAP_IOUS,
+    MEAN_IOU,
+    QVH_MEAN_IOU,
+    TOP1_IOUS,
+    highlight,
+    qvh_map,
+    qvh_recall,
+    top1_recall,
+)
+from lavis.tasks.metrics_hl import SALIENCY_LEVELS, highlight_metrics
+from lavis.tasks.metrics_mr import BUCKETS, moment_retrieval_metrics
 from lavis.tasks.prediction_validation import (
     CheckedPrediction,
     PredictionError,
@@ -80,28 +91,23 @@ def _match(
 
 
 def _brief(sections: dict, highlights: dict, invalid_rate: Optional[float]) -> dict:
+    """The ``brief`` section, keyed by the names of ``metric_names``."""
     full = sections["full"]
-    mr = {
-        "MR-full-mAP": full["MR-mAP"]["average"],
-        "MR-full-mAP@0.5": full["MR-mAP"]["0.5"],
-        "MR-full-mAP@0.75": full["MR-mAP"]["0.75"],
-        "MR-short-mAP": sections["short"]["MR-mAP"]["average"],
-        "MR-middle-mAP": sections["middle"]["MR-mAP"]["average"],
-        "MR-long-mAP": sections["long"]["MR-mAP"]["average"],
-        "MR-full-R1@0.3": full["MR-R1"]["0.3"],
-        "MR-full-R1@0.5": full["MR-R1"]["0.5"],
-        "MR-full-R1@0.7": full["MR-R1"]["0.7"],
-        "MR-full-mIoU": full["MR-mIoU"],
-    }
+    mr = {qvh_map(): full["MR-mAP"]["average"]}
+    mr.update({qvh_map(iou=t): full["MR-mAP"][t] for t in MAP_IOUS})
+    mr.update({qvh_map(bucket): sections[bucket]["MR-mAP"]["average"] for bucket in BUCKETS})
+    mr.update({qvh_recall(t): full["MR-R1"][t] for t in TOP1_IOUS})
+    mr[QVH_MEAN_IOU] = full["MR-mIoU"]
     brief = dict(sorted(mr.items()))  # the public evaluator sorts its MR keys
-    for level, values in highlights.items():
-        brief[f"{level}-mAP"] = values["HL-mAP"]
-        brief[f"{level}-Hit1"] = values["HL-Hit1"]
-    for t in ("0.3", "0.5", "0.7"):
-        brief[f"R1@{t}"] = full["MR-R1"][t]
-    brief["mIoU"] = full["MR-mIoU"]
+    for level in SALIENCY_LEVELS:
+        values = highlights.get(f"HL-min-{level}")
+        if values is not None:
+            brief[highlight(level, "mAP")] = values["HL-mAP"]
+            brief[highlight(level, "Hit1")] = values["HL-Hit1"]
+    brief.update({top1_recall(t): full["MR-R1"][t] for t in TOP1_IOUS})
+    brief[MEAN_IOU] = full["MR-mIoU"]
     if invalid_rate is not None:
-        brief["invalid_rate"] = invalid_rate
+        brief[INVALID_RATE] = invalid_rate
     return brief
 
 

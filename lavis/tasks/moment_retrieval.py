@@ -20,6 +20,7 @@ import torch
 from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 from lavis.datasets.schema import MomentRecord
+from lavis.tasks.metric_names import check_valid_metric
 from lavis.tasks.metrics import evaluate_predictions
 from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
 
@@ -31,8 +32,17 @@ _LEADING_KEYS = ("qid", "query", "vid")
 
 @registry.register_task("moment_retrieval")
 class MomentRetrievalTask:
+    """The ``moment_retrieval`` task (see the module docstring): the model's losses and scored windows
+    in, the evaluator's metrics and the submission files out."""
+
     def __init__(self, clip_length: float = CLIP_LENGTH):
         self.clip_length = clip_length  # seconds per saliency clip (QVHighlights: 2)
+
+    @staticmethod
+    def check_run_config(run_cfg: Any) -> None:
+        """Called when the config loads: ``run.valid_metric`` must be a brief key the evaluator
+        reports (``lavis.tasks.metric_names``), so a misspelt name fails before any training."""
+        check_valid_metric(run_cfg.valid_metric)
 
     @classmethod
     def setup_task(cls, cfg: Any) -> MomentRetrievalTask:

@@ -72,6 +72,7 @@ def brief_table(metrics: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lavis-mr-eval`` command line (the public QVHighlights evaluator's arguments)."""
     parser = argparse.ArgumentParser(
         prog="lavis-mr-eval",
         description=__doc__.split("\n\n")[0],
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``lavis-mr-eval``: score a predictions file against a ground truth, print the brief and optionally
+    save the full metrics; exit status 0, or 2 after one ``error:`` line."""
     args = build_parser().parse_args(argv)
     records = load_annotations(args.gt_path)
     preds, problems = read_predictions(args.submission_path, args.lenient)

@@ -34,6 +34,8 @@ class PredictionError(UserError, ValueError):
 
 @dataclass
 class CheckedPrediction:
+    """One prediction after its checks: its windows and saliency scores as arrays, and its repair flag."""
+
     windows: np.ndarray  # [P, 3] (start, end, score), in listed order
     saliency: Optional[np.ndarray]  # [C] one score per clip, or None
     invalid: Optional[bool]
@@ -41,15 +43,19 @@ class CheckedPrediction:
 
 @dataclass
 class ValidationReport:
+    """The problems found in a predictions file: counted per kind, raised at once unless ``lenient``."""
+
     lenient: bool
     counts: Counter = field(default_factory=Counter)  # kind -> number of problems
     messages: list[str] = field(default_factory=list)
 
     def add(self, kind: str, message: str) -> None:
+        """Count one problem of ``kind`` (e.g. ``malformed``, ``duplicate``, ``missing``) and keep its message."""
         self.counts[kind] += 1
         self.messages.append(message)
 
     def raise_if_strict(self) -> None:
+        """Raise ``PredictionError`` with the first problem (and how many more) unless ``lenient``."""
         if self.lenient or not self.messages:
             return
         more = len(self.messages) - 1
@@ -57,9 +63,11 @@ class ValidationReport:
         raise PredictionError(self.messages[0] + suffix)
 
     def summary(self) -> str:
+        """The counts as one line for the log (``2 missing, 1 unknown``)."""
         return ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items()))
 
     def to_json(self) -> dict[str, Any]:
+        """The report for the metrics JSON: the counts and the first messages."""
         return {
             "lenient": self.lenient,
             "counts": dict(sorted(self.counts.items())),

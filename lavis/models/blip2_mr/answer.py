@@ -47,6 +47,8 @@ def _round(x: float, digits: int, rounding: Rounding) -> float:
 
 @dataclass(frozen=True)
 class TimeFormat:
+    """How times are written in the model's text (``prompt.time_format``) and how they are rounded."""
+
     name: TimeFormatName
     rounding: Rounding = "half_up"
 
@@ -76,9 +78,11 @@ class TimeFormat:
         return float(value)
 
     def text(self, value: float) -> str:
+        """The text of a value of this format (``24``, or ``24.5`` for ``seconds_floats``)."""
         return f"{value:.1f}" if self.name == "seconds_floats" else str(int(value))
 
     def duration_text(self, duration: float) -> str:
+        """The text of the video's duration in the prompt (integer seconds for the relative format)."""
         # Relative formats still state the duration in (integer) seconds: it gives the scale.
         fmt = TimeFormat("seconds_integers", self.rounding) if self.name == "relative_integers" else self
         return fmt.text(fmt.value(duration, duration))
@@ -108,6 +112,8 @@ _CLEAN_RE = re.compile(rf"^\s*\[\s*{_PAIR}(?:\s*,\s*{_PAIR})*\s*\]\s*$")
 
 @dataclass
 class ParsedWindows:
+    """The windows ``parse_windows`` recovered from one text, and whether it had to repair anything."""
+
     windows: list[tuple[float, float]]  # in the text's units, clipped to [0, upper], in text order
     invalid: bool  # anything had to be repaired, dropped or clipped (or nothing was found)
 
@@ -146,6 +152,8 @@ def parse_windows(text: str, upper: float | None = None) -> ParsedWindows:
 
 @dataclass
 class ScoredWindows:
+    """The model's answer for one sample: scored windows, best first, and what they came from."""
+
     windows: list[list[float]]  # [start, end, score] in seconds, best first
     invalid: bool  # the best beam's text was not a clean in-range answer
     texts: list[str] = field(default_factory=list)  # the beams' texts, best first (for reports)

@@ -54,6 +54,7 @@ class ClapAudioEncoder(nn.Module):
 
     @property
     def dim(self) -> int:
+        """The width of the audio embedding (CLAP's projection)."""
         return self.cfg.projection_dim
 
     def unused_parameters(self) -> list[nn.Parameter]:
@@ -64,6 +65,8 @@ class ClapAudioEncoder(nn.Module):
         return [*patch_embed.mel_conv2d.parameters(), *patch_embed.fusion_model.parameters()]
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``features [N, F, M]`` log-mel clips (F frames of M mel bins) and ``mask [N]`` -> ``[N, dim]``
+        CLAP embeddings, zero where ``mask`` is False (those clips are not run)."""
         n, n_frames, n_mels = features.shape
         if n_mels != self.cfg.num_mel_bins or n_frames > self.cfg.max_frames:
             raise ValueError(

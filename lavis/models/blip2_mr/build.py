@@ -28,6 +28,7 @@ LORA_MARK = "lora_"  # peft names every adapter parameter lora_A / lora_B / lora
 
 
 def build_vision(cfg: VisionConfig, attn_implementation: str) -> Blip2VisionModel:
+    """The ViT (``Blip2VisionModel``, EVA ViT-g at full size) of ``cfg``, randomly initialized."""
     vision = Blip2VisionModel(
         Blip2VisionConfig(
             hidden_size=cfg.hidden_size,
@@ -72,6 +73,7 @@ def build_qformer(
 
 
 def build_llm(cfg: LLMConfig, vocab_size: int, attn_implementation: str) -> T5ForConditionalGeneration:
+    """The T5 of ``cfg`` with a ``vocab_size`` embedding, randomly initialized (weights load later)."""
     t5_config = T5Config(
         vocab_size=vocab_size,
         d_model=cfg.d_model,
@@ -135,6 +137,7 @@ def add_lora(llm: nn.Module, cfg: LoraConfig) -> None:
 
 
 def is_lora_parameter(name: str) -> bool:
+    """Whether the parameter called ``name`` belongs to a LoRA adapter."""
     return LORA_MARK in name
 
 
@@ -167,6 +170,7 @@ def cast_frozen(model: nn.Module, dtype: torch.dtype) -> None:
 
 
 def enable_checkpointing(model: nn.Module) -> None:
+    """Recompute the activations of the ViT, Q-Former and LLM blocks in the backward pass (memory for time)."""
     for part in (model.vision_model, model.qformer, model.language_model):
         part.activation_checkpointing_enable()
 
@@ -186,6 +190,8 @@ def compile_parts(model: nn.Module, backend: str) -> list[str]:
 
 
 def check_vocab(llm_vocab: int | None, tokenizer: TextTokenizer) -> int:
+    """The LLM's vocabulary size (``model.llm.vocab_size``, else the tokenizer's); smaller than the
+    tokenizer's is an error, since some token ids would have no embedding."""
     size = llm_vocab if llm_vocab is not None else tokenizer.vocab_size
     if size < tokenizer.vocab_size:
         raise ValueError(

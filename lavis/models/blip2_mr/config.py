@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 from lavis.models.blip2_mr.saliency import SaliencyConfig
 from lavis.models.fusion import FusionConfig
+from lavis.models.fusion.gated import GatedCrossAttentionConfig
 
 TimeFormatName = Literal["seconds_integers", "seconds_floats", "relative_integers"]
 
@@ -117,6 +118,7 @@ class AudioTowerConfig:
 
     @property
     def max_frames(self) -> int:
+        """The longest log-mel clip (in frames) the CLAP tower's spectrogram size holds."""
         return self.spec_size * (self.spec_size // self.num_mel_bins)
 
 
@@ -186,6 +188,8 @@ class PromptConfig:
 
 @dataclass
 class TokenizerConfig:
+    """``model.tokenizer``: which tokenizer writes the prompt and reads the answers."""
+
     # auto: a pretrained tokenizer from `path`, else from weights.blip2_hf_dir / weights.llm_dir
     # when set; the built-in one when none is set. pretrained: read from one of those directories
     # (an error naming this section when none holds tokenizer files).
@@ -205,6 +209,8 @@ class TokenizerConfig:
 
 @dataclass
 class DecodingConfig:
+    """``model.generation``: beam search at evaluation and prediction, and how many windows are kept."""
+
     num_beams: int = 5
     num_return_sequences: Optional[int] = None  # beams returned per sample; null: num_beams
     max_new_tokens: int = 50
@@ -255,13 +261,15 @@ class WeightsConfig:
 
 @dataclass
 class Blip2MRConfig:
+    """``model:`` of a ``blip2_mr`` experiment: every part of the model, its weights and what trains."""
+
     arch: str = "blip2_mr"
     model_type: str = "pretrain_flant5xl"
     vision: VisionConfig = field(default_factory=VisionConfig)
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     audio: AudioTowerConfig = field(default_factory=AudioTowerConfig)
-    fusion: FusionConfig = field(default_factory=FusionConfig)
+    fusion: FusionConfig = field(default_factory=GatedCrossAttentionConfig)  # the fusion's own config
     lora: LoraConfig = field(default_factory=LoraConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -303,4 +311,5 @@ class Blip2MRConfig:
 
     @property
     def uses_audio(self) -> bool:
-        return self.fusion.name != "none"
+        """Whether the model reads audio (its fusion does): it then has a CLAP tower and needs audio inputs."""
+        return self.fusion.reads_audio

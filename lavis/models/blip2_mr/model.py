@@ -6,14 +6,15 @@ here, at Dq) -> projection (``[N, Q, D]``; late fusion: here, at the LLM width D
 per-frame mean (Q = 1) -> interleaved with timestamp tokens, ``>`` + duration and the prompt
 (``prompt.py``) -> T5 with LoRA -> ``[[24, 30]]``.
 
-``forward`` (teacher-forced loss) and ``generate`` share ``encode``. The model does no I/O and no
-logging; weights are read by ``from_config`` (``checkpoint.py``).
+``forward`` (teacher-forced loss) and ``generate`` share ``encode``; the batch becomes the LLM's
+input tensors in ``llm_inputs.py``. The model does no I/O and no logging; weights are read by
+``from_config`` (``checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,33 +24,33 @@ from lavis.common.registry import registry
 from lavis.models.blip2_mr import build
 from lavis.models.blip2_mr.answer import ScoredWindows, beams_to_windows, rescore_windows
 from lavis.models.blip2_mr.audio import ClapAudioEncoder
-from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features, compute_frozen_key, scatter_frames
+from lavis.models.blip2_mr.cached_features import CACHED_KEYS, cached_features
 from lavis.models.blip2_mr.checkpoint import load_configured_weights
 from lavis.models.blip2_mr.config import Blip2MRConfig
 from lavis.models.blip2_mr.generation import beam_search
 from lavis.models.blip2_mr.input_checks import check_dataset_inputs
-from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
-from lavis.models.blip2_mr.saliency import SaliencyHead, saliency_loss
+from lavis.models.blip2_mr.llm_inputs import EncoderInput, encoder_input, target_labels
+from lavis.models.blip2_mr.prompt import PromptBuilder
+from lavis.models.blip2_mr.saliency import SaliencyHead, batch_saliency_loss, frame_relevance
 from lavis.models.blip2_mr.tokenizer import TextTokenizer, build_tokenizer
+from lavis.models.blip2_mr.towers import FrozenTowers
 from lavis.models.fusion import build_fusion
-
-IGNORE_INDEX = -100
-
-
-class EncoderInput(NamedTuple):
-    inputs_embeds: torch.Tensor  # [B, L, D]
-    attention_mask: torch.Tensor  # [B, L] bool, right-padded
-    frame_slots: torch.Tensor  # [B, L] bool: the frame-token slots, tokens_per_frame per fed frame
-    tokens_per_frame: int
-
-
-def _pad(rows: list[list[int]], value: int, device: torch.device) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
 
 
 @registry.register_model("blip2_mr")
-class Blip2MR(nn.Module):
+class Blip2MR(FrozenTowers, nn.Module):
+    """The ``blip2_mr`` model (see the module docstring): a batch of ``lavis.datasets.collate`` to
+    a loss (``forward``), beams (``generate``) or scored windows (``predict``).
+
+    Example:
+        >>> from lavis.models.model_config import model_config
+        >>> from lavis.models.blip2_mr.random_batch import random_batch
+        >>> model = Blip2MR.from_config(model_config("blip2_mr", "tiny"))  # random weights
+        >>> batch = random_batch(model.cfg, batch_size=2, num_frames=4)  # video [2, 4, 3, 224, 224], ...
+        >>> model.tokens_per_frame  # the tiny preset's 4 Q-Former queries per frame
+        4
+    """
+
     config_class = Blip2MRConfig
     PRETRAINED_MODEL_CONFIG_DICT = {
         "pretrain_flant5xl": "configs/models/blip2_mr_pretrain_flant5xl.yaml",
@@ -117,6 +118,7 @@ class Blip2MR(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return self.query_tokens.device
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -129,6 +131,13 @@ class Blip2MR(nn.Module):
         return contextlib.nullcontext()
 
     # Encoding --------------------------------------------------------------------------------
+    @property
+    def tokens_per_frame(self) -> int:
+        """Q': the LLM tokens each fed frame contributes (``frame_tokens``' second dimension)."""
+        if self.cfg.prompt.frame_token_aggregation == "mean":
+            return 1
+        return self.cfg.qformer.num_query_tokens + self.fusion.added_tokens
+
     def frame_tokens(self, batch: dict[str, Any]) -> torch.Tensor:
         """The LLM-width tokens of every fed frame (``frame_mask`` True), in (sample, frame) order:
         ``[N, Q', D]`` (Q' = Q, or 1 with the per-frame mean, or more if the fusion appends).
@@ -150,57 +159,6 @@ class Blip2MR(nn.Module):
             tokens = tokens.mean(dim=1, keepdim=True)
         return tokens
 
-    def _frozen_features(
-        self, batch: dict[str, Any], frame_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The towers on the fed frames: Q-Former tokens ``[N, Q, Dq]``, CLAP embeddings
-        ``[N, Da]`` (zero where there is no audio) and the audio mask ``[N]``."""
-        video = batch["video"]
-        size = self.cfg.vision.image_size
-        if video.shape[-2:] != (size, size):
-            raise ValueError(f"video frames are {tuple(video.shape[-2:])}, model.vision.image_size is {size}")
-        frames = video[frame_mask]  # [N, 3, H, W]
-        image = self.vision_model(pixel_values=frames).last_hidden_state  # [N, 1+P, Dv]
-        queries = self.query_tokens.expand(frames.shape[0], -1, -1)
-        tokens = self.qformer(query_embeds=queries, encoder_hidden_states=image).last_hidden_state  # [N, Q, Dq]
-        audio, audio_mask = self._audio(batch, frame_mask)
-        return tokens, audio, audio_mask
-
-    @torch.no_grad()
-    def encode_frozen(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """What ``mr_data.cache_features`` stores: the towers' outputs on a video batch in the
-        batch layout, ``qformer_tokens [B, T, Q, Dq]`` and ``audio_embeds [B, T, Da]`` (zero at
-        padded frames and clips without audio)."""
-        frame_mask = batch["frame_mask"].bool()
-        with self.autocast():
-            tokens, audio, _ = self._frozen_features(batch, frame_mask)
-        return {"qformer_tokens": scatter_frames(tokens, frame_mask), "audio_embeds": scatter_frames(audio, frame_mask)}
-
-    @property
-    def frozen_key(self) -> str:
-        """Fingerprint of the frozen towers' weights (``cached_features.py``); computed once, when first
-        needed or by ``from_config`` after loading the weights (before any sharding)."""
-        if self._frozen_key is None:
-            self._frozen_key = self._compute_frozen_key()
-        return self._frozen_key
-
-    def _compute_frozen_key(self) -> str:
-        parts = {"query_tokens": self.query_tokens, "vision_model": self.vision_model, "qformer": self.qformer}
-        return compute_frozen_key({**parts, "audio_encoder": self.audio_encoder})
-
-    def _audio(self, batch: dict[str, Any], frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[N, Da]`` CLAP embeddings of the fed frames' clips (zero where there is no audio) and
-        the ``[N]`` audio mask."""
-        n = int(frame_mask.sum())
-        if self.audio_encoder is None:
-            zeros = torch.zeros(n, self.cfg.audio.projection_dim, device=frame_mask.device)
-            return zeros, torch.zeros(n, dtype=torch.bool, device=frame_mask.device)
-        for key in ("audio_features", "audio_mask"):
-            if key not in batch:
-                raise KeyError(f"batch has no '{key}', which fusion '{self.cfg.fusion.name}' needs")
-        audio_mask = batch["audio_mask"].bool()[frame_mask]
-        return self.audio_encoder(batch["audio_features"][frame_mask], audio_mask), audio_mask
-
     def encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The LLM encoder's input: ``inputs_embeds [B, L, D]`` and ``attention_mask [B, L]``
         (right-padded). Frames with ``frame_mask`` False are not in the sequence at all."""
@@ -208,25 +166,7 @@ class Blip2MR(nn.Module):
         return encoded.inputs_embeds, encoded.attention_mask
 
     def _encode(self, batch: dict[str, Any]) -> EncoderInput:
-        tokens = self.frame_tokens(batch)
-        frame_mask = batch["frame_mask"].bool().cpu()
-        times = batch["timestamps"].float().cpu()
-        durations = batch["duration"].float().cpu().tolist()
-        samples = [
-            self.prompt.encoder_sample(times[b][frame_mask[b]].tolist(), durations[b], query, tokens.shape[1])
-            for b, query in enumerate(batch["query"])
-        ]
-        device = tokens.device
-        pad_slot = -2  # not FRAME, not a token id
-        ids = _pad([s.ids for s in samples], pad_slot, device)
-        embed = self.language_model.get_input_embeddings()
-        text = embed(ids.clamp(min=0))
-        if self.cfg.prompt.timestamp_mode == "additive":
-            tokens = tokens + self._timestamp_embeddings([t for s in samples for t in s.timestamp_ids], embed, device)
-        is_frame = (ids == FRAME).unsqueeze(-1)
-        dtype = torch.promote_types(text.dtype, tokens.dtype)
-        inputs = text.to(dtype).masked_scatter(is_frame, tokens.to(dtype))
-        return EncoderInput(inputs, ids != pad_slot, ids == FRAME, tokens.shape[1])
+        return encoder_input(self.prompt, self.language_model.get_input_embeddings(), self.frame_tokens(batch), batch)
 
     def run_encoder(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The LLM encoder's output ``[B, L, D]``; run once per batch and shared by the LM loss
@@ -238,25 +178,30 @@ class Blip2MR(nn.Module):
         """``[N]`` saliency logits of the fed frames, in (sample, frame) order."""
         return self.saliency_head(hidden, encoded.frame_slots, encoded.tokens_per_frame)
 
-    @staticmethod
-    def _timestamp_embeddings(ids: list[list[int]], embed: nn.Embedding, device: torch.device) -> torch.Tensor:
-        """``[N, 1, D]``: each fed frame's timestamp embedding (the mean over its tokens)."""
-        padded = _pad(ids, 0, device)
-        lengths = torch.tensor([len(i) for i in ids], device=device)
-        weight = (torch.arange(padded.shape[1], device=device) < lengths[:, None]).unsqueeze(-1)
-        emb = embed(padded) * weight
-        return (emb.sum(1) / lengths[:, None]).unsqueeze(1)
-
     # Training --------------------------------------------------------------------------------
     def target_labels(self, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
         """``[B, Lt]`` target ids (``[[s, e], ...]`` + eos), padded with -100 (ignored)."""
-        durations = batch["duration"].float().cpu().tolist()
-        rows = [self.prompt.target_ids(w, d) for w, d in zip(batch["windows"], durations)]
-        return _pad(rows, IGNORE_INDEX, device)
+        return target_labels(self.prompt, batch, device)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Teacher-forced cross-entropy of the target text, plus (``saliency.enabled``) the
-        saliency loss weighted by ``saliency.loss_weight``: ``{"loss", "loss_lm"[, "loss_saliency"]}``."""
+        """The training losses of a batch (the target text teacher-forced).
+
+        Args:
+            batch: ``lavis.datasets.collate``'s dict: ``video [B, T, 3, H, W]``, ``frame_mask
+                [B, T]``, ``timestamps [B, T]``, ``audio_features``/``audio_mask`` (or the cached
+                ``qformer_tokens``/``audio_embeds``), ``duration [B]``, ``query`` and ``windows``
+                (lists), and ``saliency_targets [B, T]`` for the saliency head.
+
+        Returns:
+            ``{"loss", "loss_lm"[, "loss_saliency"]}``: ``loss`` (scalar, what is optimized) is
+            the LM cross-entropy plus ``saliency.loss_weight`` times the saliency loss; the parts
+            are detached, for logging.
+
+        Example (``model`` and ``batch`` from the class example):
+            >>> losses = model(batch)
+            >>> sorted(losses), losses["loss"].shape
+            (['loss', 'loss_lm'], torch.Size([]))
+        """
         with self.autocast():
             encoded = self._encode(batch)
             labels = self.target_labels(batch, encoded.inputs_embeds.device)
@@ -268,14 +213,7 @@ class Blip2MR(nn.Module):
             )
             losses = {"loss": out.loss, "loss_lm": out.loss.detach()}
             if self.saliency_head is not None:
-                frame_mask = batch["frame_mask"].bool()
-                sample_of = torch.arange(frame_mask.shape[0], device=frame_mask.device)[:, None].expand_as(frame_mask)
-                sal = saliency_loss(
-                    self._frame_logits(hidden, encoded),
-                    batch["saliency_targets"][frame_mask],
-                    sample_of[frame_mask],
-                    self.cfg.saliency,
-                )
+                sal = batch_saliency_loss(self._frame_logits(hidden, encoded), batch, self.cfg.saliency)
                 losses["loss_saliency"] = sal.detach()
                 losses["loss"] = out.loss + self.cfg.saliency.loss_weight * sal
         return losses
@@ -283,8 +221,20 @@ class Blip2MR(nn.Module):
     # Inference -------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, batch: dict[str, Any]) -> list[list[tuple[str, float]]]:
-        """Beam search; per sample the returned beams, best first, as ``(text, score)`` with the
-        length-normalized sequence log-probability as score."""
+        """Beam search (``model.generation``: beams, lengths) on a batch, without windows.
+
+        Args:
+            batch: as for ``forward``; ``windows`` and ``saliency_targets`` are not read.
+
+        Returns:
+            Per sample the returned beams, best first, as ``(text, score)`` with the
+            length-normalized sequence log-probability as score.
+
+        Example (``model`` and ``batch`` from the class example):
+            >>> beams = model.generate(batch)
+            >>> len(beams), len(beams[0]) == model.cfg.generation.num_beams, type(beams[0][0][0])
+            (2, True, <class 'str'>)
+        """
         with self.autocast():
             return self._search(batch)[0]
 
@@ -297,11 +247,23 @@ class Blip2MR(nn.Module):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[ScoredWindows]:
-        """Per sample at most ``generation.max_windows`` ``[start, end, score]`` windows in
-        seconds, best first (beams parsed, merged and scored by ``windows_from_beams``). With the
-        saliency head, each sample also carries its fed frames' times and relevance (0..1), and
-        (``window_score: vote_x_saliency``) each window's vote is weighted by the relevance
-        inside it."""
+        """Scored windows per sample: the beams parsed, merged and scored (``answer.py``).
+
+        Args:
+            batch: as for ``generate``.
+
+        Returns:
+            Per sample a ``ScoredWindows``: at most ``generation.max_windows`` ``[start, end,
+            score]`` windows in seconds, best first, ``invalid`` (the best beam needed repairs)
+            and the beams' ``texts``. With the saliency head also its fed frames' times and
+            relevance (0..1), and (``window_score: vote_x_saliency``) each window's vote
+            weighted by the relevance inside it.
+
+        Example (``model`` and ``batch`` from the class example; random weights write no
+        windows, a trained model does):
+            >>> [scored.invalid for scored in model.predict(batch)]
+            [True, True]
+        """
         with self.autocast():
             beams, hidden, encoded = self._search(batch)
             relevance = (
@@ -310,13 +272,8 @@ class Blip2MR(nn.Module):
         durations = batch["duration"].float().cpu().tolist()
         results = beams_to_windows(beams, durations, self.prompt.time_format, self.cfg.generation.max_windows)
         if relevance is not None:
-            frame_mask = batch["frame_mask"].bool().cpu()
-            times = batch["timestamps"].float().cpu()
-            per_sample = relevance.cpu().split(frame_mask.sum(1).tolist())
-            rescore = self.cfg.saliency.window_score == "vote_x_saliency"
-            for b, (result, scores) in enumerate(zip(results, per_sample)):
-                result.frame_times = times[b][frame_mask[b]].tolist()
-                result.frame_scores = scores.tolist()
-                if rescore:
+            for result, (times, scores) in zip(results, frame_relevance(relevance, batch)):
+                result.frame_times, result.frame_scores = times, scores
+                if self.cfg.saliency.window_score == "vote_x_saliency":
                     rescore_windows(result)
         return results

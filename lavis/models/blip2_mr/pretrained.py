@@ -82,6 +82,8 @@ def pretrained_keys(model: nn.Module, prefixes: tuple[str, ...]) -> set[str]:
 
 
 def load_blip2_hf_dir(model: nn.Module, path: str | Path) -> None:
+    """Load the ViT, Q-Former, query tokens, projection and LLM from a Hugging Face BLIP-2 directory
+    (every expected tensor must fit)."""
     load_checked(model, read_hf_dir(path), pretrained_keys(model, PRETRAINED_PARTS), f"BLIP-2 directory {path}")
 
 
@@ -104,6 +106,7 @@ def load_lavis_pretrained(model: nn.Module, eva_vit_pth: str | None, blip2_pth: 
 
 
 def load_llm_dir(model: nn.Module, path: str | Path) -> None:
+    """Load the LLM from a Hugging Face T5 directory (e.g. Flan-T5-XL), every tensor checked."""
     state = {"language_model." + k: v for k, v in read_hf_dir(path).items()}
     load_checked(model, state, pretrained_keys(model, ("language_model.",)), f"LLM directory {path}")
 

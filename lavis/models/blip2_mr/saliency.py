@@ -26,6 +26,8 @@ from torch import nn
 
 @dataclass
 class SaliencyConfig:
+    """``model.saliency``: the per-frame relevance head, its loss and how it ranks windows."""
+
     enabled: bool = False
     loss: Literal["bce", "margin"] = "bce"
     loss_weight: float = 1.0  # total loss = LM loss + loss_weight * saliency loss
@@ -42,6 +44,8 @@ class SaliencyConfig:
 
 
 class SaliencyHead(nn.Module):
+    """A linear score per fed frame on the LLM encoder's output at the frame's slots."""
+
     def __init__(self, d_model: int):
         super().__init__()
         self.proj = nn.Linear(d_model, 1)
@@ -67,3 +71,20 @@ def saliency_loss(
         return logits.sum() * 0.0  # no pair in this batch (every frame equally relevant)
     hinge = F.relu(cfg.margin - (logits[:, None] - logits[None, :]))
     return hinge[more].mean()
+
+
+def batch_saliency_loss(logits: torch.Tensor, batch: dict, cfg: SaliencyConfig) -> torch.Tensor:
+    """``saliency_loss`` of the fed frames' ``logits [N]`` against the batch's
+    ``saliency_targets [B, T]`` (at ``frame_mask``), pairs kept within each sample."""
+    frame_mask = batch["frame_mask"].bool()
+    sample_of = torch.arange(frame_mask.shape[0], device=frame_mask.device)[:, None].expand_as(frame_mask)
+    return saliency_loss(logits, batch["saliency_targets"][frame_mask], sample_of[frame_mask], cfg)
+
+
+def frame_relevance(relevance: torch.Tensor, batch: dict) -> list[tuple[list[float], list[float]]]:
+    """Per sample, its fed frames' times (seconds) and relevance, from ``relevance [N]`` (0..1,
+    in (sample, frame) order) and the batch's ``frame_mask`` and ``timestamps``."""
+    frame_mask = batch["frame_mask"].bool().cpu()
+    times = batch["timestamps"].float().cpu()
+    per_sample = relevance.cpu().split(frame_mask.sum(1).tolist())
+    return [(times[b][frame_mask[b]].tolist(), scores.tolist()) for b, scores in enumerate(per_sample)]

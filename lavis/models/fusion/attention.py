@@ -45,6 +45,7 @@ class CrossAttention(nn.Module):
         return x.view(n, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
 
     def forward(self, query: Tensor, key_value: Tensor) -> Tensor:
+        """``query [N, Lq, D]`` attends over ``key_value [N, Lk, D]`` -> ``[N, Lq, D]``."""
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3)
         q = F.linear(query, w_q, b_q)

@@ -7,13 +7,44 @@ key for key (``bigca``: see its docstring for the two tensors that differ).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from lavis.common.registry import registry
 from lavis.models.fusion.attention import CrossAttention
 from lavis.models.fusion.base import Fusion
-from lavis.models.fusion.config import FusionConfig
+from lavis.models.fusion.config import GATE_INIT, FusionConfig, check_at_least_one, check_dropout
+
+
+@dataclass
+class GatedCrossAttentionConfig(FusionConfig):
+    """``model.fusion`` keys of ``gca``."""
+
+    name: str = "gca"
+    num_heads: int = 8  # attention heads; must divide the fused width
+    dropout: float = 0.0  # attention-probability dropout (SMS trains gca without)
+
+    def __post_init__(self) -> None:
+        check_at_least_one("num_heads", self.num_heads)
+        check_dropout(self.dropout)
+
+
+@dataclass
+class BiGatedCrossAttentionConfig(FusionConfig):
+    """``model.fusion`` keys of ``bigca``."""
+
+    name: str = "bigca"
+    num_heads: int = 8  # heads of both attentions; must divide the fused width
+    dropout: float = 0.0  # attention-probability dropout, and in the feed-forward
+    gate_init: float = GATE_INIT  # starting value of the tanh gate ``mix`` (see config.GATE_INIT)
+    ff_mult: int = 4  # the feed-forward's hidden width, in multiples of the fused width
+
+    def __post_init__(self) -> None:
+        check_at_least_one("num_heads", self.num_heads)
+        check_at_least_one("ff_mult", self.ff_mult)
+        check_dropout(self.dropout)
 
 
 @registry.register_fusion("gca")
@@ -33,13 +64,16 @@ class GatedCrossAttention(Fusion):
     step. Frames without audio keep their tokens (docs/differences.md).
     """
 
-    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+    config_class = GatedCrossAttentionConfig
+
+    def __init__(self, cfg: GatedCrossAttentionConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
         self.audio_proj = nn.Linear(audio_dim, dim)
         self.cross_attn = CrossAttention(dim, cfg.num_heads, cfg.dropout)
         self.gate = nn.Linear(dim, 1)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's formula: the audio-selected summary, gated into every token."""
         a = self.audio_proj(audio).unsqueeze(1)
         summary = self.cross_attn(a, video)
         g = torch.sigmoid(self.gate(a))
@@ -68,7 +102,9 @@ class BiGatedCrossAttention(Fusion):
     SMS's own block, and why: docs/differences.md).
     """
 
-    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+    config_class = BiGatedCrossAttentionConfig
+
+    def __init__(self, cfg: BiGatedCrossAttentionConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
         self.audio_proj = nn.Linear(audio_dim, dim)
         self.audio_to_vision_attn = CrossAttention(dim, cfg.num_heads, cfg.dropout)
@@ -81,6 +117,7 @@ class BiGatedCrossAttention(Fusion):
         self.mix = nn.Parameter(torch.full((1,), float(cfg.gate_init)))  # [1]: shardable (FSDP2)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's block, mixed into the tokens through the ``mix`` gate."""
         a = self.audio_proj(audio).unsqueeze(1)
         a2v = self.audio_to_vision_attn(a, video)
         v2a = self.vision_to_audio_attn(video, a)

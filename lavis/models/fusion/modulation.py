@@ -7,13 +7,41 @@ say what each is based on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from lavis.common.registry import registry
 from lavis.models.fusion.attention import CrossAttention
 from lavis.models.fusion.base import Fusion
-from lavis.models.fusion.config import FusionConfig
+from lavis.models.fusion.config import GATE_INIT, FusionConfig, check_at_least_one, check_dropout
+
+
+@dataclass
+class AudioVisualDualEnhancementConfig(FusionConfig):
+    """``model.fusion`` keys of ``avde``."""
+
+    name: str = "avde"
+    dropout: float = 0.0  # on the enhancement branch, before the gate
+    gate_init: float = GATE_INIT  # starting value of the tanh gate (see config.GATE_INIT)
+
+    def __post_init__(self) -> None:
+        check_dropout(self.dropout)
+
+
+@dataclass
+class LocalCrossAttentionModulationConfig(FusionConfig):
+    """``model.fusion`` keys of ``lcam``."""
+
+    name: str = "lcam"
+    num_heads: int = 8  # attention heads; must divide the fused width
+    dropout: float = 0.0  # attention-probability dropout
+    gate_init: float = GATE_INIT  # starting value of the tanh gate (see config.GATE_INIT)
+
+    def __post_init__(self) -> None:
+        check_at_least_one("num_heads", self.num_heads)
+        check_dropout(self.dropout)
 
 
 @registry.register_fusion("avde")
@@ -32,7 +60,9 @@ class AudioVisualDualEnhancement(Fusion):
     The tanh gate starts at ``fusion.gate_init``. Per-frame only (no batch statistics).
     """
 
-    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+    config_class = AudioVisualDualEnhancementConfig
+
+    def __init__(self, cfg: AudioVisualDualEnhancementConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
         self.audio_proj = nn.Linear(audio_dim, dim)
         self.audio_to_video = nn.Linear(dim, dim)
@@ -41,6 +71,7 @@ class AudioVisualDualEnhancement(Fusion):
         self.gate = nn.Parameter(torch.full((1,), float(cfg.gate_init)))
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's formula: both enhancements, added through the tanh gate."""
         a = self.audio_proj(audio)
         video_enh = video * torch.sigmoid(self.audio_to_video(a)).unsqueeze(1)
         audio_enh = a * torch.sigmoid(self.video_to_audio(video.mean(dim=1)))
@@ -68,7 +99,9 @@ class LocalCrossAttentionModulation(Fusion):
     docs/differences.md says how SMS's own ``lcam`` differs.
     """
 
-    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+    config_class = LocalCrossAttentionModulationConfig
+
+    def __init__(self, cfg: LocalCrossAttentionModulationConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
         self.audio_proj = nn.Linear(audio_dim, dim)
         self.norm = nn.LayerNorm(dim, elementwise_affine=False)  # FiLM supplies scale and shift
@@ -77,6 +110,7 @@ class LocalCrossAttentionModulation(Fusion):
         self.gate = nn.Parameter(torch.full((1,), float(cfg.gate_init)))
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The class docstring's formula: per-token FiLM from attention over the audio, gated."""
         a = self.audio_proj(audio).unsqueeze(1)
         x = self.norm(video)
         ctx = self.cross_attn(x, a)

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
 from lavis.common.registry import registry
 from lavis.models.fusion.base import Fusion
-from lavis.models.fusion.config import FusionConfig
+from lavis.models.fusion.config import FusionConfig, check_at_least_one, check_dropout
+
+
+@dataclass
+class NoFusionConfig(FusionConfig):
+    """``model.fusion`` of ``none``: no keys of its own."""
+
+    name: str = "none"
+    reads_audio: ClassVar[bool] = False
+
+
+@dataclass
+class ConcatFusionConfig(FusionConfig):
+    """``model.fusion`` keys of ``concat``."""
+
+    name: str = "concat"
+    num_audio_tokens: int = 1  # audio tokens appended to each frame's tokens
+    dropout: float = 0.0  # on the projected audio tokens
+
+    def __post_init__(self) -> None:
+        check_at_least_one("num_audio_tokens", self.num_audio_tokens)
+        check_dropout(self.dropout)
 
 
 @registry.register_fusion("none")
@@ -18,7 +42,9 @@ class NoFusion(Fusion):
     pass ``None`` for both.
     """
 
-    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+    config_class = NoFusionConfig
+
+    def __init__(self, cfg: NoFusionConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
 
     def forward(self, video: Tensor, audio: Tensor | None, audio_mask: Tensor | None) -> Tensor:
@@ -28,6 +54,7 @@ class NoFusion(Fusion):
         return video
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The tokens themselves (never reached: ``forward`` returns them first)."""
         return video
 
 
@@ -40,7 +67,9 @@ class ConcatFusion(Fusion):
     sequence layout stays fixed and silence has its own embedding rather than ``audio_proj(0)``.
     """
 
-    def __init__(self, cfg: FusionConfig, dim: int, audio_dim: int):
+    config_class = ConcatFusionConfig
+
+    def __init__(self, cfg: ConcatFusionConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
         self.added_tokens = cfg.num_audio_tokens
         self.audio_proj = nn.Linear(audio_dim, cfg.num_audio_tokens * dim)
@@ -49,9 +78,11 @@ class ConcatFusion(Fusion):
         nn.init.normal_(self.missing, std=0.02)
 
     def fuse(self, video: Tensor, audio: Tensor) -> Tensor:
+        """The visual tokens followed by the ``num_audio_tokens`` projected audio tokens."""
         tokens = self.dropout(self.audio_proj(audio)).view(-1, self.added_tokens, self.dim)
         return torch.cat([video, tokens.to(video.dtype)], dim=1)
 
     def without_audio(self, video: Tensor) -> Tensor:
+        """The visual tokens followed by the learned ``missing`` tokens."""
         missing = self.missing.to(video.dtype).expand(video.shape[0], -1, -1)
         return torch.cat([video, missing], dim=1)
