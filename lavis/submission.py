@@ -36,6 +36,7 @@ from lavis.common.cli import add_data_root_argument, cli_errors
 from lavis.common.errors import InputError
 from lavis.common.files import atomic_write_text
 from lavis.common.run_dir import RunDir
+from lavis.common.run_info import missing_data
 from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.inference.loading import data_section
 from lavis.tasks.metrics import evaluate_predictions
@@ -74,6 +75,8 @@ class RunPredictor:
         from lavis.runners.evaluation import predict_split
         from lavis.tasks.moment_retrieval import MomentRetrievalTask
 
+        if not self.section.video_dir.is_dir():
+            raise missing_data(f"the videos of {len(records)} queries to predict", self.section.video_dir)
         if self._run is None:
             self._run = load_run(self.run_dir)
         dataset = self.section.live_dataset(records, train=False)

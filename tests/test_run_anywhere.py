@@ -92,6 +92,14 @@ def test_moved_data_names_data_root_and_works_with_it(moved_data, copied, tmp_pa
     assert f"scored against {moved_data / 'test.jsonl'}" in capsys.readouterr().out
     assert evaluate_main(["--run-dir", str(copied), *moved]) == 0
 
+    # Queries without a prediction are predicted from the run's videos: gone, then moved.
+    copied.joinpath("preds_test.jsonl").unlink()
+    anns = ["--val-ann", str(moved_data / "val.jsonl"), "--test-ann", str(moved_data / "test.jsonl")]
+    assert submission_main(["--run-dir", str(copied), *anns]) == 2
+    (line,) = error_lines(capsys)
+    assert str(gone / "videos") in line and "--data-root DIR" in line
+    assert submission_main(["--run-dir", str(copied), *anns, *moved]) == 0
+
 
 def test_report_with_another_ground_truth_finds_the_videos_through_video_root(moved_data, copied, caplog):
     ann = ["--ann", str(moved_data / "test.jsonl")]
