@@ -32,8 +32,9 @@ from torch.utils.data import DataLoader
 
 from benchmarks.common import PRESETS, emit
 from lavis.datasets.audio_features import AudioClipConfig
-from lavis.datasets.builders import SyntheticAVConfig, VisProcessors
+from lavis.datasets.builders import SyntheticAVConfig
 from lavis.datasets.cached_dataset import CachedFeatureDataset
+from lavis.datasets.dataset_config import VisProcessors
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.schema import load_annotations
 from mr_data.bench_loader import loader_throughput, one_record_per_video, profile_stages
@@ -76,8 +77,14 @@ def tiny_cache(
         "train": {"name": "blip2_video_train", "image_size": image_size},
         "eval": {"name": "blip_video_eval", "image_size": image_size},
     }
-    ds_cfg = SyntheticAVConfig(num_frames=num_frames, vis_processor=VisProcessors(**processors), audio=audio)
-    cache_split(model, ds_cfg, load_annotations(ann), video_root, out, progress=False)
+    ds_cfg = SyntheticAVConfig(
+        root="",
+        video_root=str(video_root),
+        num_frames=num_frames,
+        vis_processor=VisProcessors(**processors),
+        audio=audio,
+    )
+    cache_split(model, ds_cfg, load_annotations(ann), out, progress=False)
     return out
 
 

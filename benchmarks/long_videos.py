@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from lavis.common.run_dir import RunDir
 from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.inference.predictor import load_model
 from lavis.tasks.metric_names import MEAN_IOU, R1_AT_05, qvh_map, top1_recall
@@ -74,7 +75,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     args = parser.parse_args(argv)
     spec = dataclasses.replace(LONG_SPEC, min_duration=args.seconds[0], max_duration=args.seconds[1])
-    short = json.loads((args.run_dir / "metrics_test.json").read_text())["brief"]
+    short = json.loads(RunDir(args.run_dir).require().metrics("test").read_text())["brief"]
     records = long_videos(args.data, args.num_videos, args.seed, spec)
     start = time.perf_counter()
     preds = predict_all(args.run_dir, records, args.data)

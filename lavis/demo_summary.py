@@ -2,6 +2,8 @@
 
     python -m lavis.demo_summary --run-dir checkpoints/runs/demo [--data data/synthetic_av]
 
+(``--data``: the synthetic benchmark's folder, when it is no longer where the run trained on it.)
+
 Reads the run's ``metrics_test.json`` and ``metrics.jsonl``, scores the duration-only guess
 (``mr_data.baselines``, fitted on the train split) with the same evaluator, adds it to
 ``metrics_test.json`` under ``"baselines"``, prints a table (overall and per event kind) and
@@ -15,12 +17,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
-
-from omegaconf import OmegaConf
+from typing import Any, Optional
 
 from lavis.common.cli import cli_errors
+from lavis.common.errors import InputError
 from lavis.common.files import atomic_write_text
+from lavis.common.run_dir import RunDir
+from lavis.common.run_info import missing_data
 from lavis.datasets.schema import load_annotations
 from lavis.tasks.metric_names import R1_AT_05, SUMMARY_METRICS, highlight
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
@@ -31,34 +34,41 @@ HL_COLUMNS = (highlight("VeryGood", "mAP"), highlight("VeryGood", "Hit1"))  # a 
 KINDS = ("visual", "audio", "audio_visual")
 
 
-def run_config(run_dir: Path) -> dict:
-    """The run's resolved ``config.yaml`` as a plain dict (read without validation: only labels come from it)."""
-    return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+SYNTHETIC = "synthetic_av"
 
 
-def dataset_root(run_dir: Path) -> Path:
-    """The synthetic_av root the run was trained on (from its resolved config.yaml)."""
-    return Path(run_config(run_dir)["datasets"]["synthetic_av"]["root"])
+def run_data(run: RunDir, data: Optional[Path]) -> tuple[Path, Path]:
+    """The train and test annotation files of the run's synthetic benchmark: where the run recorded
+    them, or under ``data`` (``--data``, the folder that holds them now)."""
+    cfg = run.load_config(data_roots=[f"{SYNTHETIC}={data}"] if data else ())
+    if SYNTHETIC not in cfg.datasets:
+        raise InputError(f"{run.config}: the run was not trained on {SYNTHETIC} (its datasets: {list(cfg.datasets)})")
+    section = cfg.datasets[SYNTHETIC]
+    files = section.annotation_file("train"), section.annotation_file("test")
+    for path in files:
+        if path is None or not path.is_file():
+            raise missing_data(f"{SYNTHETIC} annotations", path or section.resolve(""), option="--data")
+    return files
 
 
-def model_label(run_dir: Path) -> str:
+def model_label(cfg: Any) -> str:
     """ "SMS (gca)", or "video only" for the fusion: none ablation (from the run's config)."""
-    fusion = run_config(run_dir).get("model", {}).get("fusion", {}).get("name", "gca")
+    fusion = getattr(getattr(cfg.model, "fusion", None), "name", "gca")
     return "video only" if fusion == "none" else f"SMS ({fusion})"
 
 
-def baseline_metrics(data_root: Path) -> dict:
-    """The brief and per-kind metrics of the duration-only guess (fitted on the train split) on the test split."""
-    train = load_annotations(data_root / "train.jsonl")
-    test = load_annotations(data_root / "test.jsonl")
+def baseline_metrics(train_file: Path, test_file: Path) -> dict:
+    """The brief and per-kind metrics of the duration-only guess (fitted on ``train_file``) on ``test_file``."""
+    train = load_annotations(train_file)
+    test = load_annotations(test_file)
     preds = duration_prior_predictions(train, test)
     metrics = MomentRetrievalTask().evaluate(preds, test)
     return {"brief": metrics["brief"], "by_kind": metrics.get("by_kind", {})}
 
 
-def train_records(run_dir: Path) -> list[dict]:
+def train_records(run: RunDir) -> list[dict]:
     """The run's ``metrics.jsonl`` training records (one per logged interval), in order."""
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    lines = run.metrics_log.read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["type"] == "train"]
 
 
@@ -90,14 +100,14 @@ def table(metrics: dict, baseline: dict, label: str = "SMS") -> str:
     return "\n".join(lines)
 
 
-def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Path:
+def plot(run: RunDir, metrics: dict, baseline: dict, label: str = "SMS") -> Path:
     """Write ``demo.png`` (the training losses, and R1@0.5 per event kind for the run and the guess); returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = train_records(run_dir)
+    train = train_records(run)
     fig, (ax_loss, ax_kind) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = [r["step"] for r in train]
     if train and "loss_lm" in train[0]:
@@ -117,7 +127,7 @@ def plot(run_dir: Path, metrics: dict, baseline: dict, label: str = "SMS") -> Pa
     ax_kind.set(ylabel=f"{R1_AT_05} (%)", ylim=(0, 100), title="test split")
     ax_kind.legend()
     fig.tight_layout()
-    path = run_dir / "demo.png"
+    path = run.path / "demo.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -129,24 +139,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     print the table and write the plot; exit status 0, or 2 after one ``error:`` line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, type=Path)
-    parser.add_argument("--data", type=Path, help="synthetic_av root (default: from the run's config)")
+    parser.add_argument("--data", type=Path, help="synthetic_av root (default: where the run recorded it)")
     args = parser.parse_args(argv)
-    metrics_path = args.run_dir / "metrics_test.json"
+    run = RunDir(args.run_dir)
+    metrics_path = run.metrics("test")
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path} not found; did the run finish?")
     metrics = json.loads(metrics_path.read_text())
-    baseline = baseline_metrics(args.data or dataset_root(args.run_dir))
+    baseline = baseline_metrics(*run_data(run, args.data))
     metrics["baselines"] = {"duration_only_guess": baseline}
-    metrics["training"] = training_summary(train_records(args.run_dir))
+    metrics["training"] = training_summary(train_records(run))
     atomic_write_text(metrics_path, json.dumps(metrics, indent=4))
-    label = model_label(args.run_dir)
+    label = model_label(run.load_config())
     print(table(metrics, baseline, label))
     training = metrics["training"]
     print(
         f"\n{training['steps']} optimizer steps; the LM loss fell below {PRIOR_LOSS} (left the duration prior) "
         f"at step {training['lm_loss_below_prior_at_step']}"
     )
-    print(f"\nwrote {metrics_path} and {plot(args.run_dir, metrics, baseline, label)}")
+    print(f"\nwrote {metrics_path} and {plot(run, metrics, baseline, label)}")
     return 0
 
 

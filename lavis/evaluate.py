@@ -1,17 +1,23 @@
-"""``python -m lavis.evaluate --cfg-path X [--options k=v ...]``"""
+"""``python -m lavis.evaluate --cfg-path X [--options k=v ...]``, or a trained run in its own
+folder from any directory: ``python -m lavis.evaluate --run-dir RUN [--data-root DIR]`` (its
+config, its data where it trained, its best checkpoint; ``preds_*`` and ``metrics_*`` go into
+``RUN``)."""
 
 from __future__ import annotations
 
-from lavis.common.cli import exit_process, experiment_parser, run_entry_point
+from lavis.common.cli import exit_process, experiment_parser
+from lavis.experiment import run_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Evaluate a model on the validation and test splits of an experiment, without training
-    (``run.resume_ckpt_path`` names the weights; a trained run's ``config.yaml`` is an experiment).
+    """Evaluate a model on the validation and test splits, without training: a trained run
+    (``--run-dir RUN``: its config, its recorded data and its best weights) or an experiment YAML
+    (``--cfg-path X``, ``run.resume_ckpt_path`` naming the weights).
 
     Args:
-        argv: the command line without the program (``sys.argv[1:]`` when None):
-            ``--cfg-path X`` and ``--options key.path=value ...``.
+        argv: the command line without the program (``sys.argv[1:]`` when None): ``--run-dir RUN``
+            or ``--cfg-path X``, ``--data-root [NAME=]DIR`` (the run's data moved there) and
+            ``--options key.path=value ...``.
 
     Returns:
         The exit status (0, or 2 after one ``error:`` line, as ``lavis.train``). Writes
@@ -25,8 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         test: {"MR-full-R1@0.3": ...}
         0
     """
-    args = experiment_parser("Evaluate a moment-retrieval model from an experiment YAML.").parse_args(argv)
-    return run_entry_point(args.cfg_path, args.options, evaluate_only=True)
+    parser = experiment_parser("Evaluate a moment-retrieval model from an experiment YAML or a trained run.", True)
+    args = parser.parse_args(argv)
+    if args.data_root and not args.run_dir:
+        parser.error("--data-root goes with --run-dir (with --cfg-path, set datasets.<name>.root in --options)")
+    return run_experiment(args.cfg_path, args.options, True, run_dir=args.run_dir, data_roots=args.data_root)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ can publish:
 
   DIR/config.yaml        the run's resolved experiment (``model.weights.finetuned`` cleared: the
                          weights below replace whatever the run started from)
+  DIR/run_info.json      the run's record of itself (where its data was when it trained)
   DIR/model.safetensors  the trained tensors (what ``checkpoint_*.pt`` holds under ``"model"``),
                          with the run, checkpoint and step in the header
   DIR/README.md          a model card: what the model is, how to load it, which pretrained files
@@ -22,26 +23,21 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lavis.common.cli import cli_errors
-from lavis.common.config import load_experiment, save_config
+from lavis.common.config import load_experiment
 from lavis.common.errors import UserError
 from lavis.common.files import atomic_write_text
+from lavis.common.run_dir import EXPORTED_WEIGHTS, RunDir
 from lavis.common.weights_file import write_trained_weights
-from lavis.inference.loading import EXPORTED_WEIGHTS, find_checkpoint, read_weights
-
-CARD = "README.md"
+from lavis.inference.loading import read_weights
 
 
 class ExportError(UserError, ValueError):
     """A run folder or output folder that cannot be exported to."""
 
 
-def _brief_metrics(run_dir: Path) -> dict[str, dict[str, Any]]:
+def _brief_metrics(run: RunDir) -> dict[str, dict[str, Any]]:
     """``split -> brief metrics`` of every ``metrics_<split>.json`` of the run."""
-    out = {}
-    for path in sorted(run_dir.glob("metrics_*.json")):
-        metrics = json.loads(path.read_text())
-        out[path.stem.removeprefix("metrics_")] = metrics.get("brief", {})
-    return out
+    return {split: json.loads(path.read_text()).get("brief", {}) for split, path in run.evaluated_splits().items()}
 
 
 def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
@@ -112,24 +108,26 @@ The frozen pretrained parts are not in this folder; `config.yaml` reads them fro
 
 def export_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Write the folder of the module docstring for ``run_dir``'s best (or given) checkpoint."""
-    run_dir, out = Path(run_dir), Path(out)
-    if not (run_dir / "config.yaml").is_file():
-        raise ExportError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"--out {out} exists and is not an empty folder")
-    ckpt_file = Path(checkpoint) if checkpoint is not None else find_checkpoint(run_dir)
+    run, folder = RunDir(run_dir), RunDir(out)
+    if not run.config.is_file():
+        raise ExportError(f"{run.path}: no config.yaml (is it a run's output_dir?)")
+    if folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
+        raise ExportError(f"--out {folder.path} exists and is not an empty folder")
+    ckpt_file = Path(checkpoint) if checkpoint is not None else run.find_weights()
     weights, step = read_weights(ckpt_file)
-    cfg = load_experiment(run_dir / "config.yaml")
+    cfg = load_experiment(run.config)  # as the user wrote it: the record below says where the data was
     if getattr(cfg.model, "weights", None) is not None:
         cfg.model.weights.finetuned = None
         cfg.model.weights.finetuned_allow_missing = []
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out)
-    header = {"run": run_dir.resolve().name, "checkpoint": ckpt_file.name, "arch": cfg.model.arch}
-    write_trained_weights(weights, out / EXPORTED_WEIGHTS, {**header, "step": "" if step is None else str(step)})
-    card = model_card(cfg, header["run"], ckpt_file, step, _brief_metrics(run_dir))
-    atomic_write_text(out / CARD, card)
-    return out
+    folder.write_config(cfg)
+    info = run.read_info()
+    if info is not None:
+        folder.write_info(info)
+    header = {"run": run.path.resolve().name, "checkpoint": ckpt_file.name, "arch": cfg.model.arch}
+    write_trained_weights(weights, folder.exported_weights, {**header, "step": "" if step is None else str(step)})
+    card = model_card(cfg, header["run"], ckpt_file, step, _brief_metrics(run))
+    atomic_write_text(folder.card, card)
+    return folder.path
 
 
 @cli_errors

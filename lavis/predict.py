@@ -31,6 +31,7 @@ from tqdm import tqdm
 from lavis.common.cli import cli_errors
 from lavis.common.errors import InputError
 from lavis.common.files import read_text
+from lavis.common.run_dir import RunDir
 
 
 @dataclass
@@ -151,7 +152,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         batch_size=args.batch_size,
     )
 
-    out = Path(args.out) if args.out else Path(args.run_dir or Path(args.checkpoint).parent) / "predictions"
+    out = Path(args.out) if args.out else RunDir(args.run_dir or Path(args.checkpoint).parent).predictions
     out.mkdir(parents=True, exist_ok=True)
     failed, lines = [], []
     progress = tqdm(total=sum(len(j.queries) for j in jobs), desc="predict", unit="query", disable=len(jobs) == 1)

@@ -1,14 +1,16 @@
 """An error browser for a run's predictions: one static HTML page, worst queries first.
 
-    python -m lavis.report --run-dir RUN --split test [--ann GT.jsonl] [--out DIR] [--max-images 200]
+    python -m lavis.report --run-dir RUN --split test [--ann GT.jsonl] [--data-root DIR] \
+        [--video-root DIR] [--out DIR] [--max-images 200]
 
 Reads ``RUN/preds_<split>.jsonl`` and the split's ground truth (``--ann``, default: the run's own
-annotation file of that split) and writes ``OUT/index.html`` + ``OUT/timelines/*.png`` (``OUT``
+annotation file of that split, where the run recorded it when it trained, or under
+``--data-root``, the folder that holds the run's dataset now) and writes ``OUT/index.html`` + ``OUT/timelines/*.png`` (``OUT``
 defaults to ``RUN/report_<split>``): a summary of the evaluator's metrics for the whole split, by
 video-duration bucket (tertiles of the split's durations) and, for data with an event ``kind``
 (the synthetic benchmark), by kind; then one row per query with its top-1 IoU, GT, predicted
 windows, the model's text and a timeline (frames, loudness, windows; videos are looked up under
-the run's ``video_root``), sortable by any column. Timelines are drawn for the ``--max-images``
+the run's ``video_root``, moved by ``--data-root``, or under ``--video-root``), sortable by any column. Timelines are drawn for the ``--max-images``
 worst queries (decoding every video of a large split takes a while).
 
 Exit status: 0 done; 2 bad input (missing run, predictions or ground truth).
@@ -28,11 +30,13 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from lavis.common.cli import cli_errors
-from lavis.common.config import load_experiment
+from lavis.common.cli import add_data_root_argument, cli_errors
 from lavis.common.errors import InputError
+from lavis.common.run_dir import RunDir
+from lavis.common.run_info import missing_data
+from lavis.datasets.mr_dataset import video_path
 from lavis.datasets.schema import MomentRecord, load_annotations
-from lavis.inference.loading import data_section, under_root
+from lavis.inference.loading import data_section
 from lavis.inference.report_html import Row, render_page, summary_table
 from lavis.tasks.metrics import evaluate_predictions
 from lavis.tasks.mr_eval import read_predictions
@@ -138,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, help="a training run's output_dir")
     p.add_argument("--split", default="test", help="reads preds_<split>.jsonl (default: test)")
     p.add_argument("--ann", help="the split's ground truth (default: the run's annotation file for it)")
+    add_data_root_argument(p)
+    p.add_argument("--video-root", help="the folder of the videos (default: the run's, moved by --data-root)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/report_<split>)")
     p.add_argument("--max-images", type=int, default=200, help="timelines for this many worst queries")
     return p
@@ -149,29 +155,43 @@ def main(argv: Optional[list[str]] = None) -> int:
     status 0, or 2 after one ``error:`` line."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir / f"report_{args.split}"
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
-    _, section = data_section(load_experiment(run_dir / "config.yaml"))
-    ann = Path(args.ann) if args.ann else under_root(section, getattr(section.annotations, args.split, None) or "")
-    if not ann.is_file():
-        raise FileNotFoundError(f"ground truth for split {args.split!r} not found: {ann} (pass --ann)")
+    run = RunDir(args.run_dir)
+    out = Path(args.out) if args.out else run.report(args.split)
+    _, section = data_section(run.load_config(data_roots=args.data_root))
+    if args.ann:
+        ann = Path(args.ann)
+        if not ann.is_file():
+            raise FileNotFoundError(f"--ann: ground truth not found: {ann}")
+    else:
+        ann = section.annotation_file(args.split)
+        if ann is None:
+            raise InputError(f"the run's config names no annotation file for split {args.split!r}: pass --ann")
+        if not ann.is_file():
+            raise missing_data(
+                f"ground truth for split {args.split!r}", ann, alternative=", or give the file with --ann"
+            )
     records = load_annotations(ann, allow_no_windows=True)
-    preds = read_predictions(run_dir / f"preds_{args.split}.jsonl", lenient=False)[0]
+    preds = read_predictions(run.preds(args.split), lenient=False)[0]
     rows = build_rows(preds, records)
     if not rows:
         raise InputError(f"{ann}: no query has ground-truth windows")
     summaries = group_summaries(preds, records)
-    from lavis.datasets.mr_dataset import video_path
-
-    video_root = under_root(section, section.video_root)
-    videos = {r.vid: video_path(r, video_root, section.video_ext) for r in records}
+    video_dir = Path(args.video_root) if args.video_root else section.video_dir
+    videos = {r.vid: video_path(r, video_dir, section.video_ext) for r in records}
+    missing = sum(not p.is_file() for p in {videos[row.vid] for row in rows[: args.max_images]})
+    if missing:
+        option = "--video-root" if args.video_root else "--video-root (or --data-root)"
+        logger.warning(
+            "%d video(s) not found under %s: timelines without frames; point at them with %s",
+            missing,
+            video_dir,
+            option,
+        )
     out.mkdir(parents=True, exist_ok=True)
     draw_timelines(rows, videos, out, args.max_images)
     page = render_page(
-        f"{run_dir.resolve().name}: {args.split}",
-        f"{len(rows)} queries; predictions {run_dir / f'preds_{args.split}.jsonl'}; ground truth {ann}; "
+        f"{run.path.resolve().name}: {args.split}",
+        f"{len(rows)} queries; predictions {run.preds(args.split)}; ground truth {ann}; "
         f"IoU = top-1 window vs. best-matching GT window",
         summaries,
         rows,

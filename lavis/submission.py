@@ -1,7 +1,8 @@
 """QVHighlights leaderboard files from a trained run, and the test score with the released labels.
 
     python -m lavis.submission --run-dir RUN [--val-ann highlight_val_release.jsonl] \\
-        [--test-ann highlight_test_release.jsonl] [--test-gt highlight_test_with_gt.jsonl] [--out DIR]
+        [--test-ann highlight_test_release.jsonl] [--test-gt highlight_test_with_gt.jsonl] [--out DIR] \\
+        [--data-root DIR]
 
 Writes ``hl_val_submission.jsonl`` and ``hl_test_submission.jsonl`` (one line per query:
 ``qid``, ``query``, ``vid``, ``pred_relevant_windows`` = ``[start, end, score]`` best first, and
@@ -12,8 +13,9 @@ holding both at its top level, the layout the QVHighlights leaderboard took. ``O
 
 Predictions come from the run's ``preds_<split>.jsonl`` (written by training/evaluation). The
 queries a split must cover come from ``--<split>-ann`` (default: the run's own annotation file
-for that split, when it is readable here); queries without a prediction are predicted with the
-run's model (their videos must be under the run's ``video_root``). A split is scored when its
+for that split, where the run recorded it when it trained, or under ``--data-root``, the folder
+that holds the run's dataset now); queries without a prediction are predicted with the run's
+model (their videos must be under the run's ``video_root``, moved likewise). A split is scored when its
 ground truth is known (``--test-gt``, or annotations with windows) and the result is printed and
 saved as ``metrics_<split>.json`` with the split and the ground-truth file named in it.
 
@@ -30,12 +32,13 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import cli_errors
-from lavis.common.config import load_experiment
+from lavis.common.cli import add_data_root_argument, cli_errors
 from lavis.common.errors import InputError
 from lavis.common.files import atomic_write_text
+from lavis.common.run_dir import RunDir
+from lavis.common.run_info import missing_data
 from lavis.datasets.schema import MomentRecord, load_annotations
-from lavis.inference.loading import data_section, under_root
+from lavis.inference.loading import data_section
 from lavis.tasks.metrics import evaluate_predictions
 from lavis.tasks.mr_eval import brief_table, read_predictions
 
@@ -50,13 +53,13 @@ def submission_name(split: str) -> str:
     return f"hl_{split}_submission.jsonl"
 
 
-def run_records(run_dir: Path, split: str) -> tuple[Optional[list[MomentRecord]], Optional[Path]]:
-    """The run's own annotation records of ``split`` (None when its file is not readable here)."""
-    cfg = load_experiment(run_dir / "config.yaml")
-    _, section = data_section(cfg)
-    ann = getattr(section.annotations, split, None)
-    path = under_root(section, ann) if ann else None
+def run_records(section: Any, split: str) -> tuple[Optional[list[MomentRecord]], Optional[Path]]:
+    """The run's own annotation records of ``split`` (``section``: its dataset config, paths
+    where the run recorded them) and their file; ``(None, None)`` when that file is not here."""
+    path = section.annotation_file(split)
     if path is None or not path.is_file():
+        if path is not None:
+            logger.info("%s: the run's annotations are not at %s (--data-root DIR points at them)", split, path)
         return None, None
     return load_annotations(path, allow_no_windows=True), path
 
@@ -65,31 +68,22 @@ class RunPredictor:
     """Predicts queries with the run's model, as the runner's evaluation does; the model is loaded
     on first use (most submissions only repackage the run's predictions)."""
 
-    def __init__(self, run_dir: Path, batch_size: int):
-        self.run_dir, self.batch_size, self._run = run_dir, batch_size, None
+    def __init__(self, run_dir: Path, section: Any, batch_size: int):
+        self.run_dir, self.section, self.batch_size, self._run = run_dir, section, batch_size, None
 
     def __call__(self, records: list[MomentRecord]) -> list[dict[str, Any]]:
-        from lavis.datasets.mr_dataset import MomentRetrievalDataset
-        from lavis.datasets.processors import build_processor
         from lavis.inference.loading import load_run
         from lavis.runners.evaluation import predict_split
         from lavis.tasks.moment_retrieval import MomentRetrievalTask
 
+        if not self.section.video_dir.is_dir():
+            raise missing_data(f"the videos of {len(records)} queries to predict", self.section.video_dir)
         if self._run is None:
             self._run = load_run(self.run_dir)
-        run = self._run
-        name, section = data_section(run.cfg)
-        dataset = MomentRetrievalDataset(
-            records,
-            under_root(section, section.video_root),
-            build_processor(section.vis_processor.eval, f"datasets.{name}.vis_processor.eval"),
-            num_frames=section.num_frames,
-            audio=section.audio,
-            video_backend=section.video_backend,
-            video_ext=section.video_ext,
-            with_audio=section.with_audio,
+        dataset = self.section.live_dataset(records, train=False)
+        preds, skipped = predict_split(
+            self._run.model, dataset, MomentRetrievalTask(), self._run.strategy, self.batch_size, 0
         )
-        preds, skipped = predict_split(run.model, dataset, MomentRetrievalTask(), run.strategy, self.batch_size, 0)
         if skipped:
             logger.warning("%d unreadable video(s) were skipped", skipped)
         return preds
@@ -135,7 +129,7 @@ def score(split: str, lines: list[dict], gt_path: Path, out: Path) -> dict[str, 
     """Evaluate a submission file's lines against ``gt_path`` (strict: every query, once)."""
     metrics = evaluate_predictions(lines, load_annotations(gt_path))
     saved = {"split": split, "ground_truth": str(gt_path), "submission": str(out / submission_name(split)), **metrics}
-    atomic_write_text(out / f"metrics_{split}.json", json.dumps(saved, indent=4))
+    atomic_write_text(RunDir(out).metrics(split), json.dumps(saved, indent=4))
     return metrics
 
 
@@ -146,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     for split in SPLITS:
         p.add_argument(f"--{split}-ann", help=f"the {split} queries to submit (default: the run's {split} annotations)")
         p.add_argument(f"--{split}-split", default=split, help="the run's name of the split: reads preds_<name>.jsonl")
+    add_data_root_argument(p)
     p.add_argument("--test-gt", help="released test labels (e.g. highlight_test_with_gt.jsonl) to score the test file")
     p.add_argument("--batch-size", type=int, default=8, help="when queries must be predicted")
     return p
@@ -158,20 +153,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     after one ``error:`` line."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir / "submission"
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.yaml (is it a run's output_dir?)")
+    run = RunDir(args.run_dir)
+    _, section = data_section(run.load_config(data_roots=args.data_root))
+    out = Path(args.out) if args.out else run.submission
     lines, gts = {}, {}
-    predictor = RunPredictor(run_dir, args.batch_size)
+    predictor = RunPredictor(run.path, section, args.batch_size)
     for split in SPLITS:
         name = getattr(args, f"{split}_split")
         given = getattr(args, f"{split}_ann")
         if given:
             records, ann_path = load_annotations(given, allow_no_windows=True), Path(given)
         else:
-            records, ann_path = run_records(run_dir, name)
-        preds_path = run_dir / f"preds_{name}.jsonl"
+            records, ann_path = run_records(section, name)
+        preds_path = run.preds(name)
         preds = read_predictions(preds_path, lenient=False)[0] if preds_path.is_file() else None
         lines[split] = submission_lines(split, preds, records, predictor)
         labelled = records is not None and all(r.windows for r in records)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lavis.common.cli import exit_process, experiment_parser, run_entry_point
+from lavis.common.cli import exit_process, experiment_parser
+from lavis.experiment import run_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         0
     """
     args = experiment_parser("Train a moment-retrieval model from an experiment YAML.").parse_args(argv)
-    return run_entry_point(args.cfg_path, args.options, evaluate_only=False)
+    return run_experiment(args.cfg_path, args.options, evaluate_only=False)
 
 
 if __name__ == "__main__":

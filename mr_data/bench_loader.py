@@ -17,6 +17,7 @@ Each video is loaded once (the first query of each video), as in one epoch's wor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -30,10 +31,8 @@ from torch.utils.data import DataLoader
 
 from lavis.common.cli import cli_errors
 from lavis.datasets.audio_features import AudioClipConfig
-from lavis.datasets.mr_dataset import MomentRetrievalDataset, video_path
-from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
+from lavis.datasets.dataset_config import MomentDatasetConfig, VisProcessors
 from lavis.datasets.schema import MomentRecord, load_annotations
-from lavis.datasets.video_inputs import VideoInputReader
 from lavis.datasets.video_io import read_frames
 
 logger = logging.getLogger(__name__)
@@ -66,6 +65,16 @@ def one_record_per_video(records: Sequence[MomentRecord], limit: Optional[int]) 
     return out[:limit] if limit else out
 
 
+def dataset_config(
+    video_root: str | Path, num_frames: int, audio: AudioClipConfig, image_size: int, backend: str
+) -> MomentDatasetConfig:
+    """The dataset config these settings stand for (eval processing, videos under ``video_root``)."""
+    processors = VisProcessors(eval={"name": "blip_video_eval", "image_size": image_size})
+    return MomentDatasetConfig(
+        video_root=str(video_root), num_frames=num_frames, vis_processor=processors, audio=audio, video_backend=backend
+    )
+
+
 def profile_stages(
     records: Sequence[MomentRecord],
     video_root: str | Path,
@@ -91,12 +100,12 @@ def _profile(
     image_size: int,
     backend: str,
 ) -> StageTimes:
-    reader = VideoInputReader(num_frames, audio, backend)  # its stages, timed one by one
-    processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=image_size))
+    cfg = dataset_config(video_root, num_frames, audio, image_size, backend)
+    reader, processor = cfg.reader(), cfg.processor("eval")  # the reader's stages, timed one by one
     wall = {stage: 0.0 for stage in STAGES}
     cpu = {stage: 0.0 for stage in STAGES}
     for i, record in enumerate([records[0], *records]):
-        path = video_path(record, video_root)
+        path = cfg.video_file(record)
         clock = (time.perf_counter(), time.process_time())
         marks = []
         sampled = read_frames(path, num_frames, backend)
@@ -128,10 +137,8 @@ def loader_throughput(
 ) -> float:
     """Videos per second through ``MomentRetrievalDataset`` + ``DataLoader`` (batch 1), timed
     from the first batch so worker start-up is not counted; raises if a video was unreadable."""
-    processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=image_size))
-    dataset = MomentRetrievalDataset(
-        list(records), video_root, processor, num_frames=num_frames, audio=audio, video_backend=backend, strict=True
-    )
+    cfg = dataset_config(video_root, num_frames, audio, image_size, backend)
+    dataset = dataclasses.replace(cfg, strict=True).live_dataset(list(records), train=False)
     loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=dataset.collater)
     start, count = None, 0
     for batch in loader:

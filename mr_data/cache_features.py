@@ -31,21 +31,18 @@ import json
 import logging
 import sys
 import time
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lavis.common.cli import cli_errors
 from lavis.common.errors import InputError
 from lavis.common.typed import to_dict
 from lavis.datasets.cached_dataset import cache_settings
-from lavis.datasets.collate import collate
 from lavis.datasets.feature_cache import (
     FEATURE_DTYPES,
     CacheMeta,
@@ -55,43 +52,11 @@ from lavis.datasets.feature_cache import (
     write_index,
     write_shard,
 )
-from lavis.datasets.mr_dataset import MomentRetrievalDataset
-from lavis.datasets.processors import build_processor
 from lavis.datasets.schema import MomentRecord
-from lavis.datasets.video_io import VideoDecodeError
+from lavis.datasets.temporal_crop import TemporalCropConfig
+from mr_data.cache_views import VideoViews, collate_views, rows_of, stack_rows
 
 logger = logging.getLogger(__name__)
-
-
-class VideoViews(Dataset):
-    """Item i = (video, view) -> that sampling's sample dict (``item`` added), or ``{"item": i,
-    "error": reason}`` when the video cannot be read."""
-
-    def __init__(self, records: list[MomentRecord], items: list[tuple[int, int]], eval_ds, train_ds, seed: int):
-        self.records, self.items = records, items
-        self.eval_ds, self.train_ds, self.seed = eval_ds, train_ds, seed
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        video, view = self.items[i]
-        record = self.records[video]
-        ds = self.eval_ds if view == 0 else self.train_ds
-        # Seeded by the video id, not its position, so adding videos changes no other video's views.
-        generator = None if view == 0 else np.random.default_rng([self.seed, view, zlib.crc32(record.vid.encode())])
-        try:
-            return {**ds.load(record, ds.video_path(record), generator), "item": i}
-        except VideoDecodeError as err:
-            return {"item": i, "error": str(err)}
-
-
-def collate_views(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    readable = [s for s in samples if "error" not in s]
-    batch = collate(readable) if readable else {}
-    batch["items"] = [s["item"] for s in readable]
-    batch["errors"] = {s["item"]: s["error"] for s in samples if "error" in s}
-    return batch
 
 
 def _plan(meta: CacheMeta, vids: list[str], seed: int) -> str:
@@ -108,37 +73,10 @@ def _plan(meta: CacheMeta, vids: list[str], seed: int) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _rows_of(
-    batch: dict[str, Any], features: dict[str, torch.Tensor], dtype: torch.dtype
-) -> list[dict[str, torch.Tensor]]:
-    """One dict of ``[T, ...]`` CPU tensors per video of the batch, in ``TENSOR_KEYS``."""
-    frame_mask = batch["frame_mask"].bool()
-    audio_mask = batch.get("audio_mask", torch.zeros_like(frame_mask)).bool()
-    tensors = {
-        "qformer_tokens": features["qformer_tokens"].to(dtype),
-        "audio_embeds": features["audio_embeds"].to(dtype),
-        "frame_mask": frame_mask,
-        "audio_mask": audio_mask,
-        "timestamps": batch["timestamps"].float(),
-    }
-    cpu = {k: v.cpu() for k, v in tensors.items()}
-    return [{k: v[b] for k, v in cpu.items()} for b in range(frame_mask.shape[0])]
-
-
-def _stack(rows: list[dict[str, torch.Tensor]], meta: CacheMeta) -> dict[str, torch.Tensor]:
-    dtypes = {"frame_mask": torch.bool, "audio_mask": torch.bool, "timestamps": torch.float32}
-    out = {}
-    for key, shape in meta.row_shapes.items():
-        dtype = dtypes.get(key, FEATURE_DTYPES[meta.dtype])
-        out[key] = torch.stack([r[key] for r in rows]) if rows else torch.empty(0, *shape, dtype=dtype)
-    return out
-
-
 def cache_split(
     model: torch.nn.Module,
     dataset_cfg: Any,
     records: Sequence[MomentRecord],
-    video_root: str | Path,
     out: str | Path,
     *,
     jitter: int = 0,
@@ -149,8 +87,8 @@ def cache_split(
     autocast: Any = None,
     progress: bool = True,
 ) -> tuple[CacheMeta, dict[str, int]]:
-    """Write (or complete) the cache of ``records``' videos in ``out``; returns its index and
-    counts ``{"videos", "failed", "shards_written", "shards_kept"}``. ``model`` (a ``Blip2MR`` on
+    """Write (or complete) the cache of ``records``' videos (under ``dataset_cfg.video_dir``) in
+    ``out``; returns its index and counts ``{"videos", "failed", "shards_written", "shards_kept"}``. ``model`` (a ``Blip2MR`` on
     its device, towers frozen) computes the features under ``autocast`` (a context factory)."""
     if jitter < 0 or shard_size < 1:
         raise InputError(f"jitter must be >= 0 and shard_size >= 1, got {jitter} and {shard_size}")
@@ -191,18 +129,12 @@ def cache_split(
     index_of = {vid: i for i, vid in enumerate(vids)}
     items = [(index_of[vid], view) for s in pending for vid in groups[s] for view in range(meta.views)]
     video_records = [first[v] for v in vids]
-    common = dict(
-        num_frames=T,
-        audio=dataset_cfg.audio,
-        video_backend=dataset_cfg.video_backend,
-        video_ext=dataset_cfg.video_ext,
-        seed=dataset_cfg.seed,
-        with_audio=dataset_cfg.with_audio,
+    # The views are what the frozen towers see: no temporal crop (the cached dataset crops at
+    # training time) and no decoded-frames cache (it would make the train views eval-style).
+    live = dataclasses.replace(
+        dataset_cfg, use_cached_features=False, cache_decoded=False, temporal_crop=TemporalCropConfig()
     )
-    vis = dataset_cfg.vis_processor
-    processors = {s: build_processor(getattr(vis, s), f"vis_processor.{s}") for s in ("eval", "train")}
-    eval_ds = MomentRetrievalDataset(video_records, video_root, processors["eval"], **common)
-    train_ds = MomentRetrievalDataset(video_records, video_root, processors["train"], train=True, **common)
+    eval_ds, train_ds = live.live_dataset(video_records, train=False), live.live_dataset(video_records, train=True)
     device = model.device
     loader = DataLoader(
         VideoViews(video_records, items, eval_ds, train_ds, dataset_cfg.seed),
@@ -222,7 +154,7 @@ def cache_split(
                 moved = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 with (autocast or contextlib.nullcontext)():
                     features = model.encode_frozen(moved)
-                results.update(zip(batch["items"], _rows_of(moved, features, FEATURE_DTYPES[dtype])))
+                results.update(zip(batch["items"], rows_of(moved, features, FEATURE_DTYPES[dtype])))
             seen += len(batch["items"]) + len(batch["errors"])
             bar.update(len(batch["items"]) + len(batch["errors"]))
             while cursor < len(pending) and done_items + len(groups[pending[cursor]]) * meta.views <= seen:
@@ -253,7 +185,7 @@ def _write(
             continue
         rows.extend(got)
         row_ids.extend((vid, view) for view in range(meta.views))
-    return write_shard(out, shard, _stack(rows, meta), row_ids, failed, plan)
+    return write_shard(out, shard, stack_rows(rows, meta), row_ids, failed, plan)
 
 
 def _remove_stale(out: Path, num_shards: int) -> None:
@@ -270,7 +202,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from lavis.common.config import load_experiment
     from lavis.common.registry import registry
     from lavis.common.typed import ConfigError
-    from lavis.datasets.builders import SPLITS, SplitPaths
+    from lavis.datasets.dataset_config import SPLITS, SplitPaths
+    from lavis.models import build_model
     from lavis.models.blip2_mr.cached_features import unfrozen_towers
     from lavis.runners.strategies import SingleDevice
 
@@ -301,18 +234,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if only == SplitPaths(None, None, None):
         raise ConfigError(f"datasets.{name}.annotations.{args.split} is not set")
     ds_cfg = dataclasses.replace(full, annotations=only, use_cached_features=False)
-    builder = registry.get("builder", name)(ds_cfg)
-    dataset = builder.build_datasets()[args.split]
-    out = args.out / args.split if args.out else builder.feature_cache_dir(args.split)
+    dataset = registry.get("builder", name)(ds_cfg).build_datasets()[args.split]
+    out = args.out / args.split if args.out else ds_cfg.feature_cache_dir(args.split)
     torch.manual_seed(cfg.run.seed)
     strategy = SingleDevice(cfg.run)
-    model = registry.get("model", cfg.model.arch).from_config(cfg.model).to(strategy.device)
+    model = build_model(cfg.model).to(strategy.device)
     start = time.time()
     meta, counts = cache_split(
         model,
         ds_cfg,
         dataset.records,
-        dataset.video_root,
         out,
         jitter=args.jitter,
         shard_size=args.shard_size,

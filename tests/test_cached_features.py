@@ -9,8 +9,8 @@ import torch
 
 from lavis.common.config import load_experiment
 from lavis.common.registry import registry
-from lavis.datasets.builders import SplitPaths
 from lavis.datasets.collate import collate
+from lavis.datasets.dataset_config import SplitPaths
 from lavis.datasets.feature_cache import FeatureCache, FeatureCacheError
 from lavis.datasets.temporal_crop import TemporalCropConfig
 from lavis.datasets.video_io import VideoDecodeError

@@ -4,8 +4,9 @@ from typing import Literal, Optional
 import pytest
 import yaml
 
-from lavis.common.config import load_experiment, parse_options, save_config
+from lavis.common.config import load_experiment, parse_options
 from lavis.common.registry import registry
+from lavis.common.run_dir import RunDir
 from lavis.common.typed import ConfigError, from_dict
 
 
@@ -126,7 +127,7 @@ def test_bad_run_value_fails_post_init(experiment):
 
 def test_resolved_config_is_saved_and_reloads(experiment, tmp_path):
     cfg = load_experiment(experiment, ["model.lora.r=2"])
-    saved = save_config(cfg, tmp_path / "run")
+    saved = RunDir(tmp_path / "run").write_config(cfg)
     reloaded = load_experiment(saved)
     assert reloaded.to_dict() == cfg.to_dict()
 

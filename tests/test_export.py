@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import save_file
 
 from lavis import load_model
-from lavis.common.build import build_model
 from lavis.common.config import load_experiment
 from lavis.common.trained_state import WeightsMismatchError, trained_names
 from lavis.common.weights_file import CheckpointError, read_training_checkpoint
 from lavis.datasets.schema import load_annotations
 from lavis.export import export_run, main
+from lavis.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,12 @@ def _trained(model) -> dict[str, torch.Tensor]:
 
 
 def test_the_folder_is_self_contained(tiny_run, exported):
-    assert sorted(p.name for p in exported.iterdir()) == ["README.md", "config.yaml", "model.safetensors"]
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "README.md",
+        "config.yaml",
+        "model.safetensors",
+        "run_info.json",
+    ]
     card = (exported / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: sms-lavis\n")  # Hub model-card front matter
     test = json.loads((tiny_run.run_dir / "metrics_test.json").read_text())["brief"]
@@ -64,7 +69,7 @@ def test_finetuned_accepts_what_training_and_export_write(tiny_run, exported, wh
         path = (exported if which == "model.safetensors" else tiny_run.run_dir) / which
     source = path if which == "step" else tiny_run.run_dir / "checkpoint_best.pt"
     trained = read_training_checkpoint(source)["model"]
-    model = build_model(load_experiment(exported / "config.yaml", [f"model.weights.finetuned={path}"]))
+    model = build_model(load_experiment(exported / "config.yaml", [f"model.weights.finetuned={path}"]).model)
     state = model.state_dict()
     for key, value in trained.items():
         assert torch.equal(state[key], value), key
@@ -78,7 +83,7 @@ def test_one_key_check_names_every_key_on_every_path(tiny_run, exported, tmp_pat
     torch.save({"model": bad}, tmp_path / "checkpoint_bad.pt")
     for path in (tmp_path / "bad.safetensors", tmp_path / "checkpoint_bad.pt"):
         with pytest.raises(WeightsMismatchError) as err:  # model.weights.finetuned
-            build_model(load_experiment(exported / "config.yaml", [f"model.weights.finetuned={path}"]))
+            build_model(load_experiment(exported / "config.yaml", [f"model.weights.finetuned={path}"]).model)
         assert f"missing (1): {dropped}" in str(err.value) and "unexpected (1): not_a_module.weight" in str(err.value)
     with pytest.raises(WeightsMismatchError, match=r"missing \(1\).*\n.*unexpected \(1\): not_a_module.weight"):
         load_model(cfg_path=exported / "config.yaml", checkpoint=tmp_path / "checkpoint_bad.pt")
@@ -90,7 +95,9 @@ def test_a_corrupt_checkpoint_is_named(tiny_run, exported, tmp_path):
     (tmp_path / "checkpoint_flipped.pt").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checkpoint_flipped.pt: corrupt"):
         build_model(
-            load_experiment(exported / "config.yaml", [f"model.weights.finetuned={tmp_path / 'checkpoint_flipped.pt'}"])
+            load_experiment(
+                exported / "config.yaml", [f"model.weights.finetuned={tmp_path / 'checkpoint_flipped.pt'}"]
+            ).model
         )
 
 

@@ -16,7 +16,7 @@ from helpers.tiny_run import EXPERIMENT
 from lavis import evaluate as evaluate_cli
 from lavis import inspect_model, predict, report, submission
 from lavis import train as train_cli
-from lavis.runners.run_dir import RunLock
+from lavis.runners.run_lock import RunLock
 from lavis.tasks import mr_eval
 from mr_data import cache_features, charades, convert, synthetic
 
@@ -45,7 +45,8 @@ class Ctx:
         return ["--cfg-path", EXPERIMENT, "--options", *base, *options]
 
     def resume(self, *options: str) -> list[str]:
-        return ["--cfg-path", str(self.run / "config.yaml"), "--options", f"run.output_dir={self.run}", *options]
+        root = f"datasets.synthetic_av.root={self.data}"  # the run's is relative to where it trained
+        return ["--cfg-path", str(self.run / "config.yaml"), "--options", f"run.output_dir={self.run}", root, *options]
 
     def file(self, name: str, content: bytes | str, folder: Path | None = None) -> Path:
         path = (folder or self.tmp) / name
@@ -225,6 +226,7 @@ CASES: list[Case] = [
             "--cfg-path",
             str(c.run / "config.yaml"),
             "--options",
+            f"datasets.synthetic_av.root={c.data}",
             f"run.output_dir={c.tmp / 'ev'}",
             f"run.resume_ckpt_path={c.tmp / 'no.pt'}",
         ],
@@ -237,6 +239,7 @@ CASES: list[Case] = [
             "--cfg-path",
             str(c.run / "config.yaml"),
             "--options",
+            f"datasets.synthetic_av.root={c.data}",
             f"run.resume_ckpt_path={c.file('w.pt', 'x')}",
         ],
         "holds another run",

@@ -16,6 +16,7 @@ from lavis.datasets.processors import (
     VideoTrainProcessorConfig,
 )
 from lavis.datasets.schema import MomentRecord
+from lavis.datasets.video_inputs import VideoInputReader
 from lavis.datasets.video_io import VideoDecodeError
 
 T, S = 6, 32
@@ -61,7 +62,9 @@ def dataset(video_root, records, train=False, strict=False):
         if train
         else BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S))
     )
-    return MomentRetrievalDataset(records, video_root, processor, num_frames=T, audio=AUDIO, train=train, strict=strict)
+    return MomentRetrievalDataset(
+        records, video_root, processor, VideoInputReader(T, AUDIO), train=train, strict=strict
+    )
 
 
 def test_a_sample_has_the_batch_format_without_the_batch_dim(video_root):
@@ -168,8 +171,6 @@ def test_train_randomness_depends_on_seed_epoch_and_index_only(video_root):
 
 
 def test_cache_decoded_reads_each_video_once(video_root, monkeypatch):
-    from lavis.datasets.video_inputs import VideoInputReader
-
     calls = []
     real = VideoInputReader.read
     monkeypatch.setattr(VideoInputReader, "read", lambda self, *a, **k: calls.append(k) or real(self, *a, **k))
@@ -178,8 +179,7 @@ def test_cache_decoded_reads_each_video_once(video_root, monkeypatch):
         [record("a", "square"), record("b", "square")],
         video_root,
         processor,
-        num_frames=T,
-        audio=AUDIO,
+        VideoInputReader(T, AUDIO),
         train=True,
         cache_decoded=True,
     )
@@ -196,7 +196,7 @@ def test_video_only_dataset_reads_no_audio(video_root, monkeypatch):
     monkeypatch.setattr(video_inputs, "read_audio", lambda *a, **k: pytest.fail("audio was read"))
     processor = BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=S))
     ds = MomentRetrievalDataset(
-        [record("a", "square")], video_root, processor, num_frames=T, audio=AUDIO, with_audio=False
+        [record("a", "square")], video_root, processor, VideoInputReader(T, AUDIO, with_audio=False)
     )
     batch = collate([ds[0]])
     assert "audio_features" not in batch and "audio_mask" not in batch and batch["video"].shape[1] == T

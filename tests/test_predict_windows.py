@@ -11,6 +11,7 @@ from av_media import SQUARE, make_video
 
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
+from lavis.datasets.video_inputs import VideoInputReader
 from lavis.datasets.video_io import VideoDecodeError, read_frames
 from lavis.inference.long_video import Chunk, chunk_spans, merge_chunk_windows, non_maximum_suppression, to_video_clock
 from lavis.inference.predictor import PredictConfig, Predictor
@@ -113,7 +114,7 @@ def test_a_long_video_is_predicted_chunk_by_chunk_and_merged_on_its_own_clock(tm
         monkeypatch.setattr(video_inputs, name, lambda *a, _real=real, _name=name: opened.append(_name) or _real(*a))
     # 35 s at 4 fps; the square shows from 27 s to 29 s (frames 108-115), near the end.
     video = make_video(tmp_path / "long.mp4", num_frames=140, fps=4, square_frames=range(108, 116), gop=8)
-    reader = VideoReader(10, BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=64)), AUDIO)
+    reader = VideoReader(VideoInputReader(10, AUDIO), BlipVideoEvalProcessor(VideoEvalProcessorConfig(image_size=64)))
     model = SquareFinder()
     predictor = Predictor(
         model, reader, span=10.0, settings=PredictConfig(span=10.0, batch_size=4), info={"run": "fake"}, max_windows=10

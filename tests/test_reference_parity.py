@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch import nn
 
-from lavis.common.build import build_model
 from lavis.common.config import load_experiment
+from lavis.models import build_model
 from lavis.models.blip2_mr.checkpoint import WeightsMismatchError
 from lavis.models.blip2_mr.generation import beam_search, hf_generation_config
 from lavis.models.blip2_mr.model import Blip2MR
@@ -56,7 +56,7 @@ class FixedAudioEmbedding(nn.Module):
 
 
 def build(*options: str) -> Blip2MR:
-    model = build_model(load_experiment(CONFIG, list(options))).eval()
+    model = build_model(load_experiment(CONFIG, list(options)).model).eval()
     if model.audio_encoder is not None:
         model.audio_encoder = FixedAudioEmbedding()
     return model

@@ -80,15 +80,15 @@ def test_missing_videos_still_give_timelines_and_bad_input_exits_2(tiny_run, tmp
         shutil.copy(tiny_run.data / f"{split}.jsonl", data / f"{split}.jsonl")
     run = tmp_path / "run"
     shutil.copytree(tiny_run.run_dir, run, ignore=shutil.ignore_patterns("*.pt", "preds_val.jsonl"))
-    config = run / "config.yaml"
-    config.write_text(config.read_text().replace(str(tiny_run.data), str(data)))
-    assert report_main(["--run-dir", str(run), "--max-images", "1"]) == 0
+    moved = ["--data-root", str(data)]
+    assert report_main(["--run-dir", str(run), "--max-images", "1", *moved]) == 0
     page = (run / "report_test" / "index.html").read_text()
     assert page.count("<img class=timeline") == 1 and "no image" in page  # the others beyond --max-images
-    assert report_main(["--run-dir", str(run), "--split", "val"]) == 2
+    assert report_main(["--run-dir", str(run), "--split", "val", *moved]) == 2
     assert "prediction file not found" in capsys.readouterr().err
-    assert report_main(["--run-dir", str(run), "--split", "train"]) == 2
-    assert "ground truth for split 'train' not found" in capsys.readouterr().err
+    assert report_main(["--run-dir", str(run), "--split", "train", *moved]) == 2
+    err = capsys.readouterr().err
+    assert f"ground truth for split 'train' not found: {data / 'train.jsonl'}" in err and "--data-root" in err
     assert report_main(["--run-dir", str(tmp_path / "nowhere")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
 

@@ -12,6 +12,7 @@ from helpers.toy_run import ToyTask, toy_experiment, train_losses
 from lavis.common.errors import RunInterrupted
 from lavis.runners import runner as runner_mod
 from lavis.runners.checkpoint import CheckpointError, load_checkpoint, verify_checkpoint
+from lavis.runners.hooks import Hook
 from lavis.runners.resume import ResumeError
 from lavis.runners.runner import RunnerBase
 
@@ -52,17 +53,12 @@ def test_resume_restores_elapsed_time_and_the_time_schedule(tmp_path, monkeypatc
     monkeypatch.setattr(runner_mod, "time", Clock())
     cut = runner_for(tmp_path / "cut", **run)
 
-    class StopAt:
-        def on_train_step(self, step, logs):
-            if step == 10:
+    class StopAt(Hook):  # a SIGTERM during step 10
+        def before_step(self):
+            if self.trainer.state.step == 9:
                 cut.signals.received = signal.SIGTERM
 
-        def on_evaluation(self, *a): ...
-        def on_epoch_end(self, *a): ...
-        def on_resume(self, *a): ...
-        def close(self): ...
-
-    cut.hooks.append(StopAt())
+    cut.register_hooks([StopAt()])
     with pytest.raises(RunInterrupted) as stopped:
         cut.train()
     assert load_checkpoint(stopped.value.checkpoint)["elapsed"] >= 10

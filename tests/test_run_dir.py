@@ -12,10 +12,11 @@ import pytest
 import yaml
 from helpers.toy_run import toy_experiment, train_losses
 
-from lavis.common.config import save_config
 from lavis.common.files import atomic_write_text, remove_stale_temp_files
 from lavis.common.registry import RegistryError
-from lavis.runners.run_dir import RunDirError, RunLock, claim_run_dir
+from lavis.common.run_dir import RunDir
+from lavis.runners.hooks import Hook
+from lavis.runners.run_lock import RunDirError, RunLock, claim_run_dir
 from lavis.runners.runner import NonFiniteLossError, RunnerBase
 
 
@@ -123,7 +124,7 @@ def test_run_files_are_written_atomically(tmp_path, monkeypatch):
     assert yaml.safe_load(path.read_text()) == {"run": {"max_epoch": 3}}
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
     cfg, *_ = toy_experiment(tmp_path / "run")
-    saved = save_config(cfg, tmp_path / "run")
+    saved = RunDir(tmp_path / "run").write_config(cfg)
     assert yaml.safe_load(saved.read_text())["run"]["output_dir"] == str(tmp_path / "run")
 
 
@@ -132,17 +133,12 @@ def test_metrics_jsonl_has_each_step_once_after_a_resume(tmp_path):
     cfg, task, model, datasets = toy_experiment(out, save_every_iters=4)
     runner = RunnerBase(cfg, task, model, datasets)
 
-    class KillAfter:  # the process dies (no save) after step 5 was logged
-        def on_train_step(self, step, logs):
-            if step == 5:
+    class KillAfter(Hook):  # the process dies (no save) after step 5 was logged
+        def after_step(self):
+            if self.trainer.state.step == 5:
                 raise KeyboardInterrupt
 
-        def on_evaluation(self, *a): ...
-        def on_epoch_end(self, *a): ...
-        def on_resume(self, *a): ...
-        def close(self): ...
-
-    runner.hooks.append(KillAfter())
+    runner.register_hooks([KillAfter()])
     with pytest.raises(KeyboardInterrupt):
         runner.train()
     run(out, save_every_iters=4, resume_ckpt_path=str(out))

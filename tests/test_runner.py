@@ -1,4 +1,5 @@
 import json
+import re
 import signal
 
 import pytest
@@ -7,6 +8,7 @@ from helpers.toy_run import toy_experiment, train_losses
 
 from lavis.common.errors import RunInterrupted
 from lavis.runners import checkpoint as ckpt_mod
+from lavis.runners.hooks import Hook
 from lavis.runners.runner import NonFiniteLossError, RunnerBase
 
 
@@ -45,16 +47,12 @@ def test_resume_mid_epoch_reproduces_the_same_losses(tmp_path, accum):
     cfg, task, model, datasets = toy_experiment(tmp_path / "cut", accum_grad_iters=accum, batch_size_train=2)
     runner = RunnerBase(cfg, task, model, datasets)
 
-    class StopAt:  # deliver a SIGTERM-equivalent after step 4 (mid-epoch)
-        def on_train_step(self, step, logs):
-            if step == 4:
+    class StopAt(Hook):  # deliver a SIGTERM-equivalent during step 4 (mid-epoch)
+        def before_step(self):
+            if self.trainer.state.step == 3:
                 runner.signals.received = signal.SIGTERM
 
-        def on_evaluation(self, *a): ...
-        def on_epoch_end(self, *a): ...
-        def close(self): ...
-
-    runner.hooks.append(StopAt())
+    runner.register_hooks([StopAt()])
     with pytest.raises(RunInterrupted) as stopped:
         runner.train()
     assert stopped.value.checkpoint.name == "checkpoint_step4.pt"
@@ -142,3 +140,31 @@ def test_named_parts_of_the_loss_are_logged_beside_it(tmp_path, accum):
     records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     assert train and all(r["loss_half"] == pytest.approx(r["loss"] / 2, rel=1e-5) for r in train)
+
+
+class Clock:
+    """time.time for the runner: one second per call, so the elapsed time follows the steps."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def time(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_a_time_budget_run_shows_the_budget_on_its_bar(tmp_path, monkeypatch, capsys):
+    # The demo showed `2349/77000 [03:40<1:55:51]` for a 6-minute run: steps and an ETA of max_epoch.
+    from lavis.runners import runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "time", Clock())
+    run(tmp_path, "budget", max_epoch=1000, max_minutes=0.5, valid_every_epochs=0)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in bar if line.startswith("training:")][-1]
+    assert re.search(r"training: 100%\|.*\| 00:30/00:30 trained, 00:00 left, step \d+, loss=", last), last
+    assert "/1000" not in "".join(bar) and "6000" not in "".join(bar)  # no step count of max_epoch
+
+
+def test_a_step_run_shows_its_steps(tmp_path, capsys):
+    run(tmp_path, "steps")
+    assert "12/12 [" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_submission_from_the_runs_predictions(tiny_run, tmp_path, capsys):
 def test_queries_without_a_prediction_are_predicted_with_the_runs_model(tiny_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    for name in ("config.yaml", "checkpoint_best.pt"):
+    for name in ("config.yaml", "run_info.json", "checkpoint_best.pt"):
         shutil.copy(tiny_run.run_dir / name, run / name)
     original = read_lines(tiny_run.run_dir / "preds_test.jsonl")
     (run / "preds_test.jsonl").write_text(json.dumps(original[0]) + "\n")  # val: none at all, test: one
@@ -146,7 +146,8 @@ def test_bad_input_is_one_clear_line_and_exit_2(tiny_run, tmp_path, capsys):
     assert "no config.yaml" in capsys.readouterr().err
     run = tmp_path / "run"
     run.mkdir()
-    shutil.copy(tiny_run.run_dir / "config.yaml", run / "config.yaml")
+    for name in ("config.yaml", "run_info.json"):
+        shutil.copy(tiny_run.run_dir / name, run / name)
     lines = (tiny_run.run_dir / "preds_val.jsonl").read_text().splitlines()
     (run / "preds_val.jsonl").write_text(lines[0] + "\n{not json\n")
     assert submission_main(["--run-dir", str(run)]) == 2

@@ -11,6 +11,7 @@ from lavis.datasets.mr_dataset import MomentRetrievalDataset
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.temporal_crop import TemporalCropConfig, apply_crop, draw_crop, maybe_crop
+from lavis.datasets.video_inputs import VideoInputReader
 
 ALWAYS = TemporalCropConfig(prob=1.0, min_fraction=0.4)
 
@@ -110,8 +111,7 @@ def test_the_train_split_of_a_dataset_crops_and_evaluation_does_not(tmp_path):
             [rec],
             tmp_path,
             processor,
-            num_frames=10,
-            audio=audio,
+            VideoInputReader(10, audio),
             train=train,
             cache_decoded=True,
             temporal_crop=ALWAYS,

@@ -1,6 +1,5 @@
 """What every command-line entry point shares: the one table that turns an exception into an exit
-status, argument parsing and the run of an experiment (``python -m lavis.train`` /
-``python -m lavis.evaluate``).
+status, and argument parsing (the run of an experiment itself is ``lavis.experiment``).
 
 The table (``user_error_message``): the project's own ``UserError`` types and the expected OS
 errors (a missing file, a permission, a full disk, a read-only or non-directory path) and text
@@ -13,7 +12,6 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
-import json
 import logging
 import os
 import sys
@@ -21,6 +19,7 @@ from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 from lavis.common.errors import USER_ERROR_EXIT, RunInterrupted, UserError
+from lavis.common.run_info import DATA_ROOT_OPTION
 
 # OSErrors that describe the user's files or machine, not a bug.
 EXPECTED_ERRNOS = {
@@ -83,9 +82,15 @@ def cli_errors(main: Main) -> Main:
     return wrapped  # type: ignore[return-value]
 
 
-def experiment_parser(description: str) -> argparse.ArgumentParser:
+def experiment_parser(description: str, run_dir: bool = False) -> argparse.ArgumentParser:
+    """``--cfg-path`` and ``--options``; ``run_dir``: ``--run-dir`` (with ``--data-root``) instead
+    of ``--cfg-path`` (a trained run's folder)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--cfg-path", required=True, help="experiment YAML (model/datasets/run)")
+    source = parser.add_mutually_exclusive_group(required=True) if run_dir else parser
+    source.add_argument("--cfg-path", required=not run_dir, help="experiment YAML (model/datasets/run)")
+    if run_dir:
+        source.add_argument("--run-dir", help="a trained run's output_dir (its config.yaml and checkpoints)")
+        add_data_root_argument(parser)
     parser.add_argument(
         "--options",
         nargs="+",
@@ -97,28 +102,17 @@ def experiment_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-@cli_errors
-def run_entry_point(cfg_path: str, options: list[str], evaluate_only: bool) -> int:
-    """Validate the config, build what it names and run the configured runner (exit statuses as
-    in ``cli_errors``: a run stopped by SIGTERM/SIGINT has saved a resumable checkpoint)."""
-    from lavis.common.build import build_experiment
-    from lavis.common.config import load_experiment
-    from lavis.common.registry import registry
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_experiment(cfg_path, options)
-    if evaluate_only:
-        cfg.run.evaluate = True
-    experiment = build_experiment(cfg)
-    runner = registry.get("runner", cfg.run.runner)(cfg, experiment.task, experiment.model, experiment.datasets)
-    try:
-        results = runner.train()
-    finally:
-        runner.strategy.teardown()  # destroy the process group on every way out
-    if runner.strategy.is_main:
-        for split, metrics in results.items():
-            print(f"{split}: {json.dumps(metrics.get('brief', metrics))}")
-    return 0
+def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data-root [NAME=]DIR`` (repeatable) for a command that reads a trained run's data: where
+    it is now when it has moved since the run trained (``lavis.common.run_info``)."""
+    parser.add_argument(
+        DATA_ROOT_OPTION,
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="the folder that holds the run's dataset now, if it moved since the run trained "
+        "(NAME=DIR for each dataset of a run with several)",
+    )
 
 
 def exit_process(code: int) -> NoReturn:

@@ -23,7 +23,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lavis.common.config_variants import reconcile_variants
-from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
 
@@ -251,11 +250,3 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
         if check_inputs is not None and hasattr(ds_cfg, "inputs"):
             check_inputs(model_cfg, ds_cfg.inputs(f"datasets.{name}"))
     return ExperimentConfig(model=model_cfg, datasets=datasets_cfg, run=run_cfg, cfg_path=source)
-
-
-def save_config(cfg: ExperimentConfig, output_dir: str | Path) -> Path:
-    """Write the resolved config next to a run's outputs (``<output_dir>/config.yaml``)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / "config.yaml"
-    return atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict())))

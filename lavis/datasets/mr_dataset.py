@@ -31,13 +31,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.collate import collate, labelled_sample
 from lavis.datasets.epoch import EpochDataset
 from lavis.datasets.schema import MomentRecord
 from lavis.datasets.temporal_crop import TemporalCropConfig, maybe_crop
 from lavis.datasets.video_inputs import DecodedSpan, VideoInputReader
-from lavis.datasets.video_io import VideoBackend, VideoDecodeError
+from lavis.datasets.video_io import VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -60,25 +59,22 @@ class MomentRetrievalDataset(EpochDataset):
         records: list[MomentRecord],
         video_root: str | Path,
         processor: Any,
+        reader: VideoInputReader,
         *,
-        num_frames: int = 20,
-        audio: AudioClipConfig | None = None,
-        video_backend: VideoBackend = "pyav",
         video_ext: str = ".mp4",
         train: bool = False,
         strict: bool = False,
         seed: int = 0,
         cache_decoded: bool = False,
-        with_audio: bool = True,
         temporal_crop: TemporalCropConfig | None = None,
     ):
+        """Built by ``MomentDatasetConfig.live_dataset`` (``dataset_config.py``), which maps a
+        dataset config to these arguments; ``reader`` decodes the frames and audio."""
         super().__init__()
         self.records = records
         self.video_root = Path(video_root)
         self.processor = processor
-        # with_audio False: no audio read at all (video-only models)
-        self.reader = VideoInputReader(num_frames, audio or AudioClipConfig(), video_backend, with_audio)
-        self.num_frames = num_frames
+        self.reader = reader
         self.video_ext = video_ext
         self.train = train
         self.strict = strict

@@ -1,6 +1,7 @@
 """A trained run -> its config, its model with the trained weights, and its data settings.
 
-Two folders hold a trained model, both with ``config.yaml`` (the resolved experiment):
+Two folders hold a trained model, both with ``config.yaml`` (the resolved experiment) and
+``run_info.json`` (where its data was; ``lavis.common.run_dir`` has the layout):
   - a run directory (``run.output_dir`` of a training run): ``checkpoint_best.pt`` /
     ``checkpoint_step<N>.pt``, the trained tensors under ``"model"``;
   - an exported folder (``python -m lavis.export``): ``model.safetensors``, the same tensors.
@@ -19,18 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from lavis.common.build import build_model
 from lavis.common.config import ExperimentConfig, load_experiment
 from lavis.common.errors import InputError
+from lavis.common.run_dir import RunDir
 from lavis.common.weights_file import read_trained_weights, read_training_checkpoint, weights_metadata
 from lavis.datasets.schema import AnnotationError, read_annotations
-from lavis.runners.checkpoint import BEST_NAME, latest_checkpoint
+from lavis.models import build_model
 from lavis.runners.strategies import SingleDevice
 
 logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
-EXPORTED_WEIGHTS = "model.safetensors"  # an exported folder's trained weights (lavis.export)
 
 
 @dataclass
@@ -41,24 +41,6 @@ class LoadedRun:
     model: Any  # the registered model, in eval mode, on ``strategy.device``
     strategy: SingleDevice  # the device and the autocast the run's ``amp`` asks for
     info: dict[str, Any]  # run id, checkpoint, arch, model_type, step: written into every prediction
-
-
-def find_checkpoint(run_dir: Path) -> Path:
-    """The trained weights of a folder: an exported folder's ``model.safetensors``, else a run's
-    ``checkpoint_best.pt``, else its newest ``checkpoint_step<N>.pt``."""
-    exported = run_dir / EXPORTED_WEIGHTS
-    if exported.is_file():
-        return exported
-    best = run_dir / BEST_NAME
-    if best.is_file():
-        return best
-    last = latest_checkpoint(run_dir)
-    if last is None:
-        raise FileNotFoundError(
-            f"{run_dir}: no {BEST_NAME} or checkpoint_step*.pt (is it a run's output_dir?), "
-            f"and no {EXPORTED_WEIGHTS} (an exported folder)"
-        )
-    return last
 
 
 def load_run(
@@ -74,26 +56,32 @@ def load_run(
     """
     if run_dir is None and (cfg_path is None or checkpoint is None):
         raise InputError("give a run directory, or both a config (--cfg-path) and a checkpoint")
+    run = None
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory not found: {run_dir}")
-    cfg_file = Path(cfg_path) if cfg_path is not None else run_dir / "config.yaml"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"config not found: {cfg_file}")
-    ckpt_file = Path(checkpoint) if checkpoint is not None else find_checkpoint(run_dir)
-    cfg = load_experiment(cfg_file)
+        run = RunDir(run_dir)
+        if not run.path.is_dir():
+            raise FileNotFoundError(f"run directory not found: {run.path}")
+    if cfg_path is not None and not Path(cfg_path).is_file():
+        raise FileNotFoundError(f"config not found: {cfg_path}")
+    if cfg_path is None and not run.config.is_file():
+        raise FileNotFoundError(f"config not found: {run.config}")
+    ckpt_file = Path(checkpoint) if checkpoint is not None else run.find_weights()
+    # A run's own config (also when given as --cfg-path RUN/config.yaml) comes with its data where
+    # the run recorded it, so it resolves from any working directory.
+    owner = run if cfg_path is None else RunDir(Path(cfg_path).parent)
+    own = cfg_path is None or (Path(cfg_path).name == owner.config.name and owner.info.is_file())
+    cfg = owner.load_config() if own else load_experiment(cfg_path)
     # bf16/fp16 autocast is for GPUs; on a CPU it is slow and changes the numbers.
     run_cfg = dataclasses.replace(cfg.run, device=device, strategy="single")
     strategy = SingleDevice(run_cfg)
     if strategy.device.type != "cuda":
         strategy = SingleDevice(dataclasses.replace(run_cfg, amp="off"))
     weights, step = read_weights(ckpt_file)
-    model = build_model(cfg)
+    model = build_model(cfg.model)
     strategy.load_trainable_state_dict(model, weights, str(ckpt_file))
     model = strategy.wrap_model(model).eval()
     info = {
-        "run": (run_dir or ckpt_file.parent).resolve().name,
+        "run": (run.path if run else ckpt_file.parent).resolve().name,
         "checkpoint": str(ckpt_file),
         "arch": cfg.model.arch,
         "model_type": cfg.model.model_type,
@@ -124,23 +112,17 @@ def data_section(cfg: ExperimentConfig) -> tuple[str, Any]:
     return name, section
 
 
-def under_root(section: Any, path: str) -> Path:
-    """A dataset path as its builder resolves it (relative paths are under ``root``)."""
-    p = Path(path)
-    return p if p.is_absolute() or not section.root else Path(section.root) / p
-
-
 def training_span(cfg: ExperimentConfig) -> Optional[float]:
     """The longest video duration (seconds) of the run's training annotations, or None when no
     training annotation file can be read here."""
     longest = None
     for section in cfg.datasets.values():
         for split in cfg.run.train_splits:
-            ann = getattr(section.annotations, split, None)
-            if not ann or not under_root(section, ann).is_file():
+            ann = section.annotation_file(split)
+            if ann is None or not ann.is_file():
                 continue
             try:
-                records, _ = read_annotations(under_root(section, ann), allow_no_windows=True, strict=False)
+                records, _ = read_annotations(ann, allow_no_windows=True, strict=False)
             except AnnotationError as err:
                 logger.warning("cannot read the training annotations for the span: %s", err)
                 continue

@@ -33,7 +33,6 @@ import torch
 
 from lavis.common.errors import InputError
 from lavis.datasets.collate import collate
-from lavis.datasets.processors import build_processor
 from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
 from lavis.inference.long_video import merge_chunk_windows, merge_frame_relevance, to_video_clock
 from lavis.inference.timeline import draw_timeline, loudness_db
@@ -106,9 +105,8 @@ class Predictor:
     def from_run(cls, run: LoadedRun, settings: PredictConfig) -> Predictor:
         """The predictor of a loaded run: its dataset's video reader (frames, processor, audio)
         and span, and its model on its strategy's device and precision."""
-        name, section = data_section(run.cfg)
-        processor = build_processor(section.vis_processor.eval, f"datasets.{name}.vis_processor.eval")
-        reader = VideoReader(section.num_frames, processor, section.audio, section.video_backend, section.with_audio)
+        _, section = data_section(run.cfg)
+        reader = VideoReader.from_dataset(section)
         span = settings.span or training_span(run.cfg)
         if span is None:
             span = DEFAULT_SPAN_S

@@ -19,10 +19,9 @@ from typing import Any, Optional
 
 import torch
 
-from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.audio_io import Waveform
 from lavis.datasets.video_inputs import Span, VideoInputReader
-from lavis.datasets.video_io import SampledFrames, VideoBackend, VideoDecodeError
+from lavis.datasets.video_io import SampledFrames, VideoDecodeError
 from lavis.inference.long_video import Chunk, chunk_spans
 
 logger = logging.getLogger(__name__)
@@ -51,20 +50,19 @@ class ChunkedVideo:
 
 
 class VideoReader:
-    """Reads videos the way a run's eval dataset does (its ``num_frames``, eval processor, audio
-    settings, video backend, and ``with_audio``: False for video-only models, which get no audio
-    keys at all)."""
+    """Reads videos the way a run's eval dataset does: ``inputs`` and ``processor`` are the
+    dataset config's ``reader()`` and eval ``processor`` (``from_dataset``). A video-only model's
+    reader (``with_audio`` False) gives no audio keys at all."""
 
-    def __init__(
-        self,
-        num_frames: int,
-        processor: Any,
-        audio: AudioClipConfig,
-        backend: VideoBackend = "pyav",
-        with_audio: bool = True,
-    ):
-        self.inputs = VideoInputReader(num_frames, audio, backend, with_audio)
+    def __init__(self, inputs: VideoInputReader, processor: Any):
+        self.inputs = inputs
         self.processor = processor
+
+    @classmethod
+    def from_dataset(cls, dataset_cfg: Any) -> VideoReader:
+        """The reader of a dataset config (``MomentDatasetConfig``): its frames, audio, backend
+        and eval processor."""
+        return cls(dataset_cfg.reader(), dataset_cfg.processor("eval"))
 
     @property
     def with_audio(self) -> bool:

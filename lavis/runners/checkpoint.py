@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,10 @@ import numpy as np
 import torch
 
 from lavis.common.files import atomic_write
+from lavis.common.run_dir import RunDir
 from lavis.common.weights_file import CheckpointError, verify_checkpoint
 
 logger = logging.getLogger(__name__)
-
-LAST_PATTERN = re.compile(r"^checkpoint_step(\d+)\.pt$")
-BEST_NAME = "checkpoint_best.pt"
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -51,40 +48,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of the folder's ``checkpoint_step<N>.pt``, newest first."""
-    found = [
-        (int(m.group(1)), p) for p in Path(folder).glob("checkpoint_step*.pt") if (m := LAST_PATTERN.match(p.name))
-    ]
-    return sorted(found, reverse=True)
-
-
-def newest_good_checkpoint(folder: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest ``checkpoint_step<N>.pt`` that passes ``verify_checkpoint``, and the newer ones
-    skipped as corrupt (path, reason)."""
-    skipped: list[tuple[Path, str]] = []
-    for _, path in step_checkpoints(folder):
-        try:
-            verify_checkpoint(path)
-        except CheckpointError as err:
-            skipped.append((path, str(err)))
-            continue
-        return path, skipped
-    return None, skipped
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest good ``checkpoint_step<N>.pt`` of a run directory (corrupt ones skipped)."""
-    return newest_good_checkpoint(output_dir)[0]
-
-
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run folder's newest good step checkpoint (warning about each newer
     corrupt one it skips). A corrupt file given by name is an error that names the folder's newest
     good checkpoint, if any."""
     path = Path(path)
     if path.is_dir():
-        found, skipped = newest_good_checkpoint(path)
+        found, skipped = RunDir(path).newest_good_checkpoint()
         for bad, reason in skipped:
             logger.warning("skipping %s: %s", bad.name, reason)
         if found is None:
@@ -98,7 +68,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     try:
         verify_checkpoint(path)
     except CheckpointError as err:
-        good = newest_good_checkpoint(path.parent)[0]
+        good = RunDir(path.parent).newest_good_checkpoint()[0]
         hint = f"; the newest good checkpoint there is {good} (or pass the folder)" if good and good != path else ""
         raise CheckpointError(f"{err}{hint}") from None
     return path
@@ -119,26 +89,22 @@ class CheckpointManager:
     """Keeps ``checkpoint_best.pt`` and the newest ``keep_last`` ``checkpoint_step<N>.pt``."""
 
     def __init__(self, output_dir: str | Path, keep_last: int = 2):
-        self.output_dir = Path(output_dir)
+        self.run_dir = RunDir(output_dir)
         self.keep_last = max(keep_last, 1)
 
     def save_last(self, state: dict[str, Any], step: int) -> Path:
-        path = atomic_torch_save(state, self.output_dir / f"checkpoint_step{step}.pt")
+        path = atomic_torch_save(state, self.run_dir.step_checkpoint(step))
         self._prune(step)
         logger.info("saved %s", path)
         return path
 
     def save_best(self, state: dict[str, Any]) -> Path:
-        return atomic_torch_save(state, self.output_dir / BEST_NAME)
-
-    @property
-    def best_path(self) -> Path:
-        return self.output_dir / BEST_NAME
+        return atomic_torch_save(state, self.run_dir.best_checkpoint)
 
     def _prune(self, step: int) -> None:
         """Delete all but the newest ``keep_last`` checkpoints up to ``step``. Later steps (a run
         resumed from an earlier checkpoint of its own folder) are left: the run rewrites them when
         it gets there, and until then they are the furthest point it has reached."""
-        earlier = [(s, p) for s, p in step_checkpoints(self.output_dir) if s <= step]
+        earlier = [(s, p) for s, p in self.run_dir.step_checkpoints() if s <= step]
         for _, path in earlier[self.keep_last :]:
             path.unlink(missing_ok=True)

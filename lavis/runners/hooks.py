@@ -1,134 +1,118 @@
-"""Side effects of a run, one hook each: metrics.jsonl, TensorBoard, wandb.
+"""One family of hooks: everything a run does besides optimizing (checkpoints, validation, the
+epoch summary, the progress bar, metrics.jsonl, TensorBoard, wandb, early stopping, an EMA).
 
-The runner calls hooks on the main process only. A hook sees plain dicts of numbers; nothing in
-the model or the task logs. TensorBoard and wandb are optional extras, imported when enabled.
+The runner (``runner.RunnerBase``) keeps a list of hooks and calls them in order, knowing
+nothing of what each does. Its loop, in pseudo-code::
+
+    for hook in hooks: hook.trainer = trainer          # register_hooks
+    resume (when asked), then before_train()            # state is the resumed one here
+    while training is not finished:
+        before_epoch()
+        for each optimizer step:
+            before_step()
+            forward, backward, optimizer and schedule step  -> trainer.last_step
+            after_step()                                # a signal then stops the run (saved)
+        when the epoch (or the training) ends:
+            after_epoch()                               # the epoch's state is saved first
+    test the best checkpoint
+    after_train()                                       # also when the run fails or stops
+
+    and whenever a hook or the runner calls trainer.log(record): on_record(record)
+
+``on_record`` is called at once, so a record is written before anything that follows it (a
+step's ``train`` record is on disk before that step's checkpoint: a run killed in between and
+resumed has each step's record once).
+
+Every hook runs on every process (saving and validation are collectives); a hook with a side
+effect of one process (a file, a bar) acts where ``trainer.is_main``. The built-in hooks come
+first, in this order: ``ProgressHook`` (the bar and the ``train`` records), ``CheckpointHook``,
+``ValidationHook``, ``EpochSummaryHook``; then those named in ``run.hooks`` (registered with
+``@registry.register_hook(name)``: ``metrics_jsonl``, ``tensorboard``, ``wandb``, or a module of
+your own, imported before the run starts). ``docs/extending.md`` shows one.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Protocol
 
-from lavis.common.files import atomic_write_text
-from lavis.common.registry import registry
+from lavis.common.run_dir import RunDir
+from lavis.runners.train_state import TrainState
+from lavis.runners.training_plan import TrainingPlan
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step gave (``trainer.last_step``)."""
+
+    loss: float  # mean over ranks; NaN/inf when the step was skipped
+    parts: dict[str, float]  # the loss's named parts (e.g. loss_lm, loss_saliency), this rank's
+    lr: float  # the schedule's base learning rate after the step
+    samples: int  # samples of the step, all ranks
+
+
+class Trainer(Protocol):
+    """What a hook may use of the run (``RunnerBase`` implements it).
+
+    Read: ``cfg`` (the ``ExperimentConfig``; ``cfg.run`` holds the run's settings), ``run_dir``,
+    ``is_main``, ``state`` (step, epoch, elapsed seconds, ``best``), ``plan`` (the run's length;
+    None in an evaluation-only run), ``resumed`` (the run continued from a checkpoint: ``state``
+    is that checkpoint's at ``before_train``), ``last_step``, ``finished`` (training ends at
+    this epoch's end), ``epoch_summary`` (the epoch's line, during ``after_epoch``: a hook may
+    add its numbers), ``model`` (the model being trained, wrapped by the strategy). Do: the methods below; those marked collective must
+    be called on every process alike.
+    """
+
+    cfg: Any
+    run_dir: RunDir
+    is_main: bool
+    state: TrainState
+    plan: Optional[TrainingPlan]
+    resumed: bool
+    last_step: Optional[StepResult]
+    finished: bool
+    epoch_summary: dict[str, Any]
+    model: Any
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Hand a record (``{"type": "train" | "eval" | "epoch" | <yours>, ...}``) to every hook's
+        ``on_record`` (the writers: metrics.jsonl, TensorBoard, wandb), now."""
+
+    def evaluate(self, splits: list[str]) -> dict[str, dict]:
+        """Collective: predict and score ``splits`` now (files written, ``eval`` records logged);
+        ``{split name: metrics}``."""
+
+    def save_checkpoint(self) -> Optional[Path]:
+        """Collective: save the resumable state as ``checkpoint_step<N>.pt`` (a no-op when the
+        newest checkpoint holds exactly this state); its path on the main process."""
+
+    def save_best(self) -> None:
+        """Collective: save the current weights and ``state.best`` as ``checkpoint_best.pt``."""
+
+    def request_stop(self, reason: str) -> None:
+        """End training where the loop next looks (after this step, or at this epoch's end), as
+        if its length were reached: the epoch's end, the best checkpoint's test and the files
+        follow. Ask on every process alike."""
 
 
 class Hook:
-    def __init__(self, output_dir: Path, config: dict[str, Any]):
-        self.output_dir = output_dir
+    """The base of every hook; override the events you need (the module doc has the loop).
+    ``trainer`` is set when the runner registers the hook."""
 
-    def on_train_step(self, step: int, logs: dict[str, float]) -> None: ...
+    trainer: Trainer
 
-    def on_evaluation(self, step: int, split: str, metrics: dict[str, float]) -> None: ...
+    def before_train(self) -> None: ...
 
-    def on_epoch_end(self, epoch: int, summary: dict[str, Any]) -> None: ...
+    def after_train(self) -> None: ...
 
-    def on_resume(self, step: int, epoch_end_pending: bool) -> None:
-        """The run continues from a checkpoint at ``step`` (``epoch_end_pending``: saved at an
-        epoch's end before its validation and summary, which the run does again)."""
+    def before_epoch(self) -> None: ...
 
-    def close(self) -> None: ...
+    def after_epoch(self) -> None: ...
 
+    def before_step(self) -> None: ...
 
-@registry.register_hook("metrics_jsonl")
-class MetricsJsonl(Hook):
-    """One JSON object per line in ``<output_dir>/metrics.jsonl``: train logs, evaluations, epochs."""
+    def after_step(self) -> None: ...
 
-    def __init__(self, output_dir: Path, config: dict[str, Any]):
-        super().__init__(output_dir, config)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        self.path = output_dir / "metrics.jsonl"
-        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run; close() closes it)
-
-    def on_resume(self, step, epoch_end_pending):
-        """Drop the records the interrupted run wrote after its checkpoint: the resumed run writes
-        them again (so each step appears once)."""
-        self._file.close()
-        kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill mid-write
-                continue
-            at = record.get("step")
-            redone = at is not None and (
-                at > step or (at == step and epoch_end_pending and record.get("type") != "train")
-            )
-            if not redone:
-                kept.append(line + "\n")
-        atomic_write_text(self.path, "".join(kept))
-        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (as in __init__)
-
-    def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
-
-    def on_train_step(self, step, logs):
-        self._write({"type": "train", "step": step, **logs})
-
-    def on_evaluation(self, step, split, metrics):
-        self._write({"type": "eval", "step": step, "split": split, **metrics})
-
-    def on_epoch_end(self, epoch, summary):
-        self._write({"type": "epoch", "epoch": epoch, **summary})
-
-    def close(self):
-        self._file.close()
-
-
-@registry.register_hook("tensorboard")
-class TensorBoard(Hook):
-    def __init__(self, output_dir: Path, config: dict[str, Any]):
-        super().__init__(output_dir, config)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as err:
-            raise ImportError("the tensorboard hook needs `pip install -e .[tensorboard]`") from err
-        self._writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
-
-    def on_train_step(self, step, logs):
-        for key, value in logs.items():
-            self._writer.add_scalar(f"train/{key}", value, step)
-
-    def on_evaluation(self, step, split, metrics):
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)):
-                self._writer.add_scalar(f"{split}/{key}", value, step)
-
-    def close(self):
-        self._writer.close()
-
-
-@registry.register_hook("wandb")
-class Wandb(Hook):
-    """wandb; without an API key (or with WANDB_MODE=offline) it logs offline into the run dir."""
-
-    def __init__(self, output_dir: Path, config: dict[str, Any]):
-        super().__init__(output_dir, config)
-        try:
-            import wandb
-        except ImportError as err:
-            raise ImportError("the wandb hook needs `pip install -e .[wandb]`") from err
-        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-        self._run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT", "sms-moment-retrieval"),
-            name=output_dir.name,
-            dir=str(output_dir),
-            config=config,
-            mode=mode,
-        )
-
-    def on_train_step(self, step, logs):
-        self._run.log({f"train/{k}": v for k, v in logs.items()}, step=step)
-
-    def on_evaluation(self, step, split, metrics):
-        self._run.log({f"{split}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
-
-    def close(self):
-        self._run.finish()
-
-
-def build_hooks(names: list[str], output_dir: Path, config: dict[str, Any]) -> list[Hook]:
-    return [registry.get("hook", name)(output_dir, config) for name in names]
+    def on_record(self, record: dict[str, Any]) -> None:
+        """A record was logged (``trainer.log``); writers write it."""

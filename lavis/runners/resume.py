@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lavis.common.errors import UserError
-from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, step_checkpoints
+from lavis.common.run_dir import RunDir
+from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def checkpoint_to_resume(
     """The verified checkpoint ``path`` names (a file, or a folder's newest good one) and its
     contents, checked by ``check_resumable``; None when ``path`` is the run's own folder and it
     holds no step checkpoint yet (a job script may always pass its own ``output_dir``)."""
-    if Path(path).resolve() == output_dir.resolve() and not step_checkpoints(output_dir):
+    if Path(path).resolve() == output_dir.resolve() and not RunDir(output_dir).step_checkpoints():
         logger.warning("%s holds no checkpoint yet: the run starts at step 0", path)
         return None
     ckpt_path = resolve_checkpoint(path)

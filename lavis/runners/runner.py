@@ -1,5 +1,6 @@
-"""The training/evaluation loop (``runner_base``): epochs of optimizer steps; checkpoints and
-validation are hooks (``loop_hooks.py``), logging too (``hooks.py``); the best checkpoint is chosen
+"""The training/evaluation loop (``runner_base``): epochs of optimizer steps between the calls of
+its hooks (``hooks.py`` has the loop in pseudo-code and the interface hooks see; checkpoints,
+validation, the epoch summary, the bar and the logs are all hooks). The best checkpoint is chosen
 on the validation split and tested at the end.
 
 The runner reaches the model and the task by duck typing only: ``task.train_step(model, batch)``
@@ -14,31 +15,30 @@ import logging
 import math
 import random
 import time
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from lavis.common.config import ExperimentConfig, save_config
+from lavis.common.config import ExperimentConfig
 from lavis.common.errors import RunInterrupted
 from lavis.common.registry import registry
+from lavis.common.run_info import RunInfo
 from lavis.common.typed import ConfigError
-from lavis.runners.checkpoint import load_checkpoint, set_rng_state
+from lavis.runners.checkpoint import set_rng_state
 from lavis.runners.config import RunConfig
 from lavis.runners.evaluation import make_loader, predict_split
-from lavis.runners.hooks import Hook, build_hooks
-from lavis.runners.loop_hooks import CheckpointHook, EpochSummaryHook, ValidationHook
+from lavis.runners.hooks import StepResult
 from lavis.runners.optim import build_optimizer, build_scheduler
-from lavis.runners.progress import StepProgress
 from lavis.runners.resume import checkpoint_to_resume
-from lavis.runners.run_dir import claim_run_dir
+from lavis.runners.run_lock import claim_run_dir
 from lavis.runners.samplers import TrainSampler
-from lavis.runners.signals import StopSignals
 from lavis.runners.strategies import build_strategy
+from lavis.runners.train_hooks import build_hooks
 from lavis.runners.train_state import TrainState
-from lavis.runners.training_plan import TrainingPlan
+from lavis.runners.trainer_base import TrainerBase
+from lavis.runners.training_plan import TrainingPlan, epoch_summary
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ def seed_everything(seed: int) -> None:
 
 
 @registry.register_runner("runner_base")
-class RunnerBase:
+class RunnerBase(TrainerBase):
+    """Trains (or only evaluates) an experiment; implements ``hooks.Trainer`` for its hooks."""
+
     config_class = RunConfig  # the `run:` section
 
     def __init__(
@@ -65,46 +67,17 @@ class RunnerBase:
         datasets: dict[str, dict[str, Dataset]],
         strategy=None,
     ):
-        self.cfg, self.run_cfg, self.task = cfg, cfg.run, task
-        self.strategy = strategy or build_strategy(cfg.run)
-        self.strategy.setup()
-        seed_everything(self.run_cfg.seed + self.strategy.rank)
-        if self.run_cfg.torch_threads:
-            torch.set_num_threads(self.run_cfg.torch_threads)
-        self.datasets = datasets
-        self.output_dir = Path(self.run_cfg.output_dir)
-        self.model = self.strategy.wrap_model(model)
-        self.hooks: list[Hook] = []  # logging hooks; run.hooks are added when the run starts
-        self.signals = StopSignals()
-        self.optimizer: Any = None
-        self.scheduler: Any = None
-        self.state = TrainState.fresh(self.run_cfg.valid_metric)
+        strategy = strategy or build_strategy(cfg.run)
+        strategy.setup()
+        seed_everything(cfg.run.seed + strategy.rank)
+        if cfg.run.torch_threads:
+            torch.set_num_threads(cfg.run.torch_threads)
+        super().__init__(cfg, strategy, strategy.wrap_model(model))
+        self.task, self.datasets = task, datasets
         self.train_data: Optional[Dataset] = None
-        self.checkpoints = CheckpointHook(self)
-        self.validation = ValidationHook(self)
-        self.summary = EpochSummaryHook(self, self.validation)
+        self.register_hooks(build_hooks(self.run_cfg.hooks))
 
-    # Datasets -----------------------------------------------------------------------------------
-    def split(self, split: str) -> dict[str, Dataset]:
-        """name -> dataset for ``split`` across builders (name is the split, or builder_split)."""
-        found = {(b, split): d[split] for b, d in self.datasets.items() if split in d}
-        if len(found) == 1:
-            return {split: next(iter(found.values()))}
-        return {f"{b}_{s}": ds for (b, s), ds in found.items()}
-
-    def train_dataset(self) -> Dataset:
-        parts = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
-        if not parts:
-            raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")
-        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
-
-    # Evaluation ---------------------------------------------------------------------------------
-    def _stop_requested(self) -> Optional[int]:
-        """The signal any rank received, agreed on by all ranks (a collective: call it on all)."""
-        (signum,) = self.strategy.all_reduce_max([float(self.signals.received or 0)])
-        return int(signum) or None
-
-    def evaluate(self, splits: list[str], step: int, write_files: bool = True) -> dict[str, dict]:
+    def evaluate(self, splits: list[str]) -> dict[str, dict]:
         results = {}
         for split_name in splits:
             for name, dataset in self.split(split_name).items():
@@ -121,63 +94,75 @@ class RunnerBase:
                 )
                 signum = self._stop_requested()
                 if signum:  # predictions are partial: nothing is scored or written
-                    raise RunInterrupted(signum, self.checkpoints.last_saved)
+                    raise RunInterrupted(signum, self.last_checkpoint)
                 metrics = {}
                 if self.strategy.is_main:
                     metrics = self.task.evaluate(preds, dataset.records, skipped_videos=skipped)
-                    if write_files:
-                        self.task.write_outputs(self.output_dir, name, preds, metrics, dataset.records)
-                    for hook in self.hooks:
-                        hook.on_evaluation(step, name, metrics.get("brief", metrics))
+                    self.task.write_outputs(self.run_dir.path, name, preds, metrics, dataset.records)
+                    self.log({"type": "eval", "step": self.state.step, "split": name, **metrics.get("brief", metrics)})
                 results[name] = self.strategy.broadcast_object(metrics)
         return results
 
-    def valid_score(self, results: dict[str, dict]) -> float | None:
-        key = self.run_cfg.valid_metric
-        scores = [m["brief"][key] for m in results.values() if key in m.get("brief", {})]
-        if results and not scores:
-            valid = sorted(next(iter(results.values())).get("brief", {}))
-            raise ConfigError(f"run.valid_metric {key!r} is not in the evaluator's brief: {valid}")
-        return float(np.mean(scores)) if scores else None
+    # Datasets and weights -----------------------------------------------------------------------
+    def split(self, split: str) -> dict[str, Dataset]:
+        """name -> dataset for ``split`` across builders (name is the split, or builder_split)."""
+        found = {(b, split): d[split] for b, d in self.datasets.items() if split in d}
+        if len(found) == 1:
+            return {split: next(iter(found.values()))}
+        return {f"{b}_{s}": ds for (b, s), ds in found.items()}
 
-    def load_weights(self, path: str | Path) -> dict[str, Any]:
-        state = load_checkpoint(path)
-        self.strategy.load_trainable_state_dict(self.model, state["model"])
-        return state
+    def train_dataset(self) -> Dataset:
+        parts = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
+        if not parts:
+            raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     # The run ------------------------------------------------------------------------------------
-    def _open_run(self) -> None:
-        """Write the config (an evaluation keeps its trained run's) and open the logging hooks."""
-        rc = self.run_cfg
-        if self.strategy.is_main:
-            if not (rc.evaluate and (self.output_dir / "config.yaml").exists()):
-                save_config(self.cfg, self.output_dir)
-            self.hooks = build_hooks(rc.hooks, self.output_dir, self.cfg.to_dict()) + self.hooks
-
     def train(self) -> dict[str, dict]:
         """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split.
         ``output_dir`` is locked (rank 0) from before the first file is written to the end."""
         rc = self.run_cfg
-        lock = claim_run_dir(self.output_dir, rc.resume_ckpt_path, rc.evaluate, self.strategy)
+        lock = claim_run_dir(self.run_dir.path, rc.resume_ckpt_path, rc.evaluate, self.strategy)
         try:
-            self._open_run()
+            # The config and the record of where the data is (an evaluation keeps its run's).
+            if self.strategy.is_main and not (rc.evaluate and self.run_dir.config.exists()):
+                self.run_dir.write_config(self.cfg)
+                self.run_dir.write_info(RunInfo.of(self.cfg))
             with self.signals:
-                return self._train()
+                sampler = None if rc.evaluate else self._prepare_training()
+                try:
+                    self._call("before_train")
+                    return self._evaluate_only() if sampler is None else self._train(sampler)
+                finally:
+                    self._call("after_train")
         finally:
-            for hook in self.hooks:
-                hook.close()
             if lock is not None:
                 lock.release()
 
-    def _train(self) -> dict[str, dict]:
+    def _evaluate_only(self) -> dict[str, dict]:
+        if self.run_cfg.resume_ckpt_path:
+            self.load_weights(self.run_cfg.resume_ckpt_path)
+        return self.evaluate(self.run_cfg.valid_splits + self.run_cfg.test_splits)
+
+    def _prepare_training(self) -> TrainSampler:
+        """The training data, its sampler and plan, the optimizer and schedule; resumed state."""
         rc = self.run_cfg
-        if rc.evaluate:
-            if rc.resume_ckpt_path:
-                self.load_weights(rc.resume_ckpt_path)
-            return self.evaluate(rc.valid_splits + rc.test_splits, step=0)
-        dataset, sampler, plan = self._prepare_training()
-        state = self.state
-        progress = StepProgress(plan.total_steps, state.step, self.strategy.is_main)
+        dataset = self.train_data = self.train_dataset()
+        sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
+        plan = self.plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
+        self.model, self.optimizer = self.strategy.prepare_optimizer(
+            self.model, build_optimizer(self.model, rc), plan.total_steps
+        )
+        # The cosine of a max_minutes run follows the elapsed time every rank agrees on (the max,
+        # refreshed once per step), restored on resume.
+        time_progress = (lambda: self.state.elapsed / plan.budget_s) if plan.budget_s else None
+        self.scheduler = build_scheduler(self.optimizer, rc, plan.total_steps, time_progress)
+        if rc.resume_ckpt_path:
+            self._resume(rc.resume_ckpt_path)
+        return sampler
+
+    def _train(self, sampler: TrainSampler) -> dict[str, dict]:
+        rc, state, plan, dataset = self.run_cfg, self.state, self.plan, self.train_data
         # One loader for all epochs: each epoch's `for batch in loader` draws that epoch's indices
         # from the sampler; with persistent_workers its worker processes stay up between epochs.
         loader = make_loader(
@@ -194,12 +179,16 @@ class RunnerBase:
         started = time.time() - state.elapsed  # training time goes on across resumes
         try:
             if state.epoch_end_pending:  # resumed from an epoch's checkpoint saved before its validation
-                self._finish_epoch(state, plan.finished(state))
-            while not plan.finished(state):
-                self._start_epoch(dataset, sampler, state)
+                self._epoch_end_hooks()
+            while not self.finished:
+                sampler.set_epoch(state.epoch, start=state.batches_done * rc.batch_size_train)
+                for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
+                    if hasattr(part, "set_epoch"):
+                        part.set_epoch(state.epoch)
+                self._call("before_epoch")
                 group: list[dict] = []
                 for batch in loader:
-                    if plan.epoch_done(state) or plan.finished(state):
+                    if plan.epoch_done(state) or self.finished:
                         break
                     state.batches_done += 1
                     if not batch.get("qid"):  # every video of this batch was unreadable
@@ -207,72 +196,43 @@ class RunnerBase:
                         continue
                     group.append(batch)
                     if len(group) == rc.accum_grad_iters:
-                        loss, parts, samples = self._optimizer_step(group, state)
+                        self._call("before_step")
+                        self._step(group, started)
                         group = []
-                        self._after_step(state, loss, parts, samples, progress, started)
-                if plan.epoch_done(state) or plan.finished(state):  # max_iters/max_minutes may end mid-epoch
-                    self._end_epoch(state, plan)
+                if plan.epoch_done(state) or self.finished:  # max_iters/max_minutes may end mid-epoch
+                    if plan.epoch_done(state):
+                        state.epoch, state.batches_done = state.epoch + 1, 0
+                    state.epoch_end_pending = True
+                    self._epoch_end_hooks()
         finally:
-            progress.close()
             del loader  # stops persistent workers before the final test
-        return self._final_test(state)
+        return self._final_test()
 
-    def _prepare_training(self) -> tuple[Dataset, TrainSampler, TrainingPlan]:
-        """The training data, its sampler and plan, the optimizer and schedule; resumed state."""
-        rc = self.run_cfg
-        dataset = self.train_data = self.train_dataset()
-        sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
-        plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
-        self.model, self.optimizer = self.strategy.prepare_optimizer(
-            self.model, build_optimizer(self.model, rc), plan.total_steps
+    def _step(self, group: list[dict], started: float) -> None:
+        """One optimizer step, then the hooks; every rank agrees on the clock and on a signal
+        first, and a signal stops the run after the hooks, saved."""
+        loss, parts, samples = self._optimizer_step(group, self.state)
+        self.state.step += 1
+        self.last_step = StepResult(loss, parts, self.scheduler.base_lr, samples)
+        signum, self.state.elapsed = self.strategy.all_reduce_max(
+            [float(self.signals.received or 0), time.time() - started]
         )
-        # The cosine of a max_minutes run follows the elapsed time every rank agrees on (the max,
-        # refreshed once per step), restored on resume.
-        time_progress = (lambda: self.state.elapsed / plan.budget_s) if plan.budget_s else None
-        self.scheduler = build_scheduler(self.optimizer, rc, plan.total_steps, time_progress)
-        if rc.resume_ckpt_path:
-            self._resume(rc.resume_ckpt_path)
-        return dataset, sampler, plan
-
-    def _start_epoch(self, dataset: Dataset, sampler: TrainSampler, state: TrainState) -> None:
-        sampler.set_epoch(state.epoch, start=state.batches_done * self.run_cfg.batch_size_train)
-        for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
-            if hasattr(part, "set_epoch"):
-                part.set_epoch(state.epoch)
-
-    def _after_step(
-        self,
-        state: TrainState,
-        loss: float,
-        parts: dict[str, float],
-        samples: int,
-        progress: StepProgress,
-        started: float,
-    ) -> None:
-        """Log, agree with every rank on the clock and on a received signal, checkpoint."""
-        state.step += 1
-        progress.update(state.step, loss, self.scheduler.base_lr, samples, parts)
-        if self.strategy.is_main and state.step % self.run_cfg.log_freq == 0:
-            for hook in self.hooks:
-                hook.on_train_step(state.step, progress.log_record())
-        signum, state.elapsed = self.strategy.all_reduce_max([float(self.signals.received or 0), time.time() - started])
+        self._call("after_step")
         if signum:
-            raise RunInterrupted(int(signum), self.checkpoints.save(state))
-        self.checkpoints.after_step(state)
+            raise RunInterrupted(int(signum), self.save_checkpoint())
 
-    def _end_epoch(self, state: TrainState, plan: TrainingPlan) -> None:
-        """The epoch's checkpoint (marked: validation pending), then validation and summary."""
-        if plan.epoch_done(state):
-            state.epoch, state.batches_done = state.epoch + 1, 0
-        state.epoch_end_pending = True
-        self.checkpoints.at_epoch_end(state, plan.finished(state))
-        self._finish_epoch(state, plan.finished(state))
+    def _epoch_end_hooks(self) -> None:
+        """The epoch's summary, the hooks' epoch end (checkpoint first), then the epoch is done."""
+        parts = getattr(self.train_data, "datasets", [self.train_data])
+        self.epoch_summary = epoch_summary(self.state, self.strategy, parts)
+        self._call("after_epoch")
+        self.state.epoch_end_pending = False
+        self.state.reset_stats()
 
     def _resume(self, path: str) -> None:
-        found = checkpoint_to_resume(path, self.output_dir, self.cfg.to_dict())
+        found = checkpoint_to_resume(path, self.run_dir.path, self.cfg.to_dict())
+        self.resumed = True
         if found is None:  # the run's own folder without a checkpoint yet: start at step 0
-            for hook in self.hooks:
-                hook.on_resume(0, False)
             return
         ckpt_path, saved = found
         self.strategy.load_trainable_state_dict(self.model, saved["model"])
@@ -282,9 +242,7 @@ class RunnerBase:
         if self.strategy.scaler and saved["scaler"]:
             self.strategy.scaler.load_state_dict(saved["scaler"])
         set_rng_state(saved["rng"])
-        self.checkpoints.last_saved = ckpt_path
-        for hook in self.hooks:
-            hook.on_resume(self.state.step, self.state.epoch_end_pending)
+        self.last_checkpoint, self._saved_at = ckpt_path, (self.state.step, self.state.epoch_end_pending)
         logger.info(
             "resumed from %s at epoch %d, step %d (%.0f s trained)",
             ckpt_path,
@@ -328,16 +286,11 @@ class RunnerBase:
         self.scheduler.step()
         return loss_value, values, sum(len(b["qid"]) for b in group) * strategy.world_size
 
-    def _finish_epoch(self, state: TrainState, finished: bool) -> None:
-        """After the epoch's checkpoint: validation (when due), then the epoch's summary."""
-        self.validation.at_epoch_end(state, finished)
-        self.summary.at_epoch_end(state, finished)
-
-    def _final_test(self, state: TrainState) -> dict[str, dict]:
-        best = state.best
-        if best.get("value") is not None and self.checkpoints.manager.best_path.exists():
+    def _final_test(self) -> dict[str, dict]:
+        best = self.state.best
+        if best.get("value") is not None and self.run_dir.best_checkpoint.exists():
             logger.info(
                 "testing the best checkpoint (%s = %.4f at step %s)", best["metric"], best["value"], best["step"]
             )
-            self.load_weights(self.checkpoints.manager.best_path)
-        return self.evaluate(self.run_cfg.test_splits, state.step)
+            self.load_weights(self.run_dir.best_checkpoint)
+        return self.evaluate(self.run_cfg.test_splits)

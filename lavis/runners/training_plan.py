@@ -43,12 +43,11 @@ class TrainingPlan:
         return state.step >= self.total_steps or (self.budget_s is not None and state.elapsed >= self.budget_s)
 
 
-def epoch_summary(
-    state: TrainState, valid_score: Optional[float], strategy: Any, train_parts: Sequence[Any]
-) -> dict[str, Any]:
-    """The epoch's line in metrics.jsonl: train loss, skipped videos and non-finite steps (all
-    ranks), seconds, the validation score when it validated, and the training annotations'
-    windows that were outside their video (clipped or dropped when the dataset was built)."""
+def epoch_summary(state: TrainState, strategy: Any, train_parts: Sequence[Any]) -> dict[str, Any]:
+    """The epoch's line in metrics.jsonl (a collective): train loss, skipped videos and
+    non-finite steps (all ranks), seconds, and the training annotations' windows that were
+    outside their video (clipped or dropped when the dataset was built). The validation hook
+    adds ``valid_score`` when it validated."""
     stats = state.stats
     summary: dict[str, Any] = {
         "step": state.step,
@@ -61,6 +60,4 @@ def epoch_summary(
     if repairs:
         summary["windows_clipped"] = sum(r.clipped for r in repairs)
         summary["windows_dropped"] = sum(r.dropped for r in repairs)
-    if valid_score is not None:
-        summary["valid_score"] = valid_score
     return summary

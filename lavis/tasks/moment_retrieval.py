@@ -19,6 +19,7 @@ import torch
 
 from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
+from lavis.common.run_dir import RunDir
 from lavis.datasets.schema import MomentRecord
 from lavis.tasks.metric_names import check_valid_metric
 from lavis.tasks.metrics import evaluate_predictions
@@ -123,8 +124,8 @@ class MomentRetrievalTask:
     ) -> tuple[Path, Path]:
         """Write ``preds_<split>.jsonl`` (submission format, in annotation order) and
         ``metrics_<split>.json``; returns both paths."""
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        run = RunDir(output_dir)
+        run.path.mkdir(parents=True, exist_ok=True)
         by_qid = {str(p["qid"]): p for p in predictions}
         lines = []
         for record in records:
@@ -133,8 +134,8 @@ class MomentRetrievalTask:
                 head = {"qid": record.qid, "query": record.query, "vid": record.vid}
                 lines.append({**head, **{k: v for k, v in pred.items() if k not in _LEADING_KEYS}})
         lines.extend(by_qid.values())  # predictions for unknown qids (only under lenient evaluation)
-        preds_path = output_dir / f"preds_{split}.jsonl"
+        preds_path = run.preds(split)
         atomic_write_text(preds_path, "".join(json.dumps(line) + "\n" for line in lines))
-        metrics_path = output_dir / f"metrics_{split}.json"
+        metrics_path = run.metrics(split)
         atomic_write_text(metrics_path, json.dumps(metrics, indent=4))
         return preds_path, metrics_path

@@ -1,13 +1,17 @@
 """A tiny SMS run on a few synthetic videos, trained for two steps in this process (~15 s on two
 cores): the run directory that the predict / submission / report tests read, exactly as
-``python -m lavis.train`` leaves it (config.yaml, checkpoints, preds_{val,test}.jsonl)."""
+``python -m lavis.train`` leaves it (config.yaml, run_info.json, checkpoints,
+preds_{val,test}.jsonl). It trains from the data's parent folder with a relative dataset root, as
+a user who runs ``lavis.train`` from a project folder does, so every command that reads the run
+from the tests' own directory shows that a run works from anywhere."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lavis.common.cli import run_entry_point
+from lavis.experiment import run_experiment
 from mr_data.synthetic import SyntheticSpec, generate_dataset
 
 EXPERIMENT = "configs/experiments/synthetic/sms_tiny.yaml"
@@ -25,7 +29,7 @@ class TinyRun:
 def train_tiny_run(data: Path, run_dir: Path) -> TinyRun:
     generate_dataset(data, num_videos=8, seed=1, spec=SPEC, workers=1)
     options = [
-        f"datasets.synthetic_av.root={data}",
+        f"datasets.synthetic_av.root={data.name}",  # relative to the folder it trains from
         f"run.output_dir={run_dir}",
         "run.max_iters=2",
         "run.max_epoch=1",
@@ -38,7 +42,12 @@ def train_tiny_run(data: Path, run_dir: Path) -> TinyRun:
         "model.generation.num_beams=2",
         "model.generation.max_new_tokens=8",
     ]
-    code = run_entry_point(EXPERIMENT, options, evaluate_only=False)  # signal handlers restored after
+    before = Path.cwd()
+    os.chdir(data.parent)
+    try:
+        code = run_experiment(EXPERIMENT, options, evaluate_only=False)  # signal handlers restored after
+    finally:
+        os.chdir(before)
     if code != 0:
         raise RuntimeError(f"training the tiny run failed with exit code {code}")
     return TinyRun(data, run_dir)

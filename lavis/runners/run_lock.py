@@ -1,7 +1,7 @@
 """Who may write into a run directory: one run at a time, and never a new run over an old one.
 
 Rules (README, "Run directories"):
-- a folder that holds a run's files (``RUN_FILES``) belongs to that run: a training run without
+- a folder that holds a run's files (``common.run_dir.RUN_FILES``) belongs to that run: a training run without
   ``run.resume_ckpt_path`` into it is refused, as is a resume from a checkpoint of another
   folder; resuming from the folder itself (or one of its checkpoints) continues its run;
 - an evaluation (``run.evaluate``) may write its ``preds_*``/``metrics_*`` into a used folder
@@ -25,29 +25,13 @@ from typing import Any, Optional
 
 from lavis.common.errors import UserError
 from lavis.common.files import pid_alive, remove_stale_temp_files
+from lavis.common.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
-
-LOCK_NAME = ".lock"
-RUN_FILES = (
-    "config.yaml",
-    "metrics.jsonl",
-    "checkpoint_best.pt",
-    "checkpoint_step*.pt",
-    "preds_*.jsonl",
-    "metrics_*.json",
-)
 
 
 class RunDirError(UserError, RuntimeError):
     """A run directory that this run may not use (another run's, or in use right now)."""
-
-
-def run_files(folder: Path) -> list[str]:
-    """Names of the run files in ``folder`` (empty: a fresh folder)."""
-    if not folder.is_dir():
-        return []
-    return sorted({p.name for pattern in RUN_FILES for p in folder.glob(pattern)})
 
 
 def _inside(path: Optional[str], folder: Path) -> bool:
@@ -59,7 +43,7 @@ def _inside(path: Optional[str], folder: Path) -> bool:
 
 def check_ownership(folder: Path, resume_from: Optional[str], evaluate_only: bool) -> None:
     """Raise ``RunDirError`` when this run may not write into ``folder`` (rules above)."""
-    used = run_files(folder)
+    used = RunDir(folder).run_files()
     if not used or _inside(resume_from, folder):
         return
     shown = ", ".join(used[:4]) + (f" and {len(used) - 4} more" if len(used) > 4 else "")
@@ -79,7 +63,7 @@ class RunLock:
     """``<folder>/.lock``, held from ``acquire`` to ``release`` (see the module doc)."""
 
     def __init__(self, folder: Path):
-        self.path = folder / LOCK_NAME
+        self.path = RunDir(folder).lock
         self._fd: Optional[int] = None
 
     def acquire(self) -> None:

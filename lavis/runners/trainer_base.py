@@ -1,0 +1,105 @@
+"""``TrainerBase``: a run's hooks, the state they see and what they may do (``hooks.Trainer``),
+apart from the loop (``runner.RunnerBase``) that drives them."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from lavis.common.run_dir import RunDir
+from lavis.runners.checkpoint import CheckpointManager, load_checkpoint, rng_state
+from lavis.runners.hooks import Hook, StepResult
+from lavis.runners.signals import StopSignals
+from lavis.runners.train_state import TrainState
+from lavis.runners.training_plan import TrainingPlan
+
+logger = logging.getLogger(__name__)
+
+
+class TrainerBase:
+    """The hook list and the ``hooks.Trainer`` interface over a config, a strategy and a model
+    (wrapped); a subclass sets ``optimizer`` and ``scheduler`` before it saves."""
+
+    def __init__(self, cfg: Any, strategy: Any, model: Any):
+        self.cfg, self.run_cfg, self.strategy, self.model = cfg, cfg.run, strategy, model
+        self.run_dir = RunDir(self.run_cfg.output_dir)
+        self.signals = StopSignals()
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+        self.checkpoints = CheckpointManager(self.run_dir.path, self.run_cfg.keep_last_ckpts)
+        self.state = TrainState.fresh(self.run_cfg.valid_metric)
+        self.plan: Optional[TrainingPlan] = None
+        self.resumed = False
+        self.last_step: Optional[StepResult] = None
+        self.epoch_summary: dict[str, Any] = {}
+        self.last_checkpoint: Optional[Path] = None  # the newest saved (or resumed-from) checkpoint
+        self._saved_at: Optional[tuple[int, bool]] = None  # its (step, epoch_end_pending)
+        self._stop_reason: Optional[str] = None
+        self.hooks: list[Hook] = []
+
+    def register_hooks(self, hooks: Sequence[Hook]) -> None:
+        """Append ``hooks`` to the list called in order (after the built-in and ``run.hooks`` ones)."""
+        for hook in hooks:
+            hook.trainer = weakref.proxy(self)  # a hook does not keep its runner alive
+            self.hooks.append(hook)
+
+    def _call(self, event: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, event)()
+
+    # The trainer interface (hooks.Trainer) ------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.strategy.is_main
+
+    @property
+    def finished(self) -> bool:
+        return self.plan is not None and (self.plan.finished(self.state) or self._stop_reason is not None)
+
+    def log(self, record: dict[str, Any]) -> None:
+        for hook in self.hooks:
+            hook.on_record(record)
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            logger.info("training stops at step %d: %s", self.state.step, reason)
+            self._stop_reason = reason
+
+    def save_checkpoint(self) -> Optional[Path]:
+        point = (self.state.step, self.state.epoch_end_pending)
+        if point == self._saved_at:  # e.g. the epoch-end checkpoint this run resumed from
+            return self.last_checkpoint
+        strategy, scaler = self.strategy, self.strategy.scaler
+        checkpoint = {  # collective under FSDP: every rank takes part in gathering the states
+            "model": strategy.trainable_state_dict(self.model),
+            "optimizer": strategy.optimizer_state_dict(self.model, self.optimizer),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "rng": rng_state(),
+            "config": self.cfg.to_dict(),
+            **self.state.to_checkpoint(),
+        }
+        if strategy.is_main:
+            self.last_checkpoint = self.checkpoints.save_last(checkpoint, self.state.step)
+        strategy.barrier()
+        self._saved_at = point
+        return self.last_checkpoint
+
+    def save_best(self) -> None:
+        best = {"model": self.strategy.trainable_state_dict(self.model), "best": self.state.best}
+        if self.strategy.is_main:
+            self.checkpoints.save_best({**best, "config": self.cfg.to_dict()})
+        self.strategy.barrier()
+
+    def load_weights(self, path: str | Path) -> dict[str, Any]:
+        state = load_checkpoint(path)
+        self.strategy.load_trainable_state_dict(self.model, state["model"])
+        return state
+
+    def _stop_requested(self) -> Optional[int]:
+        """The signal any rank received, agreed on by all ranks (a collective: call it on all)."""
+        (signum,) = self.strategy.all_reduce_max([float(self.signals.received or 0)])
+        return int(signum) or None
