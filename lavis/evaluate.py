@@ -24,9 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         ``preds_<split>.jsonl`` and ``metrics_<split>.json`` to ``run.output_dir`` and prints
         each split's brief.
 
-    Example (``run_dir``: a trained run's folder, ``tmp``: a folder):
-        >>> main(["--cfg-path", f"{run_dir}/config.yaml", "--options", f"run.output_dir={tmp}/eval",
-        ...       f"run.resume_ckpt_path={run_dir}/checkpoint_best.pt"])
+    Example (``run_dir``: a trained run's folder, evaluated into itself, from any directory):
+        >>> main(["--run-dir", str(run_dir)])
         val: {"MR-full-R1@0.3": ...}
         test: {"MR-full-R1@0.3": ...}
         0

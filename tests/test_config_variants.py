@@ -5,7 +5,8 @@ layers set for the old one, and only that."""
 import pytest
 import yaml
 
-from lavis.common.config import load_experiment, save_config
+from lavis.common.config import load_experiment
+from lavis.common.run_dir import RunDir
 from lavis.common.typed import ConfigError, to_dict
 from lavis.models.model_config import model_config
 
@@ -63,7 +64,7 @@ def test_an_unknown_fusion_fails_at_load_naming_the_registered_ones():
 
 def test_a_saved_run_config_reloads_with_its_fusion(tmp_path):
     cfg = load_experiment(TINY, ["model.fusion.name=concat", "model.fusion.num_audio_tokens=2"])
-    reloaded = load_experiment(save_config(cfg, tmp_path / "run"))
+    reloaded = load_experiment(RunDir(tmp_path / "run").write_config(cfg))
     assert reloaded.to_dict() == cfg.to_dict() and reloaded.model.fusion.num_audio_tokens == 2
     # A resumed or re-evaluated run may switch fusion on top of its saved config.
     assert load_experiment(tmp_path / "run" / "config.yaml", ["model.fusion.name=gca"]).model.fusion.num_heads == 8

@@ -18,7 +18,8 @@ def test_the_summary_scores_the_guess_and_names_the_model(tiny_run, tmp_path, ca
     assert (run_dir / "demo.png").stat().st_size > 10_000
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    cfg.model.fusion.name = "none"  # the video-only ablation is labelled as such
+    # The video-only ablation's config (fusion none has no keys of its own) is labelled as such.
+    cfg.model.fusion = {"name": "none", "position": cfg.model.fusion.position}
     OmegaConf.save(cfg, run_dir / "config.yaml")
     assert main(["--run-dir", str(run_dir)]) == 0
     assert "video only, this run" in capsys.readouterr().out

@@ -35,6 +35,7 @@ datasets:
             max_length_s: 2, frequency_max: 8000.0}}
 run:
   task: moment_retrieval_with_overlap
+  valid_metric: AnyOverlap@1
   hooks: [metrics_jsonl, stop_after_steps]
   device: cpu
   amp: off

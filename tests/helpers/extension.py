@@ -18,16 +18,28 @@ from lavis.datasets.builders import MomentRetrievalBuilder
 from lavis.datasets.dataset_config import MomentDatasetConfig
 from lavis.datasets.schema import MomentRecord
 from lavis.models.fusion.base import Fusion
+from lavis.models.fusion.config import GATE_INIT, FusionConfig
 from lavis.runners.hooks import Hook
+from lavis.tasks.metric_names import MetricFamily, register_metric_family
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
 
 
-# A fusion: `model.fusion.name: scaled_add`.
+# A fusion: `model.fusion: {name: scaled_add, gate_init: 0.1}`.
+@dataclass
+class ScaledAddConfig(FusionConfig):
+    """``model.fusion`` keys of ``scaled_add``."""
+
+    name: str = "scaled_add"
+    gate_init: float = GATE_INIT  # the audio's share at the start of training
+
+
 @registry.register_fusion("scaled_add")
 class ScaledAddFusion(Fusion):
     """Each frame's tokens plus a gated projection of its audio embedding, ``[N, Q, D]``."""
 
-    def __init__(self, cfg, dim: int, audio_dim: int):
+    config_class = ScaledAddConfig
+
+    def __init__(self, cfg: ScaledAddConfig, dim: int, audio_dim: int):
         super().__init__(dim, audio_dim)
         self.proj = nn.Linear(audio_dim, dim)
         self.gate = nn.Parameter(torch.full((1,), float(cfg.gate_init)))  # [1], not a scalar: FSDP2 shards it
@@ -65,7 +77,13 @@ class CsvMomentsBuilder(MomentRetrievalBuilder):
 
 
 # A metric: `run.task: moment_retrieval_with_overlap` (and `run.valid_metric: AnyOverlap@1` to
-# choose the best checkpoint by it).
+# choose the best checkpoint by it: the name is declared once, as a metric family, so the config
+# check at load time accepts it).
+ANY_OVERLAP = register_metric_family(
+    MetricFamily("any_overlap", ("AnyOverlap@1",), "with run.task: moment_retrieval_with_overlap")
+)
+
+
 @registry.register_task("moment_retrieval_with_overlap")
 class WithAnyOverlap(MomentRetrievalTask):
     """The moment-retrieval metrics plus ``AnyOverlap@1``: the share of queries (in %) whose best
@@ -75,7 +93,7 @@ class WithAnyOverlap(MomentRetrievalTask):
         metrics = super().evaluate(predictions, records, skipped_videos)
         best = {str(p["qid"]): p["pred_relevant_windows"][:1] for p in predictions}
         hits = [any(temporal_iou(w[:2], gt) > 0 for w in best.get(str(r.qid), []) for gt in r.windows) for r in records]
-        metrics["brief"]["AnyOverlap@1"] = 100.0 * sum(hits) / max(len(hits), 1)
+        metrics["brief"][ANY_OVERLAP.keys[0]] = 100.0 * sum(hits) / max(len(hits), 1)
         return metrics
 
 
