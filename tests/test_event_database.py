@@ -119,7 +119,9 @@ def test_real_unav100_counts_and_windows_inside_videos(shared_data, tmp_path, su
 def test_real_unav100_matches_the_reference_preprocessing(shared_data, subset, reference, covered):
     """For the videos the reference's files cover: the same qids, queries, durations, and windows
     equal to ours rounded to whole seconds (its ``int(round(x))``)."""
-    ours = {r.qid: r for r in read_event_database(shared_data / "unav100/unav100_annotations.json", "unav100", subset)[0]}
+    ours = {
+        r.qid: r for r in read_event_database(shared_data / "unav100/unav100_annotations.json", "unav100", subset)[0]
+    }
     theirs = json.loads((shared_data / "unav100" / reference).read_text())
     assert (len({t["video"] for t in theirs}), len(theirs)) == covered
     per_video: dict[str, int] = defaultdict(int)
