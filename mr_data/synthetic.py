@@ -10,11 +10,16 @@ complete output instead of re-encoding. Loader-benchmark videos (30 s of 480p at
 
     python -m mr_data.synthetic --out data/bench_480p --num-videos 8 --seed 0 \
         --width 854 --height 480 --fps 30 --duration 30 --sample-rate 48000 --gop 60
+
+UnAV-100-style data (classes that recur and overlap, class-name queries with ``label``) and long
+videos (2-23 minutes at 16 px) come from presets (``mr_data.synthetic_cli``)::
+
+    python -m mr_data.synthetic --out data/synthetic_unav --preset unav --num-videos 300
+    python -m mr_data.synthetic --out data/synthetic_long --preset long --num-videos 30
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -31,7 +36,8 @@ from lavis.common.errors import InputError
 from lavis.datasets.schema import MomentRecord, save_annotations
 from mr_data.media import write_av_file
 from mr_data.splits import assign_splits
-from mr_data.synthetic_plan import SyntheticSpec, VideoPlan, plan_video
+from mr_data.synthetic_cli import parse_arguments
+from mr_data.synthetic_plan import Event, SyntheticSpec, VideoPlan, plan_video
 from mr_data.synthetic_render import render_audio, render_frames
 
 logger = logging.getLogger(__name__)
@@ -49,26 +55,42 @@ def event_clips(start: float, end: float, duration: float) -> list[int]:
 
 
 def records_of(plan: VideoPlan) -> list[MomentRecord]:
-    """One record per event of the video; qid ``<vid>_q<k>`` (k = the event's order in time).
-    Highlight ground truth as QVHighlights gives it: every clip the event touches scores 4 (very
+    """One record per query of the video, in order of its first event; qid ``<vid>_q<k>`` (k =
+    that order). A query's windows are all its events (one in the default layout, where every
+    event has its own description; several for a recurring class, ``synthetic_multi``).
+    Highlight ground truth as QVHighlights gives it: every clip an event touches scores 4 (very
     good) for each of three annotators."""
+    by_query: dict[str, list[Event]] = {}
+    for event in plan.events:
+        by_query.setdefault(event.query, []).append(event)
     records = []
-    for k, event in enumerate(plan.events):
-        clips = event_clips(event.start, event.end, plan.duration)
+    for k, events in enumerate(by_query.values()):
+        clips = sorted({c for e in events for c in event_clips(e.start, e.end, plan.duration)})
         records.append(
             MomentRecord(
                 qid=f"{plan.vid}_q{k}",
                 vid=plan.vid,
-                query=event.query,
+                query=events[0].query,
                 duration=round(plan.duration, 6),
-                windows=[(float(event.start), float(event.end))],
+                windows=[(float(e.start), float(e.end)) for e in events],
                 relevant_clip_ids=clips or None,
                 saliency_scores=[[4, 4, 4] for _ in clips] or None,
                 video_file=f"{plan.vid}.mp4",
-                kind=event.kind,
+                kind=events[0].kind,
+                label=events[0].label,
             )
         )
     return records
+
+
+def split_records(plans: list[VideoPlan], seed: int, spec: SyntheticSpec) -> dict[str, list[MomentRecord]]:
+    """The records of each split (whole videos per split, seeded), as the annotation files hold them."""
+    fractions = {"val": spec.val_fraction, "test": spec.test_fraction}
+    split_of = assign_splits((p.vid for p in plans), fractions, seed)
+    by_split: dict[str, list[MomentRecord]] = {split: [] for split in SPLITS}
+    for plan in plans:
+        by_split[split_of[plan.vid]].extend(records_of(plan))
+    return by_split
 
 
 def render_video(plan: VideoPlan, seed: int, spec: SyntheticSpec, video_dir: Path) -> Path:
@@ -86,8 +108,22 @@ def _render_job(args: tuple[VideoPlan, int, SyntheticSpec, Path]) -> Path:
     return render_video(*args)
 
 
+# Spec fields added after ANNOTATION_VERSION 2, left out of meta.json at their defaults: a
+# dataset made before they existed is then still recognised as complete (and stays identical).
+LATER_FIELDS = ("occurrences", "overlap", "class_queries")
+
+
+def _spec_json(spec: SyntheticSpec) -> dict:
+    fields = dataclasses.asdict(spec)
+    default = SyntheticSpec()
+    for name in LATER_FIELDS:
+        if getattr(spec, name) == getattr(default, name):
+            del fields[name]
+    return fields
+
+
 def _meta(num_videos: int, seed: int, spec: SyntheticSpec, counts: Optional[dict] = None) -> dict:
-    meta = {"num_videos": num_videos, "seed": seed, "spec": dataclasses.asdict(spec), "annotations": ANNOTATION_VERSION}
+    meta = {"num_videos": num_videos, "seed": seed, "spec": _spec_json(spec), "annotations": ANNOTATION_VERSION}
     if counts is not None:
         meta["queries"] = counts
     return json.loads(json.dumps(meta))  # tuples -> lists, so it compares equal to a reloaded file
@@ -148,11 +184,7 @@ def generate_dataset(
                 progress.update()
     progress.close()
 
-    fractions = {"val": spec.val_fraction, "test": spec.test_fraction}
-    split_of = assign_splits((p.vid for p in plans), fractions, seed)
-    by_split: dict[str, list[MomentRecord]] = {split: [] for split in SPLITS}
-    for plan in plans:
-        by_split[split_of[plan.vid]].extend(records_of(plan))
+    by_split = split_records(plans, seed, spec)
     for split, records in by_split.items():
         save_annotations(records, paths[split])
     counts = {split: len(records) for split, records in by_split.items()}
@@ -161,90 +193,10 @@ def generate_dataset(
     return paths
 
 
-def _parser() -> argparse.ArgumentParser:
-    d = SyntheticSpec()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--num-videos", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, help="square frames of SIZE px (sets --width and --height)")
-    p.add_argument("--width", type=int, default=d.width)
-    p.add_argument("--height", type=int, default=d.height)
-    p.add_argument("--fps", type=float, default=d.fps)
-    p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="Hz of the AAC track")
-    p.add_argument("--duration", type=float, help="every video lasts this long (sets min and max)")
-    p.add_argument("--min-duration", type=float, default=d.min_duration)
-    p.add_argument("--max-duration", type=float, default=d.max_duration)
-    p.add_argument("--min-event-len", type=int, default=d.min_event_len, help="whole seconds")
-    p.add_argument("--max-event-len", type=int, default=d.max_event_len)
-    p.add_argument("--min-events", type=int, default=d.min_events, help="events per video")
-    p.add_argument("--max-events", type=int, default=d.max_events)
-    p.add_argument(
-        "--kind-weights",
-        type=float,
-        nargs=3,
-        default=d.kind_weights,
-        metavar=("VISUAL", "AUDIO", "AUDIO_VISUAL"),
-        help="relative frequency of each event kind",
-    )
-    p.add_argument(
-        "--shape-size",
-        type=float,
-        nargs=2,
-        default=d.shape_size,
-        metavar=("LOW", "HIGH"),
-        help="side/diameter range of the shapes, as a fraction of the frame's shorter side",
-    )
-    p.add_argument(
-        "--background-levels",
-        type=float,
-        nargs=2,
-        default=d.background_levels,
-        metavar=("LOW", "HIGH"),
-        help="range of the background colours (0-255)",
-    )
-    p.add_argument("--visual-noise", type=float, default=d.visual_noise, help="pixel noise std (0-255)")
-    p.add_argument("--audio-noise", type=float, default=d.audio_noise, help="background hiss std")
-    p.add_argument("--crf", type=int, default=d.crf, help="x264 quality (lower = bigger files)")
-    p.add_argument("--gop", type=int, default=d.gop, help="keyframe interval in frames")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of videos")
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="share of videos")
-    p.add_argument("--workers", type=int, help="encoding processes (default: CPU count)")
-    p.add_argument("--overwrite", action="store_true", help="regenerate even if OUT is complete")
-    return p
-
-
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args, spec = parse_arguments(argv, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    width = height = args.size
-    if args.size is None:
-        width, height = args.width, args.height
-    low = high = args.duration
-    if args.duration is None:
-        low, high = args.min_duration, args.max_duration
-    spec = SyntheticSpec(
-        width=width,
-        height=height,
-        fps=args.fps,
-        sample_rate=args.sample_rate,
-        min_duration=low,
-        max_duration=high,
-        min_event_len=args.min_event_len,
-        max_event_len=args.max_event_len,
-        min_events=args.min_events,
-        max_events=args.max_events,
-        kind_weights=tuple(args.kind_weights),
-        shape_size=tuple(args.shape_size),
-        background_levels=tuple(args.background_levels),
-        visual_noise=args.visual_noise,
-        audio_noise=args.audio_noise,
-        crf=args.crf,
-        gop=args.gop,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-    )
     generate_dataset(args.out, args.num_videos, args.seed, spec, args.workers, args.overwrite)
     return 0
 

@@ -11,7 +11,8 @@ Event design (see mr_data/README.md for the reasoning):
 Within one video every colour-shape pair and every sound is used at most once, so each query
 ("when is the high beep heard?") names exactly one event and has exactly one window. Events are
 short relative to the video (2-5 s in 20-30 s by default) and placed uniformly, so a guess from
-the duration alone rarely overlaps them; they never overlap each other.
+the duration alone rarely overlaps them; they never overlap each other. (UnAV-100-style videos,
+where a class recurs and events overlap, are planned by ``synthetic_multi``.)
 Windows lie on whole seconds: the model writes integer seconds, and Mr. BLIP's Charades-STA
 windows are whole seconds too, so a perfect model can hit the window exactly.
 """
@@ -73,6 +74,16 @@ class SyntheticSpec:
     gop: Optional[int] = None  # keyframe interval in frames (None: the encoder's default)
     val_fraction: float = 0.1  # of the videos
     test_fraction: float = 0.2
+    # UnAV-100-style content (mr_data.synthetic_multi). At these defaults a video is planned as
+    # above; otherwise min/max_events count event classes (one query each) per video.
+    occurrences: tuple[int, int] = (1, 1)  # how often each event class occurs in a video
+    overlap: bool = False  # events of different classes may overlap in time
+    class_queries: bool = False  # the query is the class name ("high beep"), with record.label
+
+    @property
+    def multi(self) -> bool:
+        """Whether videos are planned by ``synthetic_multi`` (any UnAV-style option set)."""
+        return self.occurrences != (1, 1) or self.overlap or self.class_queries
 
     def validate(self) -> None:
         problems = []
@@ -97,6 +108,12 @@ class SyntheticSpec:
             problems.append(f"shape_size must satisfy 0 < low <= high <= 1, got {self.shape_size}")
         if not 0 <= self.background_levels[0] <= self.background_levels[1] <= 255:
             problems.append(f"background_levels must satisfy 0 <= low <= high <= 255, got {self.background_levels}")
+        if len(self.occurrences) != 2 or not 1 <= self.occurrences[0] <= self.occurrences[1]:
+            problems.append(f"occurrences must satisfy 1 <= low <= high, got {self.occurrences}")
+        if self.multi and self.max_events > len(COLOURS) * len(SHAPES):
+            problems.append(
+                f"max_events (event classes) must be <= {len(COLOURS) * len(SHAPES)}, got {self.max_events}"
+            )
         if problems:
             raise InputError("invalid synthetic spec: " + "; ".join(problems))
 
@@ -113,6 +130,7 @@ class Event:
     size: float = 0.0  # fraction of min(W, H)
     sound: Optional[str] = None  # audio part (None for visual events)
     loudness: float = 0.0  # peak amplitude in [-1, 1]
+    label: Optional[str] = None  # the event's class name when queries are class names
 
 
 @dataclass(frozen=True)
@@ -128,7 +146,7 @@ def video_id(index: int) -> str:
     return f"syn{index:05d}"
 
 
-def _place(rng: np.random.Generator, usable: int, lengths: list[int]) -> list[int]:
+def place_events(rng: np.random.Generator, usable: int, lengths: list[int]) -> list[int]:
     """Start seconds of events of ``lengths`` (in order), uniformly spread over ``usable`` s."""
     slack = usable - sum(lengths) - MIN_GAP_S * (len(lengths) - 1)
     offsets = np.sort(rng.integers(0, slack + 1, size=len(lengths)))  # stars and bars
@@ -143,6 +161,11 @@ def _place(rng: np.random.Generator, usable: int, lengths: list[int]) -> list[in
 
 def plan_video(index: int, seed: int, spec: SyntheticSpec) -> VideoPlan:
     """The events of video ``index``: a pure function of (index, seed, spec)."""
+    if spec.multi:
+        # Imported here: synthetic_multi builds on this module's names.
+        from mr_data.synthetic_multi import plan_multi_video
+
+        return plan_multi_video(index, seed, spec)
     rng = np.random.default_rng([seed, index, 0])
     num_frames = max(1, round(rng.uniform(spec.min_duration, spec.max_duration) * spec.fps))
     duration = num_frames / spec.fps
@@ -151,7 +174,7 @@ def plan_video(index: int, seed: int, spec: SyntheticSpec) -> VideoPlan:
     lengths = [int(x) for x in rng.integers(spec.min_event_len, spec.max_event_len + 1, size=count)]
     while len(lengths) > 1 and sum(lengths) + MIN_GAP_S * (len(lengths) - 1) > usable:
         lengths.pop()  # a short video holds fewer events
-    starts = _place(rng, usable, lengths)
+    starts = place_events(rng, usable, lengths)
 
     weights = np.asarray(spec.kind_weights, dtype=np.float64)
     looks = [(c, s) for c in COLOURS for s in SHAPES]

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
+import av
 import numpy as np
 
 from mr_data.media import write_av_file
@@ -104,3 +105,13 @@ def make_stereo_audio(path: Path, left: np.ndarray, right: np.ndarray, sample_ra
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def decode_av(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(uint8 [N, H, W, 3] frames, their times in s, mono float audio, its sample rate)."""
+    with av.open(str(path)) as container:
+        frames = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        chunks = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+        rate = container.streams.audio[0].rate
+    return np.stack([f for f, _ in frames]), np.asarray([t for _, t in frames]), np.concatenate(chunks), rate

@@ -24,6 +24,14 @@ def test_round_trip_keeps_float_windows_and_saliency(tmp_path):
     assert again[0].to_json() == records[0].to_json()
 
 
+def test_class_label_is_optional_and_round_trips(tmp_path):
+    rows = [qvh_row(1, label="dog barking"), qvh_row(2)]
+    records = load_annotations(write_jsonl(tmp_path / "a.jsonl", rows))
+    assert [r.label for r in records] == ["dog barking", None] and records[0].extra == {}
+    lines = save_annotations(records, tmp_path / "b.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["label"] == "dog barking" and "label" not in json.loads(lines[1])
+
+
 def test_repeated_qids_become_unique_in_file_order(tmp_path):
     rows = [
         {"video": "A", "qid": "Charades-STA_A", "query": f"q{i}", "duration": 10, "relevant_windows": [[0, 1]]}
@@ -44,6 +52,8 @@ def test_repeated_qids_become_unique_in_file_order(tmp_path):
         ({"duration": 0}, "duration must be > 0"),
         ({"query": " "}, "query must be a non-empty string"),
         ({"saliency_scores": [[1, 1, 1]]}, "saliency_scores"),
+        ({"label": ""}, "label must be a non-empty string"),
+        ({"label": 36}, "label must be a non-empty string"),
     ],
 )
 def test_bad_record_names_file_line_and_reason(tmp_path, bad, reason):

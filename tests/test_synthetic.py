@@ -4,6 +4,7 @@ from collections import Counter
 import av
 import numpy as np
 import pytest
+from av_media import decode_av
 
 from lavis.datasets.schema import load_annotations
 from mr_data.synthetic import SPLITS, generate_dataset, main
@@ -16,16 +17,6 @@ SPEC = SyntheticSpec(min_duration=12.0, max_duration=16.0)  # small and quick, s
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
     return out, generate_dataset(out, num_videos=6, seed=5, spec=SPEC, workers=1)
-
-
-def decode(path):
-    """(uint8 [N, H, W, 3] frames, their times in s, mono float audio, its sample rate)."""
-    with av.open(str(path)) as container:
-        frames = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(video=0)]
-    with av.open(str(path)) as container:
-        chunks = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
-        rate = container.streams.audio[0].rate
-    return np.stack([f for f, _ in frames]), np.asarray([t for _, t in frames]), np.concatenate(chunks), rate
 
 
 def all_records(paths):
@@ -76,7 +67,7 @@ def test_event_pixels_and_sound_land_in_the_annotated_windows(dataset):
     assert kinds["audio"] and kinds["visual"] + kinds["audio_visual"]
     for vid in sorted({r.vid for r in records}):
         events = [r for r in records if r.vid == vid]
-        frames, times, audio, rate = decode(out / "videos" / events[0].video_file)
+        frames, times, audio, rate = decode_av(out / "videos" / events[0].video_file)
         assert len(frames) == round(events[0].duration * SPEC.fps)
         assert abs(len(audio) / rate - events[0].duration) < 0.1
 

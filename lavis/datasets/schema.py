@@ -5,9 +5,11 @@ is also a valid ground-truth file for the evaluator)::
 
     {"qid": 12, "vid": "AO8RW", "query": "...", "duration": 30.5,
      "relevant_windows": [[0.0, 6.9]], "relevant_clip_ids": [...], "saliency_scores": [[4, 3, 4], ...],
-     "video_file": "AO8RW.mp4", "kind": "audio"}
+     "video_file": "AO8RW.mp4", "kind": "audio", "label": "dog barking"}
 
-``relevant_clip_ids``, ``saliency_scores``, ``video_file`` and ``kind`` are optional.
+``relevant_clip_ids``, ``saliency_scores``, ``video_file``, ``kind`` and ``label`` are optional.
+``label`` is the event / action class a query stands for, in benchmarks whose queries are class
+names (UnAV-100, ActivityNet v1.3 action localization): detection mAP groups queries by it.
 
 Readable inputs (detected from the content):
 - QVHighlights / normalized JSON Lines (one object per line, ``vid`` key);
@@ -59,6 +61,7 @@ class MomentRecord:
     saliency_scores: Optional[list[list[int]]] = None
     video_file: Optional[str] = None  # file name relative to the dataset's video root
     kind: Optional[str] = None  # event kind for the synthetic benchmark (visual/audio/audio_visual)
+    label: Optional[str] = None  # event / action class of a class-name query (detection mAP)
     extra: dict[str, Any] = field(default_factory=dict)  # other keys of the source, kept as-is
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +73,7 @@ class MomentRecord:
             "duration": self.duration,
             "relevant_windows": [list(w) for w in self.windows],
         }
-        for key in ("relevant_clip_ids", "saliency_scores", "video_file", "kind"):
+        for key in ("relevant_clip_ids", "saliency_scores", "video_file", "kind", "label"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -89,6 +92,7 @@ _KNOWN_KEYS = {
     "saliency_scores",
     "video_file",
     "kind",
+    "label",
 }
 
 
@@ -135,6 +139,9 @@ def record_from_json(obj: Any, where: str, allow_no_windows: bool = False) -> Mo
     scores = obj.get("saliency_scores")
     if scores is not None and (clip_ids is None or len(scores) != len(clip_ids)):
         raise AnnotationError(f"{where} (qid {qid}): saliency_scores needs one entry per relevant_clip_ids entry")
+    label = obj.get("label")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise AnnotationError(f"{where} (qid {qid}): label must be a non-empty string when given, got {label!r}")
     return MomentRecord(
         qid=qid,
         vid=vid,
@@ -145,6 +152,7 @@ def record_from_json(obj: Any, where: str, allow_no_windows: bool = False) -> Mo
         saliency_scores=scores,
         video_file=obj.get("video_file"),
         kind=obj.get("kind"),
+        label=label,
         extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS},
     )
 

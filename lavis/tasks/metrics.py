@@ -19,6 +19,9 @@ top-1 numbers: first listed window vs. best-overlapping GT window, each query on
 ``invalid_rate`` (a fraction, when predictions carry ``invalid``)); the per-bucket sections
 ``full``/``short``/``middle``/``long`` and ``HL-min-*`` as in the public evaluator;
 ``num_queries`` per bucket; ``validation`` (what ``lenient`` skipped or counted as a miss).
+With ``detection`` (a protocol of ``lavis.tasks.metrics_detection``: ``unav100``,
+``activitynet``), queries carrying a class ``label`` are also scored by that benchmark's
+detection mAP: brief keys ``DET-mAP@<t>`` and ``DET-mAP``, full result under ``detection``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from lavis.tasks.metric_names import (
     qvh_recall,
     top1_recall,
 )
+from lavis.tasks.metrics_detection import SECTION as DETECTION_SECTION
+from lavis.tasks.metrics_detection import detection_metrics
 from lavis.tasks.metrics_hl import SALIENCY_LEVELS, highlight_metrics
 from lavis.tasks.metrics_mr import BUCKETS, moment_retrieval_metrics
 from lavis.tasks.prediction_validation import (
@@ -117,6 +122,7 @@ def evaluate_predictions(
     lenient: bool = False,
     clip_length: float = 2.0,
     problems: Sequence[str] = (),
+    detection: Optional[str] = None,
 ) -> dict:
     """Metrics of ``preds`` (QVHighlights submission dicts) against ``records``.
 
@@ -125,7 +131,8 @@ def evaluate_predictions(
     skips bad predictions (keeping the first of duplicates), scores queries without a usable
     prediction as misses on every metric, and reports the counts under ``validation``.
     ``clip_length`` is the saliency clip length in seconds. ``problems`` are problems found
-    before (e.g. unreadable lines of a file), counted as malformed.
+    before (e.g. unreadable lines of a file), counted as malformed. ``detection`` names a
+    detection-mAP protocol to compute as well (every record must then carry a ``label``).
     """
     report = ValidationReport(lenient=lenient)
     for message in problems:
@@ -148,6 +155,9 @@ def evaluate_predictions(
     invalid_rate = round(sum(flags) / len(flags), 4) if flags else None
     out: dict[str, Any] = {"brief": _brief(sections, highlights, invalid_rate)}
     out.update(sorted({**sections, **highlights}.items()))  # public order: brief, then sorted keys
+    if detection is not None:
+        out[DETECTION_SECTION], brief = detection_metrics(records, windows, detection)
+        out["brief"].update(brief)
     out["num_queries"] = counts
     if report.counts:
         out["validation"] = report.to_json()

@@ -9,7 +9,9 @@ predictions must use those ids. The predictions are JSON Lines (or a JSON list) 
 ``{"qid", "pred_relevant_windows": [[start, end, score], ...] best first,
 "pred_saliency_scores": [...] (optional), "invalid": bool (optional)}``, matched by ``str(qid)``.
 See ``lavis.tasks.metrics`` for the output keys and ``lavis.tasks.prediction_validation`` for what a
-prediction may contain. Exit status: 0 on success, 2 on a bad input (one line on stderr).
+prediction may contain. ``--detection unav100`` (or ``activitynet``) adds that benchmark's detection
+mAP for ground truth whose queries carry a class ``label`` (``lavis.tasks.metrics_detection``).
+Exit status: 0 on success, 2 on a bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lavis.common.cli import cli_errors
 from lavis.common.files import atomic_write_text, read_text
 from lavis.datasets.schema import load_annotations
 from lavis.tasks.metrics import PredictionError, evaluate_predictions
+from lavis.tasks.metrics_detection import PROTOCOLS
 
 
 def read_predictions(path: str | Path, lenient: bool) -> tuple[list[Any], list[str]]:
@@ -89,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "as misses, reporting the counts, instead of failing",
     )
     parser.add_argument("--clip_length", type=float, default=2.0, help="saliency clip length in seconds (default 2)")
+    parser.add_argument(
+        "--detection",
+        choices=sorted(PROTOCOLS),
+        help="also compute this benchmark's detection mAP over class-labelled queries "
+        "(unav100: tIoU 0.1:0.1:0.9; activitynet: 0.5:0.05:0.95)",
+    )
     return parser
 
 
@@ -100,7 +109,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     records = load_annotations(args.gt_path)
     preds, problems = read_predictions(args.submission_path, args.lenient)
     metrics = evaluate_predictions(
-        preds, records, lenient=args.lenient, clip_length=args.clip_length, problems=problems
+        preds,
+        records,
+        lenient=args.lenient,
+        clip_length=args.clip_length,
+        problems=problems,
+        detection=args.detection,
     )
     if args.save_path:
         atomic_write_text(args.save_path, json.dumps(metrics, indent=4))

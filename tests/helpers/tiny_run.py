@@ -26,8 +26,8 @@ class TinyRun:
     run_dir: Path
 
 
-def train_tiny_run(data: Path, run_dir: Path) -> TinyRun:
-    generate_dataset(data, num_videos=8, seed=1, spec=SPEC, workers=1)
+def train_tiny_run(data: Path, run_dir: Path, spec: SyntheticSpec = SPEC) -> TinyRun:
+    generate_dataset(data, num_videos=8, seed=1, spec=spec, workers=1)
     options = [
         f"datasets.synthetic_av.root={data.name}",  # relative to the folder it trains from
         f"run.output_dir={run_dir}",
