@@ -75,16 +75,15 @@ PROTOCOLS: dict[str, DetectionProtocol] = {
 }
 
 
-# The brief keys of each protocol, as metric families (lavis.tasks.metric_names): so that
+# The brief keys of the protocols, as one metric family (lavis.tasks.metric_names), so that
 # run.valid_metric may name them (e.g. DET-mAP on UnAV-100) and is checked when the config loads.
-for _protocol in PROTOCOLS.values():
-    register_metric_family(
-        MetricFamily(
-            f"detection_{_protocol.name}",
-            tuple(_protocol.brief_keys()),
-            f"with the {_protocol.name} detection protocol (records with a class label)",
-        )
+DETECTION = register_metric_family(
+    MetricFamily(
+        "detection_map",
+        tuple(dict.fromkeys(key for protocol in PROTOCOLS.values() for key in protocol.brief_keys())),
+        "with a detection protocol (unav100, activitynet) on records with a class label",
     )
+)
 
 
 def get_protocol(name: str) -> DetectionProtocol:
