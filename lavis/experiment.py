@@ -28,6 +28,8 @@ from lavis.models import build_model
 
 @dataclass
 class Experiment:
+    """What a run is made of: the task, the datasets (builder name -> split -> dataset) and the model."""
+
     task: Any
     datasets: dict[str, dict[str, Any]]  # builder name -> split -> dataset
     model: Any

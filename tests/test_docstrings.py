@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lavis"
-FLOOR = 0.88  # raise it as docstrings are added; it never goes down
+FLOOR = 0.95  # raise it as docstrings are added; it never goes down (100 % at the time of writing)
 
 # (module, qualified name): the entry points a user calls first.
 ENTRY_POINTS = [

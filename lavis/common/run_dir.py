@@ -67,18 +67,22 @@ class RunDir:
     # Files --------------------------------------------------------------------------------------
     @property
     def config(self) -> Path:
+        """``config.yaml``: the experiment as the run loaded it."""
         return self.path / CONFIG_NAME
 
     @property
     def info(self) -> Path:
+        """``run_info.json``: where the run's data was when it trained."""
         return self.path / INFO_NAME
 
     @property
     def metrics_log(self) -> Path:
+        """``metrics.jsonl``: the training curve, evaluations and epoch summaries."""
         return self.path / METRICS_LOG_NAME
 
     @property
     def lock(self) -> Path:
+        """``.lock``: held by the process that writes into this folder."""
         return self.path / LOCK_NAME
 
     @property
@@ -87,31 +91,39 @@ class RunDir:
         return self.path / BEST_NAME
 
     def step_checkpoint(self, step: int) -> Path:
+        """The resumable checkpoint of optimizer step ``step``: ``checkpoint_step<step>.pt``."""
         return self.path / f"checkpoint_step{step}.pt"
 
     def preds(self, split: str) -> Path:
+        """The predictions of ``split``: ``preds_<split>.jsonl`` (QVHighlights submission format)."""
         return self.path / f"preds_{split}.jsonl"
 
     def metrics(self, split: str) -> Path:
+        """The evaluator's metrics of ``split``: ``metrics_<split>.json``."""
         return self.path / f"metrics_{split}.json"
 
     @property
     def exported_weights(self) -> Path:
+        """An exported folder's trained tensors: ``model.safetensors``."""
         return self.path / EXPORTED_WEIGHTS
 
     @property
     def card(self) -> Path:
+        """An exported folder's model card: ``README.md``."""
         return self.path / CARD_NAME
 
     @property
     def predictions(self) -> Path:
+        """``lavis.predict``'s default output folder: ``predictions/``."""
         return self.path / "predictions"
 
     def report(self, split: str) -> Path:
+        """``lavis.report``'s default output folder for ``split``: ``report_<split>/``."""
         return self.path / f"report_{split}"
 
     @property
     def submission(self) -> Path:
+        """``lavis.submission``'s default output folder: ``submission/``."""
         return self.path / "submission"
 
     # What the folder holds ----------------------------------------------------------------------
@@ -180,6 +192,7 @@ class RunDir:
         return atomic_write_text(self.config, OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict())))
 
     def write_info(self, info: RunInfo) -> Path:
+        """Write ``run_info.json`` (atomically) and return its path."""
         return atomic_write_text(self.info, info.to_json())
 
     def load_config(self, options: Iterable[str] = (), data_roots: Sequence[str] = ()) -> Any:

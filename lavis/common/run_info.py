@@ -79,6 +79,7 @@ class RunInfo:
         return cls(datasets=datasets)
 
     def to_json(self) -> str:
+        """The record as ``run_info.json`` text (``from_json`` reads it back)."""
         return json.dumps(to_dict(self), indent=2) + "\n"
 
     @classmethod

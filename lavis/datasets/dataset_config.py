@@ -37,6 +37,8 @@ Stage = Literal["train", "eval"]
 
 @dataclass
 class SplitPaths:
+    """Annotation file of each split, relative to ``root`` (null: the split is not built)."""
+
     train: Optional[str] = "train.jsonl"
     val: Optional[str] = "val.jsonl"
     test: Optional[str] = "test.jsonl"
@@ -57,6 +59,12 @@ class VisProcessors:
 
 @dataclass
 class MomentDatasetConfig:
+    """``datasets.<name>`` of a moment-retrieval dataset: where its files are, how its videos are read
+    (frames, processors, audio clips) and what a bad file does; the one place that resolves its
+    paths and builds its reader and datasets. Each builder's config class only changes the default
+    ``root``.
+    """
+
     root: str = ""  # the dataset folder; relative paths below are under it
     annotations: SplitPaths = field(default_factory=SplitPaths)
     video_root: str = "videos"
@@ -123,9 +131,13 @@ class MomentDatasetConfig:
 
     @property
     def video_dir(self) -> Path:
+        """The folder of the videos (``video_root`` under ``root`` unless absolute)."""
         return self.resolve(self.video_root)
 
     def video_file(self, record: MomentRecord) -> Path:
+        """The video file of ``record``: its ``video_file``, else ``<vid><video_ext>``, under
+        ``video_dir``.
+        """
         return video_path(record, self.video_dir, self.video_ext)
 
     def feature_cache_dir(self, split: str) -> Path:

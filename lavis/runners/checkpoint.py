@@ -30,10 +30,14 @@ logger = logging.getLogger(__name__)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` through a temporary file renamed into place: a crash mid-save
+    leaves the previous file whole. Returns ``path``.
+    """
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def rng_state() -> dict[str, Any]:
+    """The Python, NumPy, torch (and CUDA) random states, for a checkpoint."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -41,6 +45,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` captured (a resumed run continues the same random streams)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -93,12 +98,16 @@ class CheckpointManager:
         self.keep_last = max(keep_last, 1)
 
     def save_last(self, state: dict[str, Any], step: int) -> Path:
+        """Save the resumable ``state`` as ``checkpoint_step<step>.pt`` and keep only the newest
+        ``keep_last``.
+        """
         path = atomic_torch_save(state, self.run_dir.step_checkpoint(step))
         self._prune(step)
         logger.info("saved %s", path)
         return path
 
     def save_best(self, state: dict[str, Any]) -> Path:
+        """Save ``state`` as ``checkpoint_best.pt``."""
         return atomic_torch_save(state, self.run_dir.best_checkpoint)
 
     def _prune(self, step: int) -> None:

@@ -102,17 +102,23 @@ class Hook:
 
     trainer: Trainer
 
-    def before_train(self) -> None: ...
+    def before_train(self) -> None:
+        """Training starts (after a resume: ``trainer.state`` is the checkpoint's)."""
 
-    def after_train(self) -> None: ...
+    def after_train(self) -> None:
+        """The run ends: after the final test, or when it fails or is stopped (close files here)."""
 
-    def before_epoch(self) -> None: ...
+    def before_epoch(self) -> None:
+        """An epoch starts."""
 
-    def after_epoch(self) -> None: ...
+    def after_epoch(self) -> None:
+        """An epoch (or the training) ended; its state is saved; ``trainer.epoch_summary`` is open."""
 
-    def before_step(self) -> None: ...
+    def before_step(self) -> None:
+        """An optimizer step (all its micro-batches) is about to run."""
 
-    def after_step(self) -> None: ...
+    def after_step(self) -> None:
+        """An optimizer step ran; ``trainer.last_step`` holds its loss, parts, lr and samples."""
 
     def on_record(self, record: dict[str, Any]) -> None:
         """A record was logged (``trainer.log``); writers write it."""

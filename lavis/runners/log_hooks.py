@@ -23,22 +23,28 @@ class RecordWriter(Hook):
     def __init__(self) -> None:
         self._open = False
 
-    def open(self) -> None: ...
+    def open(self) -> None:
+        """Open the destination (main process, when training starts)."""
 
-    def write(self, record: dict[str, Any]) -> None: ...
+    def write(self, record: dict[str, Any]) -> None:
+        """Write one logged record."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Flush and close the destination."""
 
     def before_train(self) -> None:
+        """Open the destination on the main process."""
         if self.trainer.is_main:
             self.open()
             self._open = True
 
     def on_record(self, record: dict[str, Any]) -> None:
+        """Write ``record`` now, if the destination is open."""
         if self._open:
             self.write(record)
 
     def after_train(self) -> None:
+        """Close the destination (also after a failed or stopped run)."""
         if self._open:
             self.close()
             self._open = False
@@ -49,6 +55,9 @@ class MetricsJsonl(RecordWriter):
     """One JSON object per line in the run's ``metrics.jsonl``, each with the time it was written."""
 
     def open(self) -> None:
+        """Open ``metrics.jsonl`` for appending; a resumed run first drops the records its interrupted
+        run wrote after the checkpoint.
+        """
         self.path = self.trainer.run_dir.metrics_log
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.trainer.resumed:
@@ -76,9 +85,11 @@ class MetricsJsonl(RecordWriter):
         atomic_write_text(self.path, "".join(kept))
 
     def write(self, record: dict[str, Any]) -> None:
+        """One line: the record with the time it was written."""
         self._file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
 
     def close(self) -> None:
+        """Close the file (each line was flushed as written)."""
         self._file.close()
 
 
@@ -96,6 +107,7 @@ class TensorBoard(RecordWriter):
     """``train/*`` and ``<split>/*`` scalars in the run's ``tensorboard/`` folder."""
 
     def open(self) -> None:
+        """A ``SummaryWriter`` on ``<run>/tensorboard`` (needs the ``[tensorboard]`` extra)."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
@@ -103,6 +115,7 @@ class TensorBoard(RecordWriter):
         self._writer = SummaryWriter(log_dir=str(self.trainer.run_dir.path / "tensorboard"))
 
     def write(self, record: dict[str, Any]) -> None:
+        """The numbers of a ``train`` or ``eval`` record as scalars at its step."""
         if record.get("type") not in ("train", "eval"):
             return
         prefix, values = _scalars(record)
@@ -110,6 +123,7 @@ class TensorBoard(RecordWriter):
             self._writer.add_scalar(f"{prefix}/{key}", value, record["step"])
 
     def close(self) -> None:
+        """Close the writer."""
         self._writer.close()
 
 
@@ -118,6 +132,9 @@ class Wandb(RecordWriter):
     """wandb; without an API key (or with WANDB_MODE=offline) it logs offline into the run dir."""
 
     def open(self) -> None:
+        """Start a wandb run named after the run folder, with the config (offline without
+        ``WANDB_API_KEY``).
+        """
         try:
             import wandb
         except ImportError as err:
@@ -133,10 +150,12 @@ class Wandb(RecordWriter):
         )
 
     def write(self, record: dict[str, Any]) -> None:
+        """The numbers of a ``train`` or ``eval`` record, logged at its step."""
         if record.get("type") not in ("train", "eval"):
             return
         prefix, values = _scalars(record)
         self._run.log({f"{prefix}/{k}": v for k, v in values.items()}, step=record["step"])
 
     def close(self) -> None:
+        """Finish the wandb run."""
         self._run.finish()

@@ -32,6 +32,9 @@ class StepMeter:
         self._interval_parts: dict[str, float] = {}
 
     def add(self, step: StepResult) -> None:
+        """Count one optimizer step: its samples (for samples/s), its loss and parts (for the
+        interval's means and the bar's smoothed loss) and its lr.
+        """
         now = time.perf_counter()
         self._samples += step.samples
         elapsed = now - self._last_time
@@ -55,6 +58,7 @@ class StepMeter:
         return record
 
     def postfix(self) -> str:
+        """The bar's text: smoothed loss, learning rate, samples per second."""
         return f"loss={self.loss_ema or 0:.4f}, lr={self.lr:.2e}, sps={self.rate:.1f}"
 
 
@@ -67,6 +71,9 @@ class ProgressHook(Hook):
         self._budget: Optional[float] = None
 
     def before_train(self) -> None:
+        """Open the bar: elapsed of the time budget (``run.max_minutes``) or steps of the planned
+        total; nothing in an evaluation-only run.
+        """
         trainer = self.trainer
         if trainer.plan is None:  # an evaluation: no training to show
             return
@@ -81,6 +88,9 @@ class ProgressHook(Hook):
             self._bar = tqdm(total=total, initial=start, disable=disable, unit="step", dynamic_ncols=True)
 
     def after_step(self) -> None:
+        """Advance the bar; every ``run.log_freq`` steps log a ``train`` record with the interval's
+        means.
+        """
         trainer, state = self.trainer, self.trainer.state
         self._meter.add(trainer.last_step)
         if self._budget:
@@ -102,6 +112,7 @@ class ProgressHook(Hook):
         self._bar.update(elapsed - self._bar.n)
 
     def after_train(self) -> None:
+        """Close the bar."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

@@ -67,6 +67,9 @@ class RunLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> None:
+        """Take the lock (``flock`` plus this process's PID and host in the file); a live holder is a
+        ``RunDirError`` naming it, a dead one's lock is taken over with a warning.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -98,6 +101,7 @@ class RunLock:
             return "holder unknown"
 
     def release(self) -> None:
+        """Empty the file and release the lock (the file stays; see the comment)."""
         if self._fd is None:
             return
         # The file stays (unlinking it could let two later runs lock two different files); it is

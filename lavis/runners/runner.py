@@ -44,10 +44,15 @@ logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
+    """The loss was NaN or infinite and ``run.nonfinite_loss: stop`` asked to stop (the message names
+    the step and the batch's query ids).
+    """
+
     pass
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's random generators with ``seed``."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -78,6 +83,11 @@ class RunnerBase(TrainerBase):
         self.register_hooks(build_hooks(self.run_cfg.hooks))
 
     def evaluate(self, splits: list[str]) -> dict[str, dict]:
+        """Predict and score ``splits`` (collective): writes each split's predictions and metrics on
+        the main process and logs an ``eval`` record; returns ``{split name: metrics}`` on every
+        process. A stop signal during prediction raises ``RunInterrupted`` without scoring partial
+        predictions.
+        """
         results = {}
         for split_name in splits:
             for name, dataset in self.split(split_name).items():
@@ -112,6 +122,9 @@ class RunnerBase(TrainerBase):
         return {f"{b}_{s}": ds for (b, s), ds in found.items()}
 
     def train_dataset(self) -> Dataset:
+        """The training data: the datasets of ``run.train_splits`` (concatenated when there are
+        several).
+        """
         parts = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
         if not parts:
             raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")

@@ -212,6 +212,7 @@ class DDPStrategy(_ProcessGroupMixin, SingleDevice):
     """``run.strategy: ddp`` (under torchrun): the model replicated on every rank, gradients all-reduced."""
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The model on this rank's device inside ``DistributedDataParallel``."""
         model = model.to(self.device)
         ids = [self.device.index] if self.device.type == "cuda" else None
         # Every trainable parameter gets a gradient by design, so no find_unused_parameters.

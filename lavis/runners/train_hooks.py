@@ -27,11 +27,13 @@ class CheckpointHook(Hook):
     (the newest ``run.keep_last_ckpts`` are kept; a stop signal saves too, in the runner)."""
 
     def after_step(self) -> None:
+        """Save a resumable checkpoint every ``run.save_every_iters`` steps."""
         every = self.trainer.cfg.run.save_every_iters
         if every and self.trainer.state.step % every == 0:
             self.trainer.save_checkpoint()
 
     def after_epoch(self) -> None:
+        """Save a resumable checkpoint at the epoch's end (before its validation)."""
         self.trainer.save_checkpoint()
 
 
@@ -41,6 +43,7 @@ class ValidationHook(Hook):
     ``run.valid_metric`` in ``checkpoint_best.pt``."""
 
     def after_epoch(self) -> None:
+        """When due, validate, record ``valid_score`` and save the best weights if the score improved."""
         trainer, rc = self.trainer, self.trainer.cfg.run
         state = trainer.state
         due = trainer.finished or (rc.valid_every_epochs > 0 and state.epoch % rc.valid_every_epochs == 0)
@@ -70,6 +73,7 @@ class EpochSummaryHook(Hook):
     """The epoch's summary line (after its validation) to the log and as an ``epoch`` record."""
 
     def after_epoch(self) -> None:
+        """Log the epoch's summary line and write it as an ``epoch`` record."""
         trainer = self.trainer
         if trainer.is_main:
             logger.info("epoch %d: %s", trainer.state.epoch, trainer.epoch_summary)

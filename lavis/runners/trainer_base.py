@@ -53,22 +53,29 @@ class TrainerBase:
     # The trainer interface (hooks.Trainer) ------------------------------------------------------
     @property
     def is_main(self) -> bool:
+        """Whether this process writes the run's files (rank 0)."""
         return self.strategy.is_main
 
     @property
     def finished(self) -> bool:
+        """Whether training ends at this epoch's end: its planned length is reached or a hook asked to
+        stop.
+        """
         return self.plan is not None and (self.plan.finished(self.state) or self._stop_reason is not None)
 
     def log(self, record: dict[str, Any]) -> None:
+        """Hand ``record`` to every hook's ``on_record`` now (see ``hooks.Trainer.log``)."""
         for hook in self.hooks:
             hook.on_record(record)
 
     def request_stop(self, reason: str) -> None:
+        """End training where the loop next looks; the first reason is kept and logged."""
         if self._stop_reason is None:
             logger.info("training stops at step %d: %s", self.state.step, reason)
             self._stop_reason = reason
 
     def save_checkpoint(self) -> Optional[Path]:
+        """Save the resumable state (collective); see ``hooks.Trainer.save_checkpoint``."""
         point = (self.state.step, self.state.epoch_end_pending)
         if point == self._saved_at:  # e.g. the epoch-end checkpoint this run resumed from
             return self.last_checkpoint
@@ -89,12 +96,16 @@ class TrainerBase:
         return self.last_checkpoint
 
     def save_best(self) -> None:
+        """Save the trainable weights and ``state.best`` as ``checkpoint_best.pt`` (collective)."""
         best = {"model": self.strategy.trainable_state_dict(self.model), "best": self.state.best}
         if self.strategy.is_main:
             self.checkpoints.save_best({**best, "config": self.cfg.to_dict()})
         self.strategy.barrier()
 
     def load_weights(self, path: str | Path) -> dict[str, Any]:
+        """Load the trained weights of the checkpoint at ``path`` into the model; returns the
+        checkpoint.
+        """
         state = load_checkpoint(path)
         self.strategy.load_trainable_state_dict(self.model, state["model"])
         return state

@@ -99,6 +99,9 @@ class ReferenceNumbers:
         self._cache: dict[int, list[int]] = {}
 
     def ids(self, value: int) -> list[int]:
+        """Token ids of the integer ``value`` as the reference writes it: a number the tokenizer splits
+        is replaced by its nearest unsplit neighbour, and a leading bare ``▁`` is dropped.
+        """
         if value not in self._cache:
             ids = self.tokenizer.encode(str(self.replacements.get(value, value)))
             self._cache[value] = ids[1:] if len(ids) > 1 and ids[0] == self.space_id else ids
@@ -118,7 +121,9 @@ class PromptBuilder:
 
     @cached_property
     def reference_numbers(self) -> ReferenceNumbers:
-        # Built on first use, so a model that is only inspected (no Flan-T5 tokenizer) still builds.
+        """The reference layout's number writer (``ReferenceNumbers``), built on first use so a model
+        that is only inspected needs no Flan-T5 tokenizer.
+        """
         return ReferenceNumbers(self.tokenizer)
 
     def number_ids(self, text: str) -> list[int]:
@@ -128,6 +133,9 @@ class PromptBuilder:
         return self._number_cache[text]
 
     def prompt_ids(self, query: str) -> list[int]:
+        """The text prompt's ids for ``query`` (``template`` filled in), cut to ``max_text_tokens`` and
+        ended with ``</s>``.
+        """
         ids = self.tokenizer.encode(self.cfg.template.format(query=query))
         keep = self.cfg.max_text_tokens - 1 if self.reference else self.cfg.max_text_tokens
         return ids[:keep] + [self.tokenizer.eos_id]
@@ -161,4 +169,7 @@ class PromptBuilder:
         return SampleText(ids, ts_ids)
 
     def target_ids(self, windows: Sequence[Sequence[float]], duration: float) -> list[int]:
+        """The target ids: ``windows`` as the answer text of ``answer.format_windows`` (rounded as the
+        layout rounds), then ``</s>``.
+        """
         return self.tokenizer.encode(format_windows(windows, duration, self.time_format)) + [self.tokenizer.eos_id]

@@ -26,15 +26,22 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model")
 
 
 class TextTokenizer(Protocol):
+    """What the model needs from a tokenizer: ``encode``/``decode``, the pad and eos ids (T5
+    convention: pad 0 starts decoding, eos 1), the vocabulary size and single-token look-up.
+    """
+
     pad_id: int
     eos_id: int
     vocab_size: int
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, without special tokens (no ``</s>``)."""
 
-    def decode(self, ids: Iterable[int]) -> str: ...
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids``, with special tokens (pad, eos, sentinels) dropped."""
 
-    def token_id(self, token: str) -> int | None: ...
+    def token_id(self, token: str) -> int | None:
+        """The id of the single vocabulary entry ``token`` (``<extra_id_0>``, ``▁``), or None."""
 
 
 class BuiltinTokenizer:
@@ -68,9 +75,13 @@ class BuiltinTokenizer:
         return [self._ids.get(c, self.unk_id) for c in piece]
 
     def encode(self, text: str) -> list[int]:
+        """Numbers up to ``max_number`` and known words as one token each, whitespace runs as ``▁``,
+        anything else character by character (``<unk>`` for unknown characters).
+        """
         return [i for piece in _PIECES.findall(text) for i in self._piece_ids(piece)]
 
     def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids`` (pad, eos and out-of-range ids dropped; ``▁`` back to a space)."""
         out = []
         for i in ids:
             i = int(i)
@@ -81,6 +92,7 @@ class BuiltinTokenizer:
         return "".join(out)
 
     def token_id(self, token: str) -> int | None:
+        """The id of ``token`` in the vocabulary, or None."""
         return self._ids.get(token)
 
 
@@ -101,12 +113,15 @@ class PretrainedTokenizer:
         self.vocab_size = len(self._tok)
 
     def encode(self, text: str) -> list[int]:
+        """The HF tokenizer's ids of ``text`` without special tokens."""
         return list(self._tok(text, add_special_tokens=False).input_ids)
 
     def decode(self, ids: Iterable[int]) -> str:
+        """The HF tokenizer's text of ``ids``, special tokens skipped."""
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=True)
 
     def token_id(self, token: str) -> int | None:
+        """The id of the vocabulary entry ``token``, or None when the tokenizer maps it to ``<unk>``."""
         i = self._tok.convert_tokens_to_ids(token)
         return None if i is None or i == self._tok.unk_token_id else int(i)
 
