@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,19 @@ def test_examples_are_the_runs_test_videos_with_their_own_queries(tiny_run, tmp_
         assert example.query in {r.query for r in records if r.vid == example.video.stem}
     assert run_examples(tiny_run.run_dir, limit=1) == examples[:1]
     assert run_examples(tmp_path / "not_a_run") == []
+
+
+def test_without_a_run_the_commands_say_how_to_make_one(tmp_path, capsys):
+    from lavis.app.cli import main
+
+    assert main(["--run-dir", str(tmp_path / "none")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: no run at {tmp_path / 'none'}: train one (bash run_scripts/demo.sh) or pass --run-dir\n"
+    )
+    script = Path(__file__).resolve().parents[1] / "run_scripts" / "app.sh"
+    done = subprocess.run(
+        ["bash", str(script)], env={**os.environ, "RUN_DIR": str(tmp_path / "none")}, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"app.sh: no trained run in {tmp_path / 'none'}; make it with: bash run_scripts/demo.sh\n"

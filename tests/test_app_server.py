@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
 import sys
 import threading
@@ -73,6 +74,7 @@ def app(answering_run):
         finally:
             page.close()
             connections.on = False
+            shutil.rmtree(root, ignore_errors=True)  # what lavis.app.server.serve does when it stops
 
 
 def _free_port() -> int:
@@ -132,6 +134,9 @@ def test_two_clients_at_once_each_get_their_own_answer(client, clip, app, tmp_pa
     for (status, table, *_), query in zip(answers, ("when is the beep heard?", "when does it go dark?")):
         assert status == "**Answered** 1 query." and {row[1] for row in table["data"]} == {query}
     assert app[0]._queue.max_size == 3  # the bound on requests waiting for the model
+    from lavis.app.page import CACHE_CLEANING  # imported by the fixture, after Gradio's environment
+
+    assert app[0].delete_cache == CACHE_CLEANING  # old uploads and answers go while it runs
 
 
 def test_only_the_apps_own_files_are_served_and_nothing_leaves_the_machine(app, client, clip, answering_run):

@@ -96,9 +96,9 @@ def create_app(settings: AppSettings, root: Path) -> tuple[Any, dict[str, Any]]:
     from lavis.app.present import model_facts
     from lavis.inference.predictor import load_model
 
-    uploads = Path(os.environ["GRADIO_TEMP_DIR"])
-    if uploads != root / "gradio":
-        raise RuntimeError(f"GRADIO_TEMP_DIR is {uploads}, not the app's folder {root / 'gradio'}")
+    uploads = root / "gradio"
+    if os.environ.get("GRADIO_TEMP_DIR") != str(uploads):  # answers must go where Gradio serves from
+        raise RuntimeError(f"set gradio_environment({root}) before create_app")
     index_dir = settings.index_dir or root / "index"
     predictor = load_model(settings.run_dir, device=settings.device, **index_options(load_model, index_dir))
     examples = run_examples(settings.run_dir, settings.examples) if settings.examples > 0 else []
