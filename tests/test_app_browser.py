@@ -119,6 +119,17 @@ def _status(page, starts: str, timeout: float = 60_000) -> str:
     return page.inner_text("#status")
 
 
+def _answer_to(page, query: str, timeout: float = 60.0) -> None:
+    """Wait until the page shows the answer to ``query`` (a page that answered before keeps its
+    old answer on screen until the new one arrives)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.inner_text("#status").startswith("Answered") and {r[1] for r in _rows(page)} == {query}:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no answer to {query!r}: {page.inner_text('#status')!r}, rows {_rows(page)}")
+
+
 def _rows(page) -> list[list[str]]:
     rows = page.locator("#windows [role=row]")
     cells = [rows.nth(i).locator("[role=gridcell]") for i in range(rows.count())]
@@ -144,6 +155,7 @@ def test_a_person_asks_the_app_in_a_browser(answering_run, tmp_path):
 
             # An example (a test video of the run's data with one of its queries) fills the inputs.
             test_queries = {r.query for r in load_annotations(answering_run.data / "test.jsonl")}
+            page.wait_for_selector("#examples tbody tr", timeout=30_000)
             offered = [q for q in test_queries if page.locator("#examples").get_by_text(q, exact=True).count()]
             assert offered, "the run's test videos should be offered as examples"
             page.locator("#examples").get_by_text(offered[0], exact=True).first.click()
@@ -199,8 +211,7 @@ def test_a_person_asks_the_app_in_a_browser(answering_run, tmp_path):
             for p, _ in asks:
                 p.click("#ask")
             for p, query in asks:
-                _status(p, "Answered")
-                assert {r[1] for r in _rows(p)} == {query}
+                _answer_to(p, query)
             browser.close()
         assert requested and all(
             r.startswith(url) or r.startswith("blob:") or r.startswith("data:") for r in requested
