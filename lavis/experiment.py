@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from lavis.common.run_dir import RunDir
 from lavis.common.run_info import missing_data
 from lavis.datasets.builders import build_datasets
 from lavis.models import build_model
+from lavis.runners.batch_layout import BatchLayout
 
 
 @dataclass
@@ -75,6 +77,8 @@ def run_experiment(
     cfg = run_config(run_dir, options, data_roots) if run_dir else load_experiment(cfg_path, options)
     if evaluate_only:
         cfg.run.evaluate = True
+    if not cfg.run.evaluate:  # a global batch the processes cannot share: refused before the model is built
+        BatchLayout.of(cfg.run, int(os.environ.get("WORLD_SIZE", "1")))
     experiment = build_experiment(cfg)
     runner = registry.get("runner", cfg.run.runner)(cfg, experiment.task, experiment.model, experiment.datasets)
     try:

@@ -56,3 +56,31 @@ def test_saliency_variants_are_the_published_setup_plus_the_head(dataset):
     variant["model"]["saliency"] = published["model"]["saliency"]
     variant["run"]["output_dir"] = published["run"]["output_dir"]
     assert variant == published
+
+
+@pytest.mark.parametrize(
+    "name, published, steps_per_epoch, warmup",
+    [
+        ("charades_sta/sms.yaml", (4, 8, 1), 349, 1745),  # 11.2 k queries / 32; 10 % of 50 epochs
+        ("charades_sta/mrblip.yaml", (4, 8, 1), 349, 1745),
+        ("qvh/sms.yaml", (8, 2, 4), 113, 565),  # the YAML said 564 for 10 % of 50 x 113
+        ("qvh/mrblip.yaml", (8, 2, 4), 113, 565),
+    ],
+)
+def test_the_published_global_batch_and_warmup_hold_on_any_number_of_gpus(name, published, steps_per_epoch, warmup):
+    from lavis.runners.batch_layout import BatchLayout
+    from lavis.runners.optim import warmup_steps
+
+    rc = load_experiment(REPO_ROOT / "configs/experiments" / name).run
+    world, per_device, accumulation = published
+    assert BatchLayout.of(rc, world).record() == {
+        "world_size": world,
+        "per_device": per_device,
+        "accumulation": accumulation,
+        "derived": True,
+        "global_batch": rc.global_batch_size,
+    }
+    for gpus in (1, 2, 4, 8, 16, 32):
+        layout = BatchLayout.of(rc, gpus)
+        assert layout.global_batch == rc.global_batch_size and layout.per_device <= rc.batch_size_train
+    assert warmup_steps(rc, rc.max_epoch * steps_per_epoch) == warmup
