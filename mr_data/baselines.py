@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from lavis.common.files import atomic_write_text
 from lavis.common.windows import pairwise_temporal_iou
 from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.tasks.metrics import evaluate_predictions
@@ -89,7 +90,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     predictions = duration_prior_predictions(load_annotations(args.train), test, args.step)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("".join(json.dumps(p) + "\n" for p in predictions))
+        atomic_write_text(args.out, "".join(json.dumps(p) + "\n" for p in predictions))
         logger.info("wrote %d predictions to %s", len(predictions), args.out)
     if any(r.windows for r in test):
         brief = evaluate_predictions(predictions, [r for r in test if r.windows])["brief"]

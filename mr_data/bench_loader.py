@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lavis.common.cli import cli_errors
+from lavis.common.files import atomic_write_text
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.dataset_config import MomentDatasetConfig, VisProcessors
 from lavis.datasets.schema import MomentRecord, load_annotations
@@ -206,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "videos_per_s_per_worker": rate / max(args.workers, 1),
             "settings": vars(args) | {"audio": asdict(audio)},
         }
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        atomic_write_text(args.json, json.dumps(figures, indent=2, default=str) + "\n")
     return 0
 
 

@@ -106,5 +106,5 @@ def test_export_refuses_a_non_empty_folder_and_a_non_run(tiny_run, exported, tmp
     assert "not an empty folder" in capsys.readouterr().err
     assert main(["--run-dir", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*missing.pt"):
         export_run(tiny_run.run_dir, tmp_path / "y", checkpoint=tmp_path / "missing.pt")

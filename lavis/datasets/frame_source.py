@@ -41,6 +41,8 @@ def container_origin(container: av.container.InputContainer) -> float:
 
 def open_container(path: Path) -> av.container.InputContainer:
     """``path`` opened by PyAV; a missing, empty or unopenable file is a ``VideoDecodeError``."""
+    if path.is_dir():
+        raise VideoDecodeError(f"{path}: a folder, not a video file")
     if not path.is_file():
         raise VideoDecodeError(f"{path}: file not found")
     if path.stat().st_size == 0:
