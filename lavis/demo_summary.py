@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors
 from lavis.common.errors import InputError
 from lavis.common.files import atomic_write_text
 from lavis.common.run_dir import RunDir
@@ -137,7 +137,7 @@ def plot(run: RunDir, metrics: dict, baseline: dict, label: str = "SMS") -> Path
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m lavis.demo_summary``: add the guess and the training summary to ``metrics_test.json``,
     print the table and write the plot; exit status 0, or 2 after one ``error:`` line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--data", type=Path, help="synthetic_av root (default: where the run recorded it)")
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ from lavis.common.registry import registry
 from lavis.common.run_dir import RunDir
 from lavis.common.run_info import missing_data
 from lavis.datasets.builders import build_datasets
+from lavis.inference.query_check import check_training_queries
 from lavis.models import build_model
 from lavis.runners.batch_layout import BatchLayout
 
@@ -44,7 +45,9 @@ def build_experiment(cfg: ExperimentConfig) -> Experiment:
     datasets = build_datasets(cfg.datasets)
     # Random initialisations (the tiny model, fresh fusion/LoRA weights) follow run.seed.
     torch.manual_seed(cfg.run.seed)
-    return Experiment(task=task, datasets=datasets, model=build_model(cfg.model))
+    model = build_model(cfg.model)
+    check_training_queries(model, datasets)  # cut or unreadable queries, counted per split
+    return Experiment(task=task, datasets=datasets, model=model)
 
 
 def run_config(run_dir: str | Path, options: Sequence[str] = (), data_roots: Sequence[str] = ()) -> ExperimentConfig:

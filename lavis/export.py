@@ -25,7 +25,6 @@ run does (``checkpoints/README.md``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -35,7 +34,7 @@ from typing import Any, Optional
 import yaml
 from omegaconf import OmegaConf
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors
 from lavis.common.config import load_experiment
 from lavis.common.config_diff import check_trained_model
 from lavis.common.errors import UserError
@@ -238,7 +237,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         exported ... to .../export
         0
     """
-    parser = argparse.ArgumentParser(description="Export a trained run as a self-contained, publishable folder.")
+    parser = ArgumentParser(description="Export a trained run as a self-contained, publishable folder.")
     parser.add_argument("--run-dir", required=True, help="a training run's output_dir (config.yaml + checkpoints)")
     parser.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
     parser.add_argument("--checkpoint", help="a checkpoint_*.pt of the run (default: checkpoint_best.pt)")

@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 from tqdm import tqdm
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors, finite_float
 from lavis.common.errors import InputError
 from lavis.common.files import append_text, not_a_file, read_text, write_new_file
 from lavis.common.run_dir import RunDir
@@ -60,7 +60,7 @@ class Job:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lavis.predict", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m lavis.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", help="a training run's output_dir (config.yaml + checkpoints)")
     p.add_argument("--cfg-path", help="experiment YAML (instead of RUN_DIR/config.yaml)")
     p.add_argument("--checkpoint", help="checkpoint file (instead of RUN_DIR's best)")
@@ -72,10 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
-        "--span", type=float, help="seconds the model sees at once (default: the run's longest training video)"
+        "--span", type=finite_float, help="seconds the model sees at once (default: the run's longest training video)"
     )
-    p.add_argument("--overlap", type=float, default=0.5, help="overlap of consecutive chunks of a long video")
-    p.add_argument("--nms-iou", type=float, default=0.5, help="IoU above which merged windows are suppressed")
+    p.add_argument("--overlap", type=finite_float, default=0.5, help="overlap of consecutive chunks of a long video")
+    p.add_argument("--nms-iou", type=finite_float, default=0.5, help="IoU above which merged windows are suppressed")
     p.add_argument("--batch-size", type=int, default=8, help="(query, chunk) samples per forward pass")
     p.add_argument("--no-timeline", action="store_true", help="write the JSON only, no PNG")
     return p

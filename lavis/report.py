@@ -30,7 +30,7 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from lavis.common.cli import add_data_root_argument, cli_errors
+from lavis.common.cli import ArgumentParser, add_data_root_argument, cli_errors, non_negative_int
 from lavis.common.errors import InputError
 from lavis.common.files import atomic_write_text, not_a_file
 from lavis.common.run_dir import RunDir
@@ -163,14 +163,14 @@ def draw_timelines(rows: Sequence[Row], videos: dict[str, Path], out: Path, limi
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lavis.report", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m lavis.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", required=True, help="a training run's output_dir")
     p.add_argument("--split", default="test", help="reads preds_<split>.jsonl (default: test)")
     p.add_argument("--ann", help="the split's ground truth (default: the run's annotation file for it)")
     add_data_root_argument(p)
     p.add_argument("--video-root", help="the folder of the videos (default: the run's, moved by --data-root)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/report_<split>)")
-    p.add_argument("--max-images", type=int, default=200, help="timelines for this many worst queries")
+    p.add_argument("--max-images", type=non_negative_int, default=200, help="timelines for this many worst queries")
     return p
 
 

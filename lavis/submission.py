@@ -33,7 +33,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import add_data_root_argument, cli_errors
+from lavis.common.cli import ArgumentParser, add_data_root_argument, cli_errors, positive_int
 from lavis.common.errors import InputError
 from lavis.common.files import atomic_write_bytes, atomic_write_text
 from lavis.common.run_dir import RunDir
@@ -136,7 +136,7 @@ def score(split: str, lines: list[dict], gt_path: Path, out: Path) -> dict[str, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lavis.submission", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m lavis.submission", description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", required=True, help="a training run's output_dir")
     p.add_argument("--out", help="output folder (default: RUN_DIR/submission)")
     for split in SPLITS:
@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{split}-split", default=split, help="the run's name of the split: reads preds_<name>.jsonl")
     add_data_root_argument(p)
     p.add_argument("--test-gt", help="released test labels (e.g. highlight_test_with_gt.jsonl) to score the test file")
-    p.add_argument("--batch-size", type=int, default=8, help="when queries must be predicted")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="when queries must be predicted")
     return p
 
 

@@ -8,6 +8,7 @@ writer's PID, so ``remove_stale_temp_files`` can tell it from one being written 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import os
@@ -130,7 +131,8 @@ def append_text(path: str | Path, text: str) -> Path:
                     data = data[os.write(fd, data) :]
                 os.fsync(fd)
             except OSError:
-                os.ftruncate(fd, size)  # a full disk: leave the file as it was, not a cut line
+                with contextlib.suppress(OSError):  # a full disk: leave the file as it was, not a cut line
+                    os.ftruncate(fd, size)
                 raise
         finally:
             os.close(fd)  # releases the lock

@@ -36,6 +36,7 @@ from lavis.common.errors import InputError
 from lavis.datasets.collate import collate
 from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
 from lavis.inference.long_video import merge_chunk_windows, merge_frame_relevance, to_video_clock
+from lavis.inference.query_check import check_prediction_queries
 from lavis.inference.timeline import draw_timeline, loudness_db
 from lavis.inference.video import ChunkedVideo, VideoReader
 from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
@@ -157,6 +158,7 @@ class Predictor:
             ('a red square appears', True, True)
         """
         queries = check_queries(queries)
+        check_prediction_queries(self.model, queries)
         gts = list(gt) if gt is not None else [None] * len(queries)
         if len(gts) != len(queries):
             raise ValueError(f"{len(gts)} ground truths for {len(queries)} queries")

@@ -17,7 +17,9 @@ from typing import Any, Optional
 from lavis.common.config_diff import config_differences, shown
 from lavis.common.errors import UserError
 from lavis.common.run_dir import RunDir
-from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint
+from lavis.runners.batch_layout import warn_other_layout
+from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state
+from lavis.runners.train_state import TrainState
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +87,23 @@ def checkpoint_to_resume(
     saved = load_checkpoint(ckpt_path)
     check_resumable(saved, ckpt_path, current_config)
     return ckpt_path, saved
+
+
+def restore_training_state(trainer: Any, ckpt_path: Path, saved: Mapping[str, Any]) -> None:
+    """Put a verified resumable checkpoint's state into a runner (``runner.RunnerBase``): the
+    trainable weights, optimizer, position, schedule, scaler and RNG streams."""
+    warn_other_layout(saved.get("layout"), trainer.layout, ckpt_path)
+    strategy = trainer.strategy
+    strategy.load_trainable_state_dict(trainer.model, saved["model"], str(ckpt_path))
+    strategy.load_optimizer_state_dict(trainer.model, trainer.optimizer, saved["optimizer"])
+    trainer.state = TrainState.from_checkpoint(saved)  # before the schedule: it reads elapsed
+    trainer.scheduler.load_state_dict(saved["scheduler"])
+    if strategy.scaler and saved["scaler"]:
+        strategy.scaler.load_state_dict(saved["scaler"])
+    set_rng_state(saved["rng"])
+    trainer.last_checkpoint = ckpt_path
+    trainer._saved_at = (trainer.state.step, trainer.state.epoch_end_pending)
+    state = trainer.state
+    logger.info(
+        "resumed from %s at epoch %d, step %d (%.0f s trained)", ckpt_path, state.epoch, state.step, state.elapsed
+    )

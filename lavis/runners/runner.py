@@ -27,13 +27,13 @@ from lavis.common.errors import RunInterrupted
 from lavis.common.registry import registry
 from lavis.common.run_info import RunInfo
 from lavis.common.typed import ConfigError
-from lavis.runners.batch_layout import BatchLayout, warn_other_layout
-from lavis.runners.checkpoint import set_rng_state
+from lavis.runners.batch_layout import BatchLayout
 from lavis.runners.config import RunConfig
 from lavis.runners.evaluation import make_loader, predict_split
 from lavis.runners.hooks import StepResult
+from lavis.runners.nonfinite import on_nonfinite_loss
 from lavis.runners.optim import build_optimizer, build_scheduler
-from lavis.runners.resume import checkpoint_to_resume
+from lavis.runners.resume import checkpoint_to_resume, restore_training_state
 from lavis.runners.run_lock import claim_run_dir
 from lavis.runners.samplers import TrainSampler
 from lavis.runners.strategies import build_strategy
@@ -43,14 +43,6 @@ from lavis.runners.trainer_base import TrainerBase
 from lavis.runners.training_plan import TrainingPlan, epoch_summary
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss was NaN or infinite and ``run.nonfinite_loss: stop`` asked to stop (the message names
-    the step and the batch's query ids).
-    """
-
-    pass
 
 
 def seed_everything(seed: int) -> None:
@@ -256,25 +248,8 @@ class RunnerBase(TrainerBase):
     def _resume(self, path: str) -> None:
         found = checkpoint_to_resume(path, self.run_dir.path, self.cfg.to_dict())
         self.resumed = True
-        if found is None:  # the run's own folder without a checkpoint yet: start at step 0
-            return
-        ckpt_path, saved = found
-        warn_other_layout(saved.get("layout"), self.layout, ckpt_path)
-        self.strategy.load_trainable_state_dict(self.model, saved["model"])
-        self.strategy.load_optimizer_state_dict(self.model, self.optimizer, saved["optimizer"])
-        self.state = TrainState.from_checkpoint(saved)  # before the schedule: it reads elapsed
-        self.scheduler.load_state_dict(saved["scheduler"])
-        if self.strategy.scaler and saved["scaler"]:
-            self.strategy.scaler.load_state_dict(saved["scaler"])
-        set_rng_state(saved["rng"])
-        self.last_checkpoint, self._saved_at = ckpt_path, (self.state.step, self.state.epoch_end_pending)
-        logger.info(
-            "resumed from %s at epoch %d, step %d (%.0f s trained)",
-            ckpt_path,
-            self.state.epoch,
-            self.state.step,
-            self.state.elapsed,
-        )
+        if found is not None:  # None: the run's own folder without a checkpoint yet (step 0)
+            restore_training_state(self, *found)
 
     def _optimizer_step(self, group: list[dict], state: TrainState) -> tuple[float, dict[str, float], int]:
         """Forward/backward each micro-batch of one accumulation group, then one update. Returns
@@ -299,10 +274,7 @@ class RunnerBase(TrainerBase):
         values = dict(zip(sums, torch.stack(list(sums.values())).tolist()))
         loss_value = strategy.all_reduce_mean(values.pop("loss"))
         if not math.isfinite(loss_value):
-            qids = [q for b in group for q in b["qid"]]
-            if rc.nonfinite_loss == "stop":
-                raise NonFiniteLossError(f"non-finite loss {loss_value} at step {state.step + 1}; batch qids: {qids}")
-            logger.warning("skipping step %d: non-finite loss %s (qids %s)", state.step + 1, loss_value, qids)
+            on_nonfinite_loss(loss_value, state.step + 1, group, strategy, rc.nonfinite_loss)
             self.optimizer.zero_grad(set_to_none=True)
             state.stats.nonfinite_steps += 1
         else:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from lavis.common.config_diff import check_trained_model
 from lavis.common.run_dir import RunDir
 from lavis.runners.batch_layout import BatchLayout
 from lavis.runners.checkpoint import CheckpointManager, load_checkpoint, rng_state
@@ -110,7 +111,8 @@ class TrainerBase:
         checkpoint.
         """
         state = load_checkpoint(path)
-        self.strategy.load_trainable_state_dict(self.model, state["model"])
+        check_trained_model((state.get("config") or {}).get("model"), self.cfg.to_dict()["model"], str(path))
+        self.strategy.load_trainable_state_dict(self.model, state["model"], str(path))
         return state
 
     def _stop_requested(self) -> Optional[int]:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors, finite_float
 from lavis.common.files import atomic_write_text, not_a_file, read_text
 from lavis.datasets.schema import load_annotations
 from lavis.tasks.metrics import PredictionError, evaluate_predictions
@@ -86,7 +86,7 @@ def brief_table(metrics: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lavis-mr-eval`` command line (the public QVHighlights evaluator's arguments)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavis-mr-eval",
         description=__doc__.split("\n\n")[0],
         epilog="Ground-truth files that repeat a qid get unique ids '<qid>#<k>' (k = order within the "
@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip bad/duplicate/unknown predictions and count queries without a usable prediction "
         "as misses, reporting the counts, instead of failing",
     )
-    parser.add_argument("--clip_length", type=float, default=2.0, help="saliency clip length in seconds (default 2)")
+    parser.add_argument(
+        "--clip_length", type=finite_float, default=2.0, help="saliency clip length in seconds (default 2)"
+    )
     parser.add_argument(
         "--detection",
         choices=sorted(PROTOCOLS),

@@ -3,6 +3,7 @@ copy of the tiny trained run, its data, a scratch folder), the files it writes, 
 that a run ended clean (exit status 2 and one ``error:`` line with the expected text, no
 traceback)."""
 
+import json
 import random
 import shutil
 from collections.abc import Callable
@@ -91,3 +92,67 @@ def assert_one_error_line(code: int, err: str, message: str) -> None:
     assert code == 2, err[-3000:]
     assert len(errors) == 1 and message in errors[0], err[-3000:]
     assert "Traceback" not in err
+
+
+def data_with_video(ctx: Ctx, vid: str, make: Callable[[Path], Path], folder: str = "data2") -> Path:
+    """The synthetic dataset with the video of ``vid`` replaced by ``make(path)`` (other files linked)."""
+    copy = ctx.tmp / folder
+    (copy / "videos").mkdir(parents=True)
+    for item in ctx.data.iterdir():
+        if item.name != "videos":
+            (copy / item.name).symlink_to(item)
+    for video in (ctx.data / "videos").iterdir():
+        if video.stem != vid:
+            (copy / "videos" / video.name).symlink_to(video)
+    make(copy / "videos" / f"{vid}.mp4")
+    return copy
+
+
+def train_records(ctx: Ctx) -> list[dict]:
+    """The tiny dataset's training records, as JSON objects."""
+    return [json.loads(line) for line in (ctx.data / "train.jsonl").read_text().splitlines()]
+
+
+def jsonl(records: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def exported(ctx: Ctx, name: str = "export") -> Path:
+    """The tiny run exported (``lavis.export``) to ``ctx.tmp / name``."""
+    from lavis.export import export_run
+
+    return export_run(ctx.run, ctx.tmp / name)
+
+
+def disk_full(monkeypatch, full: Callable[[str], bool]) -> None:
+    """Writes of the project's file helpers (``common.files``: atomic writes, appends, new files)
+    and of ``metrics.jsonl`` go to ``/dev/full`` for the paths where ``full(path)`` is true: the
+    kernel's own ENOSPC, as on a full disk."""
+    import os as real_os
+    import stat
+
+    import pytest
+
+    from lavis.common import files
+    from lavis.runners import log_hooks
+
+    if not real_os.path.exists("/dev/full") or not stat.S_ISCHR(real_os.stat("/dev/full").st_mode):
+        pytest.skip("no /dev/full device here")
+
+    def open_(path, mode="r", *args, **kwargs):
+        if ("w" in mode or "a" in mode) and full(str(path)):  # never creates /dev/full (no O_CREAT)
+            return open(real_os.open("/dev/full", real_os.O_WRONLY), mode.replace("a", "w"), *args, **kwargs)
+        return open(path, mode, *args, **kwargs)
+
+    class OsOnFullDisk:
+        def __getattr__(self, name):
+            return getattr(real_os, name)
+
+        def open(self, path, flags, *args):
+            if flags & (real_os.O_WRONLY | real_os.O_RDWR) and full(str(path)):
+                return real_os.open("/dev/full", real_os.O_WRONLY)
+            return real_os.open(path, flags, *args)
+
+    monkeypatch.setattr(files, "open", open_, raising=False)
+    monkeypatch.setattr(files, "os", OsOnFullDisk())
+    monkeypatch.setattr(log_hooks, "open", open_, raising=False)
