@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -87,12 +88,12 @@ def _gt(value: Any, where: str) -> Optional[list[list[float]]]:
     ok = isinstance(value, list) and all(
         isinstance(w, list)
         and len(w) == 2
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in w)
         and w[0] <= w[1]
         for w in value
     )
     if not ok:
-        raise InputError(f"{where}: 'gt' must be a list of [start, end] with start <= end, got {value!r}")
+        raise InputError(f"{where}: 'gt' must be a list of [start, end] (finite, start <= end), got {value!r}")
     return [[float(s), float(e)] for s, e in value]
 
 

@@ -85,7 +85,10 @@ def test_one_key_check_names_every_key_on_every_path(tiny_run, exported, tmp_pat
         with pytest.raises(WeightsMismatchError) as err:  # model.weights.finetuned
             build_model(load_experiment(exported / "config.yaml", [f"model.weights.finetuned={path}"]).model)
         assert f"missing (1): {dropped}" in str(err.value) and "unexpected (1): not_a_module.weight" in str(err.value)
-    with pytest.raises(WeightsMismatchError, match=r"checkpoint_bad.pt does not fit the model: missing \(1\).*; unexpected \(1\): not_a_module.weight"):
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"checkpoint_bad.pt does not fit the model: missing \(1\).*; unexpected \(1\): not_a_module.weight",
+    ):
         load_model(cfg_path=exported / "config.yaml", checkpoint=tmp_path / "checkpoint_bad.pt")
 
 

@@ -171,6 +171,11 @@ class RunDir:
         if self.best_checkpoint.is_file():
             return self.best_checkpoint
         last = self.newest_good_checkpoint()[0]
+        if last is None and self.exported_weights.is_file():
+            raise NotARunError(
+                f"{self.path} is an exported folder ({EXPORTED_WEIGHTS}, no training checkpoint): lavis.predict, "
+                f"load_model and lavis.submission use it; lavis.evaluate and a resume need a run's checkpoint_*.pt"
+            )
         if last is None:
             raise NotARunError(
                 f"{self.path}: no {BEST_NAME} or {STEP_GLOB} (is it a run's output_dir?), "

@@ -109,6 +109,8 @@ class RunConfig:
         # Ranges and finiteness are in the field types (lavis.common.constraints); what is left
         # here relates fields to each other (check_values: for a RunConfig built in code).
         check_values(self)
+        if not self.output_dir.strip():  # "" would be the current directory: never a run's folder by accident
+            raise ValueError("output_dir must name a folder, got an empty string")
         if isinstance(self.amp, bool):
             self.amp = "bf16" if self.amp else "off"
         if self.warmup_steps is not None and self.warmup_fraction is not None:

@@ -197,6 +197,18 @@ CASES: list[Case] = [
     ),
 ]
 CASES += [  # Command-line numbers and argparse's own mistakes: one error line too.
+    ("train_empty_output_dir", train_cli.main, lambda c: c.train('run.output_dir=""'), "output_dir must name a folder"),
+    (
+        "predict_gt_infinite",
+        predict.main,
+        lambda c: [
+            "--run-dir",
+            str(c.run),
+            "--jsonl",
+            str(c.file("q.jsonl", '{"video": "a.mp4", "query": "q", "gt": [[0, Infinity]]}')),
+        ],
+        "'gt' must be a list of [start, end] (finite",
+    ),
     (
         "report_max_images_negative",
         report.main,
@@ -275,3 +287,12 @@ def test_the_python_api_checks_the_same_numbers():
     for bad in ({"span": float("nan")}, {"overlap": float("inf")}, {"nms_iou": 0.0}, {"batch_size": 0}):
         with pytest.raises(InputError, match=f"{next(iter(bad))} must be"):
             PredictConfig(**bad)
+
+
+def test_a_global_batch_the_processes_cannot_share_is_one_line_before_the_model_is_built(ctx, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")  # what torchrun --nproc_per_node=3 sets
+    code = train_cli.main(ctx.train("run.global_batch_size=4", "run.batch_size_train=2"))
+    assert_one_error_line(
+        code, capsys.readouterr().err, "run.global_batch_size=4 cannot be shared exactly by 3 processes"
+    )
+    assert not (ctx.tmp / "new").exists()  # refused before anything was written

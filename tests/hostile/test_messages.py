@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile.context import Case, assert_one_error_line
+from hostile.context import Case, assert_one_error_line, exported
 from lavis import evaluate as evaluate_cli
 from lavis import export, predict, report, submission
 from lavis import train as train_cli
@@ -126,6 +126,12 @@ CASES: list[Case] = [
         mr_eval.main,
         lambda c: ["--submission_path", str(c.run / "preds_test.jsonl"), "--gt_path", str(c.data)],
         "annotation file",
+    ),
+    (
+        "evaluate_an_export",
+        evaluate_cli.main,
+        lambda c: ["--run-dir", str(exported(c))],
+        "is an exported folder (model.safetensors, no training checkpoint)",
     ),
     # A bad video, a query that cannot be read.
     (

@@ -86,7 +86,7 @@ def _claim(folder: str, index: int) -> str:
 
 
 def test_processes_writing_the_same_name_at_once_each_get_their_own_file(tmp_path):
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    with multiprocessing.get_context("fork").Pool(4) as pool:
         names = pool.starmap(_claim, [(str(tmp_path), i) for i in range(12)])
     assert len(set(names)) == 12
     assert sorted(json.loads(p.read_text())["writer"] for p in tmp_path.glob("*.json")) == list(range(12))
