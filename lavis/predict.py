@@ -189,10 +189,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                 logger.warning("skipped: %s", err)
                 progress.update(len(job.queries))
                 continue
-            lines = [save_result(out, name, result) for name, result in zip(job.names, results)]
-            append_text(out / PREDICTIONS_NAME, "".join(lines))  # this video's answers are kept now
-            for name, result in zip(job.names, results):
-                progress.write(_summary(Path(result.get("timeline", name)).stem, result))
+            files = [save_result(out, name, result) for name, result in zip(job.names, results)]
+            append_text(out / PREDICTIONS_NAME, "".join(json.dumps(r) + "\n" for r in results))  # kept now
+            for path, result in zip(files, results):
+                progress.write(_summary(path.stem, result))
             written += len(results)
             progress.update(len(job.queries))
     finally:
@@ -207,9 +207,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def save_result(out: Path, name: str, result: dict[str, Any]) -> str:
+def save_result(out: Path, name: str, result: dict[str, Any]) -> Path:
     """Write one query's result as ``OUT/<name>.json`` (or the first free ``<name>-<k>.json``: see
-    ``OUTPUT_RULE``) with its timeline beside it under the same name; returns its JSONL line."""
+    ``OUTPUT_RULE``) with its timeline beside it under the same name (``result["timeline"]`` is
+    set to it); returns the JSON's path."""
     draft = Path(result["timeline"]) if "timeline" in result else None
 
     def content(stem: str) -> bytes:
@@ -220,7 +221,7 @@ def save_result(out: Path, name: str, result: dict[str, Any]) -> str:
     if draft is not None:  # the name is this run's now that its JSON holds it
         os.replace(draft, path.with_suffix(".png"))
         result["timeline"] = str(path.with_suffix(".png"))
-    return json.dumps(result) + "\n"
+    return path
 
 
 if __name__ == "__main__":

@@ -112,6 +112,8 @@ def verify_safetensors(path: Path, data: bytes) -> dict[str, str]:
     try:
         header = json.loads(data[8 : _data_start(data)])
         metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict):
+            raise TypeError("its metadata is not an object")
         end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
         raise CheckpointError(f"{path}: corrupt weights file (its header does not parse: {err})") from None
@@ -131,12 +133,15 @@ def verify_weights_file(path: str | Path, sha256: Optional[str] = None) -> None:
     """The one integrity check of a trained-weights file (``.pt`` or ``.safetensors``, the module
     doc); ``sha256``: the whole file's digest where a record gives it (an export's card)."""
     path = Path(path)
-    if sha256 is not None and file_sha256(path) != sha256:
-        raise CheckpointError(f"{path}: corrupt weights file (its SHA-256 is not the one its folder's card records)")
-    if path.suffix == ".safetensors":
-        verify_safetensors(path, path.read_bytes())
+    if path.suffix == ".safetensors":  # its own checks first: they say what is wrong (cut, changed)
+        data = path.read_bytes()
+        verify_safetensors(path, data)
+        digest = hashlib.sha256(data).hexdigest() if sha256 is not None else None
     else:
         verify_checkpoint(path)
+        digest = file_sha256(path) if sha256 is not None else None
+    if sha256 is not None and digest != sha256:
+        raise CheckpointError(f"{path}: corrupt weights file (its SHA-256 is not the one its folder's card records)")
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

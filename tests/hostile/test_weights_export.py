@@ -57,6 +57,12 @@ def _edited(path: Path, old: str, new: str) -> Path:
     return path
 
 
+def _card_digest_replaced(c) -> Path:
+    card = exported(c) / "README.md"
+    digest = yaml.safe_load(card.read_text().split("---")[1])["weights_sha256"]["model.safetensors"]
+    return _edited(card, digest, "0" * 64).parent
+
+
 def _other_config(c) -> Path:
     return _edited(Path(c.file("other.yaml", (c.run / "config.yaml").read_text())), "position: early", "position: late")
 
@@ -79,6 +85,12 @@ CASES: list[Case] = [
         predict.main,
         lambda c: _predict_with(_damaged(c, lambda d: d[:40]), c),
         "corrupt weights file",
+    ),
+    (
+        "predict_export_card_digest_edited",
+        predict.main,
+        lambda c: _predict_with(_card_digest_replaced(c), c),
+        "not the one its folder's card records",
     ),
     (
         "predict_export_config_edited",
