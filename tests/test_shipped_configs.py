@@ -4,6 +4,8 @@ steps on synthetic data of the benchmark's shape and evaluate."""
 
 import dataclasses
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,27 @@ def test_benchmark_experiment_trains_two_steps_and_evaluates(name, variant, synt
     val = [r for r in log if r.get("type") == "eval" and r.get("split") == "val"]
     epoch = [r for r in log if r.get("type") == "epoch"]
     assert val and epoch and epoch[-1]["valid_score"] == val[-1][metric]
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_benchmark_scripts_launch_its_experiment(name, tmp_path):
+    """``run_scripts/<name>/{train,eval}.sh`` hand ``launch.sh`` the benchmark's sms.yaml (CFG picks
+    another) and the extra arguments; eval.sh needs CKPT (here launch.sh only prints its arguments)."""
+    (tmp_path / "run_scripts" / name).mkdir(parents=True)
+    for script in ("train.sh", "eval.sh"):
+        shutil.copy(REPO_ROOT / "run_scripts" / name / script, tmp_path / "run_scripts" / name / script)
+    (tmp_path / "run_scripts" / "launch.sh").write_text('echo "$@"\n')
+
+    def run(script, **env):
+        cmd = ["bash", str(tmp_path / "run_scripts" / name / script), "--options", "run.max_epoch=1"]
+        return subprocess.run(cmd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
+
+    sms = f"configs/experiments/{name}/sms.yaml"
+    assert (REPO_ROOT / sms).is_file() and (REPO_ROOT / sms.replace("sms", "mrblip")).is_file()
+    assert run("train.sh").stdout.split() == ["lavis.train", sms, "--options", "run.max_epoch=1"]
+    mrblip = f"configs/experiments/{name}/mrblip.yaml"
+    assert run("train.sh", CFG=mrblip).stdout.split()[:2] == ["lavis.train", mrblip]
+    done = run("eval.sh", CKPT="runs/x/checkpoint_best.pt")
+    expected = ["lavis.evaluate", sms, "--options", "run.resume_ckpt_path=runs/x/checkpoint_best.pt", "--options"]
+    assert done.stdout.split()[:5] == expected
+    assert run("eval.sh").returncode != 0  # no CKPT: one line saying to set it
