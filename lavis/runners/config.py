@@ -102,6 +102,11 @@ class RunConfig:
     # Key of the evaluator's "brief" used to pick the best checkpoint on the validation split
     # (lavis/tasks/metric_names.py declares them; the task checks this one when the config loads).
     valid_metric: str = "MR-full-R1@0.5"
+    # A detection-mAP protocol the task scores beside R1 / mIoU / mAP (lavis/tasks/
+    # metrics_detection.py: "unav100", "activitynet"), for benchmarks whose queries are class names
+    # (UnAV-100, ActivityNet v1.3: records with a `label`); its brief keys (DET-mAP, DET-mAP@<t>)
+    # may then be valid_metric. The task checks the name when the config loads. null: none.
+    detection: Optional[str] = None
     valid_every_epochs: NonNegativeInt = 1  # 0: validate only when training ends
     torch_threads: Optional[PositiveInt] = None  # torch.set_num_threads per process (null: torch's default)
 
