@@ -114,7 +114,8 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, 
     out = tmp_path / "out"
     assert main(["--run-dir", str(tiny_run.run_dir), "--jsonl", str(jobs), "--out", str(out)]) == 1  # one failed
     err = capsys.readouterr().err
-    assert "missing.mp4: file not found" in err and "1 of 3 video(s) failed" in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "1 of 3 videos failed (missing.mp4: file not found)" in errors[0]
     assert "predict: 100%" in err  # the progress bar
 
     long_result = json.loads((out / "long_l1.json").read_text())
@@ -139,7 +140,7 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, 
     [
         (["--video", "{video}", "--query", ""], "query 1 of 1 is empty"),
         (["--video", "{video}"], "--video needs at least one --query"),
-        (["--video", "{dir}/nope.mp4", "--query", "x"], "nope.mp4: file not found"),
+        (["--video", "{dir}/nope.mp4", "--query", "x"], "video file not found: "),
         (["--video", "{video}", "--jsonl", "{dir}/q.jsonl"], "either --video"),
         (["--jsonl", "{dir}/bad.jsonl"], "bad.jsonl: line 2: 'query' must be a non-empty string"),
         (["--video", "{dir}/garbage.mp4", "--query", "x"], "garbage.mp4: cannot open"),
@@ -168,7 +169,7 @@ def test_the_module_entry_point_exits_with_the_status(tiny_run, tmp_path):
         "x",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and done.stderr.strip() == f"error: {video}: file not found"
+    assert done.returncode == 2 and done.stderr.strip() == f"error: video file not found: {video}"
 
 
 def test_a_missing_run_or_checkpoint_is_refused(tmp_path, capsys, video_and_queries):

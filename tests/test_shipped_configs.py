@@ -13,6 +13,7 @@ import pytest
 from lavis.common.config import REPO_ROOT, load_experiment
 from lavis.datasets.schema import load_annotations
 from lavis.experiment import run_experiment
+from lavis.runners.batch_layout import BatchLayout
 from mr_data.synthetic import generate_dataset
 from mr_data.synthetic_cli import PRESETS
 
@@ -73,6 +74,37 @@ def test_saliency_variants_are_the_published_setup_plus_the_head(dataset):
     assert variant == published
 
 
+@pytest.mark.parametrize(
+    "name, published, steps_per_epoch, warmup",
+    [
+        ("charades_sta/sms.yaml", (4, 8, 1), 349, 1745),  # 11.2 k queries / 32; 10 % of 50 epochs
+        ("charades_sta/mrblip.yaml", (4, 8, 1), 349, 1745),
+        ("qvh/sms.yaml", (8, 2, 4), 113, 565),  # the YAML said 564 for 10 % of 50 x 113
+        ("qvh/mrblip.yaml", (8, 2, 4), 113, 565),
+        ("unav100/sms.yaml", (4, 8, 1), 219, 1095),  # warm-up in steps, as the reference's (see the YAML)
+        ("anet/sms.yaml", (8, 1, 4), 1170, 5848),
+        ("anet_tal/sms.yaml", (8, 1, 4), 188, 940),
+        ("tacos/sms.yaml", (8, 1, 4), 306, 1530),
+    ],
+)
+def test_the_published_global_batch_and_warmup_hold_on_any_number_of_gpus(name, published, steps_per_epoch, warmup):
+    from lavis.runners.optim import warmup_steps
+
+    rc = load_experiment(REPO_ROOT / "configs/experiments" / name).run
+    world, per_device, accumulation = published
+    assert BatchLayout.of(rc, world).record() == {
+        "world_size": world,
+        "per_device": per_device,
+        "accumulation": accumulation,
+        "derived": True,
+        "global_batch": rc.global_batch_size,
+    }
+    for gpus in (1, 2, 4, 8, 16, 32):
+        layout = BatchLayout.of(rc, gpus)
+        assert layout.global_batch == rc.global_batch_size and layout.per_device <= rc.batch_size_train
+    assert warmup_steps(rc, rc.max_epoch * steps_per_epoch) == warmup
+
+
 # The benchmarks of issue 21: each experiment, made tiny, trains two steps on synthetic data of its
 # benchmark's shape and evaluates (with that benchmark's own metric where it has one).
 BENCHMARKS = {  # name -> (synthetic preset, frames, audio clip s, detection protocol, valid_metric)
@@ -113,7 +145,7 @@ TWO_STEPS = [
     "run.max_iters=2",
     "run.max_epoch=1",
     "run.batch_size_train=2",
-    "run.accum_grad_iters=1",
+    "run.global_batch_size=null",  # two tiny steps, not the published 32
     "run.batch_size_eval=4",
     "run.num_workers=0",
     "run.warmup_steps=1",
@@ -149,9 +181,17 @@ def test_benchmark_experiments_have_the_reference_settings():
     # unav100.yaml L43-63; anet.yaml L43-59 and anet_TAL.yaml L36-53, whose warmup counts batches
     # of one where a step here is 4 of them.
     assert (unav.init_lr, unav.min_lr, unav.warmup_steps, unav.max_epoch) == (3e-4, 0, 1095, 50)
-    assert (unav.batch_size_train, unav.accum_grad_iters) == (8, 1)
+    assert (unav.global_batch_size, BatchLayout.of(unav, 4).per_device, BatchLayout.of(unav, 4).accumulation) == (
+        32,
+        8,
+        1,
+    )
     assert (anet.init_lr, anet.min_lr, anet.max_epoch) == (3e-4, 3e-5, 50)
-    assert (anet.batch_size_train, anet.accum_grad_iters) == (1, 4)
+    assert (anet.global_batch_size, BatchLayout.of(anet, 8).per_device, BatchLayout.of(anet, 8).accumulation) == (
+        32,
+        1,
+        4,
+    )
     assert anet.warmup_steps == -(-23390 // 4)
     assert (tal.max_epoch, tal.min_lr, tal.warmup_steps) == (30, 3e-5, -(-3759 // 4))
 

@@ -71,6 +71,9 @@ class RunInfo:
 
     version: int = RUN_INFO_VERSION
     datasets: dict[str, DatasetLocation] = field(default_factory=dict)  # builder name -> location
+    # How a training run's steps were batched: world_size, per_device, accumulation, global_batch
+    # (runners.batch_layout; empty for an evaluation, or a run written before the field existed).
+    batch: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, cfg: Any) -> RunInfo:

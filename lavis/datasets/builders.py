@@ -29,6 +29,7 @@ from lavis.datasets.dataset_config import SPLITS, MomentDatasetConfig
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.mr_dataset import MomentRetrievalDataset
 from lavis.datasets.schema import MomentRecord, read_annotations
+from lavis.datasets.split_overlap import check_shared_queries
 from lavis.datasets.windows_in_video import repair_windows
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,10 @@ class MomentRetrievalBuilder:
                 datasets[split].window_repairs = repairs
         if not datasets:
             raise ConfigError(f"{name}: no split has an annotation path (annotations.train/val/test)")
+        for split in ("val", "test"):
+            if "train" in datasets and split in datasets:
+                files = str(cfg.annotation_file("train")), str(cfg.annotation_file(split))
+                check_shared_queries(datasets["train"].records, datasets[split].records, *files, cfg.strict)
         return datasets
 
     def read_records(self, path: Path) -> list[MomentRecord]:

@@ -32,9 +32,11 @@ from typing import Any, Literal
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_tensors
 
 from lavis.common.errors import UserError
+from lavis.common.files import atomic_write_bytes, atomic_write_text
+from lavis.common.weights_file import file_sha256
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -77,21 +79,6 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 hex digest of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_shard(
     root: Path,
     index: int,
@@ -104,11 +91,12 @@ def write_shard(
     (temporary file + rename), so an interrupted run leaves no half shard behind."""
     name = shard_name(index)
     path = root / f"{name}.safetensors"
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: tensors[k].contiguous() for k in TENSOR_KEYS}, str(tmp))
-    entry = ShardEntry(path.name, [tuple(r) for r in rows], dict(failed), file_sha256(tmp), tmp.stat().st_size)
-    os.replace(tmp, path)
-    _atomic_write_text(root / f"{name}.json", json.dumps({"plan": plan, **dataclasses.asdict(entry)}))
+    # Serialized in memory and written through common.files: a full disk is an OSError naming the
+    # shard (safetensors' own file writer reports none).
+    data = save_tensors({k: tensors[k].contiguous() for k in TENSOR_KEYS})
+    entry = ShardEntry(path.name, [tuple(r) for r in rows], dict(failed), hashlib.sha256(data).hexdigest(), len(data))
+    atomic_write_bytes(path, data)
+    atomic_write_text(root / f"{name}.json", json.dumps({"plan": plan, **dataclasses.asdict(entry)}))
     return entry
 
 
@@ -138,7 +126,7 @@ def _shard_entry(data: dict[str, Any]) -> ShardEntry:
 def write_index(root: Path, meta: CacheMeta) -> Path:
     """Write ``meta`` as the cache's ``index.json`` (atomically: the last step of a finished write)."""
     path = root / INDEX_NAME
-    _atomic_write_text(path, json.dumps(dataclasses.asdict(meta)))
+    atomic_write_text(path, json.dumps(dataclasses.asdict(meta)))
     return path
 
 

@@ -15,15 +15,18 @@ without running code from the file).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from lavis.common.config import ExperimentConfig, load_experiment
+from lavis.common.config_diff import check_trained_model
 from lavis.common.errors import InputError
-from lavis.common.run_dir import RunDir
-from lavis.common.weights_file import read_trained_weights, read_training_checkpoint, weights_metadata
+from lavis.common.files import not_a_file, not_a_run_folder
+from lavis.common.run_dir import NotARunError, RunDir, card_sha256
+from lavis.common.weights_file import read_safetensors, read_training_checkpoint, verify_weights_file
 from lavis.datasets.schema import AnnotationError, read_annotations
 from lavis.models import build_model
 from lavis.runners.strategies import SingleDevice
@@ -59,10 +62,10 @@ def load_run(
     run = None
     if run_dir is not None:
         run = RunDir(run_dir)
-        if not run.path.is_dir():
-            raise FileNotFoundError(f"run directory not found: {run.path}")
-    if cfg_path is not None and not Path(cfg_path).is_file():
-        raise FileNotFoundError(f"config not found: {cfg_path}")
+        if not_a_run_folder(run.path):
+            raise NotARunError(not_a_run_folder(run.path))
+    if cfg_path is not None and not_a_file(cfg_path, "config"):
+        raise NotARunError(not_a_file(cfg_path, "config", " (a run's folder goes to --run-dir / run_dir)"))
     if cfg_path is None and not run.config.is_file():
         raise FileNotFoundError(f"config not found: {run.config}")
     ckpt_file = Path(checkpoint) if checkpoint is not None else run.find_weights()
@@ -76,7 +79,9 @@ def load_run(
     strategy = SingleDevice(run_cfg)
     if strategy.device.type != "cuda":
         strategy = SingleDevice(dataclasses.replace(run_cfg, amp="off"))
-    weights, step = read_weights(ckpt_file)
+    trained = read_weights(ckpt_file)
+    check_trained_model(trained.model_config, cfg.to_dict()["model"], str(ckpt_file))
+    weights, step = trained.weights, trained.step
     model = build_model(cfg.model)
     strategy.load_trainable_state_dict(model, weights, str(ckpt_file))
     model = strategy.wrap_model(model).eval()
@@ -90,14 +95,29 @@ def load_run(
     return LoadedRun(cfg, model, strategy, info)
 
 
-def read_weights(path: Path) -> tuple[dict[str, Any], Optional[int]]:
-    """The trained state dict in a training checkpoint or an exported ``.safetensors``, and the
-    training step it was taken at (the best one's, for ``checkpoint_best.pt``) when recorded."""
+@dataclass
+class TrainedWeights:
+    """A weights file's trained tensors, the step they were taken at and the ``model:`` config
+    that trained them (None when the file does not record them)."""
+
+    weights: dict[str, Any]
+    step: Optional[int]
+    model_config: Optional[dict[str, Any]]
+
+
+def read_weights(path: Path) -> TrainedWeights:
+    """The verified trained state dict of a training checkpoint or an exported ``.safetensors``
+    (checked against the SHA-256 its folder's card records, when it has one), with the step (the
+    best one's, for ``checkpoint_best.pt``) and the model config it was trained with."""
     if path.suffix == ".safetensors":
-        step = weights_metadata(path).get("step")
-        return read_trained_weights(path), int(step) if step and step.isdigit() else None
+        verify_weights_file(path, card_sha256(RunDir(path.parent).card, path.name))
+        weights, metadata = read_safetensors(path)
+        step = metadata.get("step")
+        config = json.loads(metadata["config"]) if metadata.get("config") else None
+        return TrainedWeights(weights, int(step) if step and step.isdigit() else None, config)
     state = read_training_checkpoint(path)
-    return state["model"], (state.get("best") or {}).get("step", state.get("step"))
+    step = (state.get("best") or {}).get("step", state.get("step"))
+    return TrainedWeights(state["model"], step, (state.get("config") or {}).get("model"))
 
 
 def data_section(cfg: ExperimentConfig) -> tuple[str, Any]:

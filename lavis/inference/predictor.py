@@ -26,15 +26,17 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import torch
 
+from lavis.common.constraints import PositiveFloat, PositiveInt, Range, check_values
 from lavis.common.errors import InputError
 from lavis.datasets.collate import collate
 from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
 from lavis.inference.long_video import merge_chunk_windows, merge_frame_relevance, to_video_clock
+from lavis.inference.query_check import check_prediction_queries
 from lavis.inference.timeline import draw_timeline, loudness_db
 from lavis.inference.video import ChunkedVideo, VideoReader
 from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
@@ -51,19 +53,16 @@ GroundTruth = Sequence[Sequence[float]]  # [[start, end], ...] seconds
 class PredictConfig:
     """How ``Predictor.predict`` covers a video and merges what it finds (``load_model``'s settings)."""
 
-    span: Optional[float] = None  # seconds the model sees at once; None: the run's longest training video
-    overlap: float = 0.5  # share of a chunk that the next chunk repeats (long videos)
-    nms_iou: float = 0.5  # merged windows overlapping a better one at least this much are dropped
-    batch_size: int = 8  # (query, chunk) samples per forward pass
+    span: Optional[PositiveFloat] = None  # seconds the model sees at once; None: the run's longest training video
+    overlap: Annotated[float, Range(ge=0, lt=1)] = 0.5  # share of a chunk that the next chunk repeats
+    nms_iou: Annotated[float, Range(gt=0, le=1)] = 0.5  # merged windows overlapping a better one this much go
+    batch_size: PositiveInt = 8  # (query, chunk) samples per forward pass
 
     def __post_init__(self) -> None:
-        if self.span is not None and self.span <= 0:
-            raise InputError(f"span must be > 0 seconds, got {self.span}")
-        if not 0 <= self.overlap < 1 or not 0 < self.nms_iou <= 1 or self.batch_size < 1:
-            raise InputError(
-                f"need 0 <= overlap < 1, 0 < nms_iou <= 1, batch_size >= 1; got {self.overlap}, "
-                f"{self.nms_iou}, {self.batch_size}"
-            )
+        try:  # the config layer's checks: finite, in range (--span nan is refused here)
+            check_values(self)
+        except ValueError as err:
+            raise InputError(str(err)) from None
 
 
 def check_queries(queries: str | Sequence[str]) -> list[str]:
@@ -74,6 +73,14 @@ def check_queries(queries: str | Sequence[str]) -> list[str]:
     for i, query in enumerate(queries):
         if not isinstance(query, str) or not query.strip():
             raise InputError(f"query {i + 1} of {len(queries)} is empty: {query!r}")
+        try:  # bytes that were not UTF-8 reach a command line's text as lone surrogates
+            query.encode("utf-8")
+        except UnicodeEncodeError as err:
+            shown = query.encode("utf-8", "surrogateescape")[: err.start + 1]
+            raise InputError(
+                f"query {i + 1} of {len(queries)} is not UTF-8 text (byte {err.start}: {shown!r}): "
+                f"write it in UTF-8 (your terminal's encoding may be another)"
+            ) from None
     return [q.strip() for q in queries]
 
 
@@ -151,6 +158,7 @@ class Predictor:
             ('a red square appears', True, True)
         """
         queries = check_queries(queries)
+        check_prediction_queries(self.model, queries)
         gts = list(gt) if gt is not None else [None] * len(queries)
         if len(gts) != len(queries):
             raise ValueError(f"{len(gts)} ground truths for {len(queries)} queries")

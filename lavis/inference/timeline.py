@@ -11,6 +11,7 @@ it works headless and inside DataLoader-free scripts alike. Layout, sharing one 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -19,6 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lavis.common.files import atomic_write_bytes
 from lavis.datasets.audio_io import Waveform
 
 FIGSIZE = (12.0, 5.0)  # inches; at DPI this gives a 1200 x 500 PNG
@@ -138,12 +140,12 @@ def draw_timeline(
     if relevance:
         _relevance(fig.add_subplot(grid[3]), duration, np.asarray(relevance, dtype=np.float64))
     if title:
+        title = title.encode("utf-8", "replace").decode("utf-8")  # bytes that were not UTF-8 show as '?'
         fig.suptitle(title if len(title) <= 140 else title[:137] + "...", fontsize=10)
     fig.subplots_adjust(left=0.05, right=0.95, top=0.91, bottom=0.1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
+    png = io.BytesIO()
+    fig.savefig(png, dpi=DPI, format="png")
+    return atomic_write_bytes(path, png.getvalue())  # a full disk: an OSError naming the file
 
 
 def _relevance(ax, duration: float, relevance: np.ndarray) -> None:
