@@ -4,7 +4,9 @@ can publish:
 
   DIR/config.yaml        the run's resolved experiment (``model.weights.finetuned`` cleared: the
                          weights below replace whatever the run started from)
-  DIR/run_info.json      the run's record of itself (where its data was when it trained)
+  DIR/run_info.json      the run's record of itself (where its data was when it trained, and the
+                         span it trained for, which prediction reads: for a run recorded before
+                         the span was, it is looked up in its training annotations here)
   DIR/model.safetensors  the trained tensors (what ``checkpoint_*.pt`` holds under ``"model"``),
                          with the run, checkpoint and step in the header
   DIR/README.md          a model card: what the model is, how to load it, which pretrained files
@@ -28,7 +30,7 @@ from lavis.common.errors import UserError
 from lavis.common.files import atomic_write_text
 from lavis.common.run_dir import EXPORTED_WEIGHTS, RunDir
 from lavis.common.weights_file import write_trained_weights
-from lavis.inference.loading import read_weights
+from lavis.inference.loading import read_weights, training_span
 
 
 class ExportError(UserError, ValueError):
@@ -121,6 +123,8 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | No
         cfg.model.weights.finetuned_allow_missing = []
     folder.write_config(cfg)
     info = run.read_info()
+    if info is not None and info.span is None:
+        info.span = training_span(run.load_config())
     if info is not None:
         folder.write_info(info)
     header = {"run": run.path.resolve().name, "checkpoint": ckpt_file.name, "arch": cfg.model.arch}

@@ -47,7 +47,7 @@ LOUDNESS_RATE = 16000  # Hz: plenty for a loudness curve, and cheap to resample 
 
 def build_rows(preds: Sequence[dict], records: Sequence[MomentRecord]) -> list[Row]:
     """One row per labelled record (a query without a prediction has no windows), worst first."""
-    from lavis.inference.predictor import query_iou
+    from lavis.inference.result import query_iou
 
     by_qid = {str(p["qid"]): p for p in preds}
     rows = []

@@ -147,7 +147,9 @@ class Blip2MR(FrozenTowers, nn.Module):
         cache (``cached_features.py``); everything from the fusion on is the same code."""
         frame_mask = batch["frame_mask"].bool()
         if CACHED_KEYS[0] in batch:
-            tokens, audio, audio_mask = cached_features(self.cfg, self.frozen_key, batch, frame_mask)
+            tokens, audio, audio_mask = cached_features(
+                self.cfg, self.frozen_key, batch, frame_mask, self.trainable_towers()
+            )
         else:
             tokens, audio, audio_mask = self._frozen_features(batch, frame_mask)
         if self.cfg.fusion.position == "early":
