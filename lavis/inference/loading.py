@@ -83,11 +83,10 @@ def load_run(
     weights, step = read_weights(ckpt_file)
     model = build_model(cfg.model)
     strategy.load_trainable_state_dict(model, weights, str(ckpt_file))
-    # Prediction trains nothing; the frozen towers' key is taken again on the trained weights (a
-    # run may train the ViT's last LayerNorm, or every tower): the video index is keyed by it.
+    # Prediction trains nothing (so the video index's features of any tower are valid for it).
     model = strategy.wrap_model(model).eval().requires_grad_(False)
-    if hasattr(model, "refresh_frozen_key"):
-        model.refresh_frozen_key()
+    if hasattr(model, "ready_for_prediction"):
+        model.ready_for_prediction()
     folder = (run.path if run else ckpt_file.parent).resolve()
     record = owner.read_info() if own else None
     info = {
