@@ -12,6 +12,8 @@ third of beam search's time: each step copied every layer's cross-attention cach
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from transformers import GenerationConfig
@@ -87,9 +89,15 @@ def beam_search(
     encoder_outputs = BaseModelOutput(last_hidden_state=encoder_hidden)
     gen_cfg = hf_generation_config(settings, tokenizer)
     cache = cross_attention_cache(language_model, encoder_hidden, gen_cfg.num_beams)
-    out = language_model.generate(
-        encoder_outputs=encoder_outputs, attention_mask=attention_mask, generation_config=gen_cfg, past_key_values=cache
-    )
+    with warnings.catch_warnings():
+        # Later 5.x releases call it `cache` (and warn about the old name); every 5.x takes this one.
+        warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+        out = language_model.generate(
+            encoder_outputs=encoder_outputs,
+            attention_mask=attention_mask,
+            generation_config=gen_cfg,
+            past_key_values=cache,
+        )
     sequences = out.sequences  # [B * R, S], starting with the decoder start token
     if gen_cfg.num_beams > 1:
         scores = out.sequences_scores.float()
