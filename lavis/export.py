@@ -6,7 +6,9 @@ trained run as a self-contained folder that ``lavis.load_model(DIR)`` loads and
                          weights below replace whatever the run started from; the run's own
                          ``output_dir`` and ``resume_ckpt_path`` reset: they were the training
                          machine's)
-  DIR/run_info.json      the run's record of itself (where its data was when it trained)
+  DIR/run_info.json      the run's record of itself (where its data was when it trained, and the
+                         span it trained for, which prediction reads: for a run recorded before
+                         the span was, it is looked up in its training annotations here)
   DIR/model.safetensors  the trained tensors (what ``checkpoint_*.pt`` holds under ``"model"``),
                          with the run, checkpoint, step, the model config that trained them and
                          the SHA-256 of the tensors in the header
@@ -41,7 +43,7 @@ from lavis.common.errors import UserError
 from lavis.common.files import atomic_write_text, read_text
 from lavis.common.run_dir import CARD_DIGESTS_KEY, EXPORTED_WEIGHTS, RunDir
 from lavis.common.weights_file import file_sha256, write_trained_weights
-from lavis.inference.loading import read_weights
+from lavis.inference.loading import read_weights, training_span
 
 
 class ExportError(UserError, ValueError):
@@ -211,6 +213,8 @@ def export_run(
     write_trained_weights(trained.weights, folder.exported_weights, header, mode=PUBLISHED_MODE)
     atomic_write_text(folder.config, OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict())), PUBLISHED_MODE)
     info = run.read_info()
+    if info is not None and info.span is None:
+        info.span = training_span(run.load_config())
     if info is not None:
         atomic_write_text(folder.info, info.to_json(), PUBLISHED_MODE)
     digest = file_sha256(folder.exported_weights)

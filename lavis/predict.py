@@ -5,11 +5,13 @@
     python -m lavis.predict --run-dir RUN --jsonl queries.jsonl     # {"video", "query", "gt"?} per line
     python -m lavis.predict --cfg-path RUN/config.yaml --checkpoint RUN/checkpoint_best.pt --video ...
 
-Writes ``OUT/<name>.json`` (the dict documented in ``lavis.inference.predictor``) and
+Writes ``OUT/<name>.json`` (the dict documented in ``lavis.inference.result``) and
 ``OUT/<name>.png`` (timeline: frames, loudness, windows, GT) per query, and appends each result as
 a line of ``OUT/predictions.jsonl`` (``OUT`` defaults to ``RUN_DIR/predictions``, or
 ``predictions`` next to the ``--checkpoint``). Names: ``<video stem>_q<k>`` (k-th ``--query``),
-or ``<video stem>_l<line>`` in batch mode. Relative ``video`` paths in a JSONL file are looked up
+or ``<video stem>_l<line>`` in batch mode. ``--index-dir DIR`` keeps each video's
+query-independent work (decoding, towers) there, so a later run on the same video with the same
+model skips it. Relative ``video`` paths in a JSONL file are looked up
 next to the file first, then in the current directory.
 
 An output folder only grows (``OUTPUT_RULE``): a name an earlier or a concurrent run holds gets
@@ -79,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nms-iou", type=finite_float, default=0.5, help="IoU above which merged windows are suppressed")
     p.add_argument("--batch-size", type=int, default=8, help="(query, chunk) samples per forward pass")
     p.add_argument("--no-timeline", action="store_true", help="write the JSON only, no PNG")
+    p.add_argument(
+        "--index-dir",
+        help="keep each video's index (decoded frames through the towers) here and reuse it: a video indexed "
+        "once by this model is not decoded again (lavis/inference/index_store.py)",
+    )
     return p
 
 
@@ -142,7 +149,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from lavis.datasets.video_io import VideoDecodeError
-    from lavis.inference.predictor import check_queries, load_model
+    from lavis.inference.predictor import load_model
+    from lavis.inference.result import check_queries
 
     if bool(args.jsonl) == bool(args.video):
         raise InputError("give either --video (with --query) or --jsonl")
@@ -169,6 +177,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         overlap=args.overlap,
         nms_iou=args.nms_iou,
         batch_size=args.batch_size,
+        index_dir=args.index_dir,
     )
 
     out = Path(args.out) if args.out else RunDir(args.run_dir or Path(args.checkpoint).parent).predictions

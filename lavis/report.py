@@ -72,7 +72,7 @@ def checked_predictions(path: Path, records: Sequence[MomentRecord]) -> list[dic
 
 def build_rows(preds: Sequence[dict], records: Sequence[MomentRecord]) -> list[Row]:
     """One row per labelled record (a query without a prediction has no windows), worst first."""
-    from lavis.inference.predictor import query_iou
+    from lavis.inference.result import query_iou
 
     by_qid = {str(p["qid"]): p for p in preds}
     rows = []

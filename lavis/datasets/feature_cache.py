@@ -12,6 +12,10 @@ One folder per dataset split::
     shard-00000.json           the shard's ``ShardEntry`` (rows, unreadable videos, sha256, size)
                                and the ``plan`` it was computed for, so a rerun skips finished shards
 
+A shard may also hold tensors that are not rows (``write_shard``'s ``extra``; read by ``extra``),
+under the same checksum: the video index (``lavis.inference.index_store``, a one-shard cache per
+video with a row per chunk) keeps there what a video's timelines need.
+
 View 0 of a video is the eval-style sampling (middle frame of each interval, eval processor);
 views 1..K are train-style samplings (a random frame per interval, random crops) with fixed seeds.
 
@@ -86,14 +90,22 @@ def write_shard(
     rows: list[tuple[str, int]],
     failed: dict[str, str],
     plan: str,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> ShardEntry:
-    """Write shard ``index`` (tensors stacked over ``rows``) and its sidecar, each atomically
-    (temporary file + rename), so an interrupted run leaves no half shard behind."""
+    """Write shard ``index`` (tensors stacked over ``rows``, plus any ``extra`` tensors that are
+    not rows) and its sidecar, each atomically (temporary file + rename), so an interrupted run
+    leaves no half shard behind."""
     name = shard_name(index)
     path = root / f"{name}.safetensors"
+    extra = extra or {}
+    clash = sorted(set(extra) & set(TENSOR_KEYS))
+    if clash:
+        raise ValueError(f"extra tensors may not use the row names {clash}")
     # Serialized in memory and written through common.files: a full disk is an OSError naming the
     # shard (safetensors' own file writer reports none).
-    data = save_tensors({k: tensors[k].contiguous() for k in TENSOR_KEYS})
+    data = save_tensors(
+        {**{k: v.contiguous() for k, v in extra.items()}, **{k: tensors[k].contiguous() for k in TENSOR_KEYS}}
+    )
     entry = ShardEntry(path.name, [tuple(r) for r in rows], dict(failed), hashlib.sha256(data).hexdigest(), len(data))
     atomic_write_bytes(path, data)
     atomic_write_text(root / f"{name}.json", json.dumps({"plan": plan, **dataclasses.asdict(entry)}))
@@ -213,12 +225,20 @@ class FeatureCache:
         """How many views (1 eval + the jittered train views) the cache holds of video ``vid``."""
         return len(self.rows[vid])
 
-    def read(self, vid: str, view: int = 0) -> dict[str, torch.Tensor]:
-        """``TENSOR_KEYS`` -> ``[T, ...]`` of ``vid``'s view ``view``."""
-        shard, row = self.rows[vid][view]
+    def _handle(self, shard: int) -> Any:
         if self._pid != os.getpid():  # forked into a worker: the parent's handles are not ours
             self._handles, self._pid = {}, os.getpid()
         if shard not in self._handles:
             self._handles[shard] = safe_open(str(self.root / self.meta.shards[shard].file), framework="pt")
-        handle = self._handles[shard]
+        return self._handles[shard]
+
+    def read(self, vid: str, view: int = 0) -> dict[str, torch.Tensor]:
+        """``TENSOR_KEYS`` -> ``[T, ...]`` of ``vid``'s view ``view``."""
+        shard, row = self.rows[vid][view]
+        handle = self._handle(shard)
         return {key: handle.get_slice(key)[row : row + 1][0] for key in TENSOR_KEYS}
+
+    def extra(self, shard: int = 0) -> dict[str, torch.Tensor]:
+        """The tensors of shard ``shard`` that are not rows (``write_shard``'s ``extra``)."""
+        handle = self._handle(shard)
+        return {key: handle.get_tensor(key) for key in handle.keys() if key not in TENSOR_KEYS}  # noqa: SIM118

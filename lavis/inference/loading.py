@@ -1,7 +1,8 @@
 """A trained run -> its config, its model with the trained weights, and its data settings.
 
 Two folders hold a trained model, both with ``config.yaml`` (the resolved experiment) and
-``run_info.json`` (where its data was; ``lavis.common.run_dir`` has the layout):
+``run_info.json`` (where its data was and the span it trained for; ``lavis.common.run_dir`` has
+the layout):
   - a run directory (``run.output_dir`` of a training run): ``checkpoint_best.pt`` /
     ``checkpoint_step<N>.pt``, the trained tensors under ``"model"``;
   - an exported folder (``python -m lavis.export``): ``model.safetensors``, the same tensors.
@@ -34,6 +35,7 @@ from lavis.runners.strategies import SingleDevice
 logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
+DEFAULT_SPAN_S = 150.0  # QVHighlights' clip length: the longest videos the public benchmarks train on
 
 
 @dataclass
@@ -44,6 +46,8 @@ class LoadedRun:
     model: Any  # the registered model, in eval mode, on ``strategy.device``
     strategy: SingleDevice  # the device and the autocast the run's ``amp`` asks for
     info: dict[str, Any]  # run id, checkpoint, arch, model_type, step: written into every prediction
+    folder: Path  # the run (or exported) folder, or the checkpoint's folder
+    span: Optional[float] = None  # the span recorded in run_info.json (None: an older run)
 
 
 def load_run(
@@ -84,15 +88,45 @@ def load_run(
     weights, step = trained.weights, trained.step
     model = build_model(cfg.model)
     strategy.load_trainable_state_dict(model, weights, str(ckpt_file))
-    model = strategy.wrap_model(model).eval()
+    # Prediction trains nothing (so the video index's features of any tower are valid for it).
+    model = strategy.wrap_model(model).eval().requires_grad_(False)
+    if hasattr(model, "ready_for_prediction"):
+        model.ready_for_prediction()
+    folder = (run.path if run else ckpt_file.parent).resolve()
+    record = owner.read_info() if own else None
     info = {
-        "run": (run.path if run else ckpt_file.parent).resolve().name,
+        "run": folder.name,
         "checkpoint": str(ckpt_file),
         "arch": cfg.model.arch,
         "model_type": cfg.model.model_type,
         "step": step,
     }
-    return LoadedRun(cfg, model, strategy, info)
+    return LoadedRun(cfg, model, strategy, info, folder, record.span if record else None)
+
+
+def trained_span(run: LoadedRun) -> float:
+    """The span (seconds) the run's model trained for: the one ``run_info.json`` records. A run
+    written before the record held it falls back to its longest training video, read from the
+    training annotations where they can be found from here, else to ``DEFAULT_SPAN_S``; both
+    fallbacks say so."""
+    if run.span is not None:
+        return float(run.span)
+    span = training_span(run.cfg)
+    if span is not None:
+        logger.info(
+            "%s records no span (trained before run_info.json held it): using its longest training video, "
+            "%.1f s, read from its training annotations",
+            run.folder,
+            span,
+        )
+        return float(span)
+    logger.warning(
+        "%s records no span (trained before run_info.json held it) and its training annotations are not "
+        "readable here; using a %.0f s span (pass span= / --span for the length of the videos it was trained on)",
+        run.folder,
+        DEFAULT_SPAN_S,
+    )
+    return DEFAULT_SPAN_S
 
 
 @dataclass

@@ -126,6 +126,12 @@ class RunnerBase(TrainerBase):
             raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
+    def training_span(self) -> Optional[float]:
+        """The longest video of ``run.train_splits`` in seconds (None: no training records): the
+        span the model is trained for, which prediction reads from ``run_info.json``."""
+        splits = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
+        return max((float(r.duration) for ds in splits for r in getattr(ds, "records", ())), default=None)
+
     # The run ------------------------------------------------------------------------------------
     def train(self) -> dict[str, dict]:
         """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split.
@@ -138,7 +144,7 @@ class RunnerBase(TrainerBase):
             # The config and the record of where the data is (an evaluation keeps its run's).
             if self.strategy.is_main and not (rc.evaluate and self.run_dir.config.exists()):
                 self.run_dir.write_config(self.cfg)
-                info = RunInfo.of(self.cfg)
+                info = RunInfo.of(self.cfg, span=self.training_span())
                 self.run_dir.write_info(replace(info, batch=self.layout.record()) if self.layout else info)
             with self.signals:
                 sampler = None if rc.evaluate else self._prepare_training()
