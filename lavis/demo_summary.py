@@ -14,14 +14,15 @@ a saliency head also gets the highlight-detection columns (HL-min-VeryGood mAP a
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors
 from lavis.common.errors import InputError
-from lavis.common.files import atomic_write_text
+from lavis.common.files import atomic_write_bytes, atomic_write_text
 from lavis.common.run_dir import RunDir
 from lavis.common.run_info import missing_data
 from lavis.datasets.schema import load_annotations
@@ -127,17 +128,17 @@ def plot(run: RunDir, metrics: dict, baseline: dict, label: str = "SMS") -> Path
     ax_kind.set(ylabel=f"{R1_AT_05} (%)", ylim=(0, 100), title="test split")
     ax_kind.legend()
     fig.tight_layout()
-    path = run.path / "demo.png"
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()  # written atomically: a full disk is one line naming the file
+    fig.savefig(png, dpi=110, format="png")
     plt.close(fig)
-    return path
+    return atomic_write_bytes(run.path / "demo.png", png.getvalue())
 
 
 @cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m lavis.demo_summary``: add the guess and the training summary to ``metrics_test.json``,
     print the table and write the plot; exit status 0, or 2 after one ``error:`` line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--data", type=Path, help="synthetic_av root (default: where the run recorded it)")
     args = parser.parse_args(argv)

@@ -5,10 +5,11 @@ config, its data where it trained, its best checkpoint; ``preds_*`` and ``metric
 
 from __future__ import annotations
 
-from lavis.common.cli import exit_process, experiment_parser
+from lavis.common.cli import cli_errors, exit_process, experiment_parser
 from lavis.experiment import run_experiment
 
 
+@cli_errors  # a mistake on the command line too: one error line
 def main(argv: list[str] | None = None) -> int:
     """Evaluate a model on the validation and test splits, without training: a trained run
     (``--run-dir RUN``: its config, its recorded data and its best weights) or an experiment YAML

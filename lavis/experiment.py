@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ from lavis.common.registry import registry
 from lavis.common.run_dir import RunDir
 from lavis.common.run_info import missing_data
 from lavis.datasets.builders import build_datasets
+from lavis.inference.query_check import check_training_queries
 from lavis.models import build_model
+from lavis.runners.batch_layout import BatchLayout
 
 
 @dataclass
@@ -42,7 +45,9 @@ def build_experiment(cfg: ExperimentConfig) -> Experiment:
     datasets = build_datasets(cfg.datasets)
     # Random initialisations (the tiny model, fresh fusion/LoRA weights) follow run.seed.
     torch.manual_seed(cfg.run.seed)
-    return Experiment(task=task, datasets=datasets, model=build_model(cfg.model))
+    model = build_model(cfg.model)
+    check_training_queries(model, datasets)  # cut or unreadable queries, counted per split
+    return Experiment(task=task, datasets=datasets, model=model)
 
 
 def run_config(run_dir: str | Path, options: Sequence[str] = (), data_roots: Sequence[str] = ()) -> ExperimentConfig:
@@ -75,6 +80,8 @@ def run_experiment(
     cfg = run_config(run_dir, options, data_roots) if run_dir else load_experiment(cfg_path, options)
     if evaluate_only:
         cfg.run.evaluate = True
+    if not cfg.run.evaluate:  # a global batch the processes cannot share: refused before the model is built
+        BatchLayout.of(cfg.run, int(os.environ.get("WORLD_SIZE", "1")))
     experiment = build_experiment(cfg)
     runner = registry.get("runner", cfg.run.runner)(cfg, experiment.task, experiment.model, experiment.datasets)
     try:

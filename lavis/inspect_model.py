@@ -14,7 +14,6 @@ full 4 B-parameter preset can be inspected on a fresh clone. Counts are per top-
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors
 
 
 def parameter_report(model: nn.Module) -> dict[str, Any]:
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         ...
         0
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cfg-path", required=True, help="experiment or model preset YAML")
     parser.add_argument("--meta", action="store_true", help="build on the meta device (no memory, no weights)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of the summary")

@@ -30,8 +30,9 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from lavis.common.cli import add_data_root_argument, cli_errors
+from lavis.common.cli import ArgumentParser, add_data_root_argument, cli_errors, non_negative_int
 from lavis.common.errors import InputError
+from lavis.common.files import atomic_write_text, not_a_file
 from lavis.common.run_dir import RunDir
 from lavis.common.run_info import missing_data
 from lavis.datasets.mr_dataset import video_path
@@ -39,15 +40,39 @@ from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.inference.loading import data_section
 from lavis.inference.report_html import Row, render_page, summary_table
 from lavis.tasks.metrics import evaluate_predictions
-from lavis.tasks.mr_eval import read_predictions
+from lavis.tasks.metrics_hl import CLIP_LENGTH
+from lavis.tasks.mr_eval import numbered_predictions
+from lavis.tasks.prediction_validation import PredictionError, check_prediction
 
 logger = logging.getLogger(__name__)
 LOUDNESS_RATE = 16000  # Hz: plenty for a loudness curve, and cheap to resample to
 
 
+def checked_predictions(path: Path, records: Sequence[MomentRecord]) -> list[dict]:
+    """The predictions of ``path``, each checked as the evaluator checks it against its record
+    (a malformed one is a ``PredictionError`` naming the file and the line); queries without a
+    prediction are allowed (they show as misses)."""
+    by_qid = {str(r.qid): r for r in records}
+    preds = []
+    for where, pred in numbered_predictions(path, lenient=False)[0]:
+        qid = pred.get("qid") if isinstance(pred, dict) else None
+        if not isinstance(qid, (int, str)) or isinstance(qid, bool):
+            raise PredictionError(
+                f"{where}: expected an object with a 'qid' (a string or an integer), got {str(pred)[:80]}"
+            )
+        record = by_qid.get(str(pred["qid"]))
+        if record is not None:
+            try:
+                check_prediction(pred, record, CLIP_LENGTH)
+            except PredictionError as err:
+                raise PredictionError(f"{where}: {err}") from None
+        preds.append(pred)
+    return preds
+
+
 def build_rows(preds: Sequence[dict], records: Sequence[MomentRecord]) -> list[Row]:
     """One row per labelled record (a query without a prediction has no windows), worst first."""
-    from lavis.inference.predictor import query_iou
+    from lavis.inference.result import query_iou
 
     by_qid = {str(p["qid"]): p for p in preds}
     rows = []
@@ -138,14 +163,14 @@ def draw_timelines(rows: Sequence[Row], videos: dict[str, Path], out: Path, limi
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lavis.report", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m lavis.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", required=True, help="a training run's output_dir")
     p.add_argument("--split", default="test", help="reads preds_<split>.jsonl (default: test)")
     p.add_argument("--ann", help="the split's ground truth (default: the run's annotation file for it)")
     add_data_root_argument(p)
     p.add_argument("--video-root", help="the folder of the videos (default: the run's, moved by --data-root)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/report_<split>)")
-    p.add_argument("--max-images", type=int, default=200, help="timelines for this many worst queries")
+    p.add_argument("--max-images", type=non_negative_int, default=200, help="timelines for this many worst queries")
     return p
 
 
@@ -160,8 +185,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     _, section = data_section(run.load_config(data_roots=args.data_root))
     if args.ann:
         ann = Path(args.ann)
-        if not ann.is_file():
-            raise FileNotFoundError(f"--ann: ground truth not found: {ann}")
+        if not_a_file(ann, "--ann: ground truth"):
+            raise InputError(not_a_file(ann, "--ann: ground truth"))
     else:
         ann = section.annotation_file(args.split)
         if ann is None:
@@ -171,7 +196,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 f"ground truth for split {args.split!r}", ann, alternative=", or give the file with --ann"
             )
     records = load_annotations(ann, allow_no_windows=True)
-    preds = read_predictions(run.preds(args.split), lenient=False)[0]
+    preds = checked_predictions(run.preds(args.split), records)
     rows = build_rows(preds, records)
     if not rows:
         raise InputError(f"{ann}: no query has ground-truth windows")
@@ -196,7 +221,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         summaries,
         rows,
     )
-    (out / "index.html").write_text(page)
+    atomic_write_text(out / "index.html", page)
     print(f"wrote {out / 'index.html'} ({len(rows)} rows, {sum(r.image is not None for r in rows)} timelines)")
     return 0
 

@@ -25,6 +25,7 @@ Exit status: 0 done; 2 bad input (missing run/predictions/annotations, incomplet
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -32,9 +33,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import add_data_root_argument, cli_errors
+from lavis.common.cli import ArgumentParser, add_data_root_argument, cli_errors, positive_int
 from lavis.common.errors import InputError
-from lavis.common.files import atomic_write_text
+from lavis.common.files import atomic_write_bytes, atomic_write_text
 from lavis.common.run_dir import RunDir
 from lavis.common.run_info import missing_data
 from lavis.datasets.schema import MomentRecord, load_annotations
@@ -81,11 +82,11 @@ class RunPredictor:
         if self._run is None:
             self._run = load_run(self.run_dir)
         dataset = self.section.live_dataset(records, train=False)
-        preds, skipped = predict_split(
+        preds, counts = predict_split(
             self._run.model, dataset, MomentRetrievalTask(), self._run.strategy, self.batch_size, 0
         )
-        if skipped:
-            logger.warning("%d unreadable video(s) were skipped", skipped)
+        if counts.skipped_videos:
+            logger.warning("%d unreadable video(s) were skipped", counts.skipped_videos)
         return preds
 
 
@@ -117,12 +118,13 @@ def write_submission(out: Path, lines: dict[str, list[dict]]) -> Path:
     """``hl_<split>_submission.jsonl`` per split and ``submission.zip`` with them at its top level."""
     out.mkdir(parents=True, exist_ok=True)
     archive = out / "submission.zip"
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    buffer = io.BytesIO()  # built in memory, written atomically: a full disk names the file
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for split, rows in lines.items():
             path = out / submission_name(split)
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+            atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
             zf.write(path, arcname=path.name)
-    return archive
+    return atomic_write_bytes(archive, buffer.getvalue())
 
 
 def score(split: str, lines: list[dict], gt_path: Path, out: Path) -> dict[str, Any]:
@@ -134,7 +136,7 @@ def score(split: str, lines: list[dict], gt_path: Path, out: Path) -> dict[str, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lavis.submission", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m lavis.submission", description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", required=True, help="a training run's output_dir")
     p.add_argument("--out", help="output folder (default: RUN_DIR/submission)")
     for split in SPLITS:
@@ -142,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{split}-split", default=split, help="the run's name of the split: reads preds_<name>.jsonl")
     add_data_root_argument(p)
     p.add_argument("--test-gt", help="released test labels (e.g. highlight_test_with_gt.jsonl) to score the test file")
-    p.add_argument("--batch-size", type=int, default=8, help="when queries must be predicted")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="when queries must be predicted")
     return p
 
 

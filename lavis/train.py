@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from lavis.common.cli import exit_process, experiment_parser
+from lavis.common.cli import cli_errors, exit_process, experiment_parser
 from lavis.experiment import run_experiment
 
 
+@cli_errors  # a mistake on the command line too: one error line
 def main(argv: list[str] | None = None) -> int:
     """Train the model an experiment YAML describes, validate it, keep the best checkpoint and
     evaluate that on the test split (``torchrun`` runs this on every rank).

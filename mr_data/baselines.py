@@ -22,6 +22,8 @@ from typing import Optional
 
 import numpy as np
 
+from lavis.common.cli import ArgumentParser, cli_errors, finite_float
+from lavis.common.files import atomic_write_text
 from lavis.common.windows import pairwise_temporal_iou
 from lavis.datasets.schema import MomentRecord, load_annotations
 from lavis.tasks.metrics import evaluate_predictions
@@ -77,19 +79,21 @@ def duration_prior_predictions(
     ]
 
 
+@cli_errors
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """``python -m mr_data.baselines``: the duration-only guess fitted on ``--train``, scored on ``--test``."""
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, type=Path, help="annotations to fit on")
     parser.add_argument("--test", required=True, type=Path, help="annotations to predict")
     parser.add_argument("--out", type=Path, help="write predictions here (JSON Lines)")
-    parser.add_argument("--step", type=float, default=0.02, help="grid of the relative window")
+    parser.add_argument("--step", type=finite_float, default=0.02, help="grid of the relative window")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     test = load_annotations(args.test, allow_no_windows=True)
     predictions = duration_prior_predictions(load_annotations(args.train), test, args.step)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("".join(json.dumps(p) + "\n" for p in predictions))
+        atomic_write_text(args.out, "".join(json.dumps(p) + "\n" for p in predictions))
         logger.info("wrote %d predictions to %s", len(predictions), args.out)
     if any(r.windows for r in test):
         brief = evaluate_predictions(predictions, [r for r in test if r.windows])["brief"]

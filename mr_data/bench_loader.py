@@ -29,7 +29,8 @@ from typing import Optional
 import torch
 from torch.utils.data import DataLoader
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors, finite_float
+from lavis.common.files import atomic_write_text
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.dataset_config import MomentDatasetConfig, VisProcessors
 from lavis.datasets.schema import MomentRecord, load_annotations
@@ -164,7 +165,7 @@ def report(stages: StageTimes, rate: float, workers: int) -> str:
 @cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
     d = AudioClipConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ann", required=True, type=Path, help="normalized annotation file")
     p.add_argument("--video-root", required=True, type=Path)
     p.add_argument("--num-frames", type=int, default=20)
@@ -172,7 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--backend", choices=("pyav", "decord"), default="pyav")
     p.add_argument("--videos", type=int, help="use at most this many videos")
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--clip-len", type=float, default=d.clip_len, help="seconds of audio per frame")
+    p.add_argument("--clip-len", type=finite_float, default=d.clip_len, help="seconds of audio per frame")
     p.add_argument("--sampling-rate", type=int, default=d.sampling_rate)
     p.add_argument("--n-mels", type=int, default=d.n_mels)
     p.add_argument("--hop-length", type=int, default=d.hop_length)
@@ -206,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "videos_per_s_per_worker": rate / max(args.workers, 1),
             "settings": vars(args) | {"audio": asdict(audio)},
         }
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        atomic_write_text(args.json, json.dumps(figures, indent=2, default=str) + "\n")
     return 0
 
 

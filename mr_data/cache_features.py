@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors, non_negative_int, positive_int
 from lavis.common.errors import InputError
 from lavis.common.typed import to_dict
 from lavis.datasets.cached_dataset import cache_settings
@@ -207,15 +207,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from lavis.models.blip2_mr.cached_features import unfrozen_towers
     from lavis.runners.strategies import SingleDevice
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg-path", required=True, help="experiment YAML (model + datasets + run)")
     p.add_argument("--split", required=True, choices=SPLITS)
     p.add_argument("--dataset", help="which of the experiment's datasets (default: the only one)")
-    p.add_argument("--jitter", type=int, default=0, help="extra train-style views per video")
+    p.add_argument("--jitter", type=non_negative_int, default=0, help="extra train-style views per video")
     p.add_argument("--out", type=Path, help="cache root (default: the dataset's root/cached_features_dir)")
-    p.add_argument("--batch-size", type=int, help="videos per forward (default: run.batch_size_eval)")
-    p.add_argument("--num-workers", type=int, help="decoding processes (default: run.num_workers)")
-    p.add_argument("--shard-size", type=int, default=256, help="videos per shard")
+    p.add_argument("--batch-size", type=positive_int, help="videos per forward (default: run.batch_size_eval)")
+    p.add_argument("--num-workers", type=non_negative_int, help="decoding processes (default: run.num_workers)")
+    p.add_argument("--shard-size", type=positive_int, default=256, help="videos per shard")
     p.add_argument("--dtype", choices=sorted(FEATURE_DTYPES), default="bfloat16", help="stored feature dtype")
     p.add_argument("--options", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true")

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Optional
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors
 from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, make_qids_unique
 from mr_data.convert import add_output_arguments, clip_to_duration, finish_records, write_with_val_split
 
@@ -127,7 +127,7 @@ def convert_charades(
 
 @cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sta", required=True, type=Path, help="charades_sta_{train,test}.txt")
     parser.add_argument("--csv", required=True, type=Path, action="append", help="Charades_v1_*.csv (repeatable)")
     add_output_arguments(parser)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors, finite_float
 from lavis.datasets.schema import AnnotationError, MomentRecord, keep_valid, read_annotations, save_annotations
 from mr_data.splits import split_by_video
 
@@ -116,14 +116,14 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """The output options every converter shares."""
     parser.add_argument("--out", required=True, type=Path, help="normalized JSON Lines to write")
     parser.add_argument("--val-out", type=Path, help="also hold out whole videos into this file")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of videos for --val-out")
+    parser.add_argument("--val-fraction", type=finite_float, default=0.1, help="share of videos for --val-out")
     parser.add_argument("--seed", type=int, default=42, help="seed of the validation split")
     parser.add_argument("--skip-bad", action="store_true", help="skip and count bad records instead of failing")
 
 
 @cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, type=Path, help="QVHighlights JSONL or Mr. BLIP JSON list")
     add_output_arguments(parser)
     parser.add_argument("--no-clip", action="store_true", help="keep window ends past the video")

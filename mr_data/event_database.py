@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import cli_errors
+from lavis.common.cli import ArgumentParser, cli_errors
 from lavis.datasets.schema import AnnotationError, MomentRecord, Window, keep_valid
 from mr_data.convert import add_output_arguments, clip_to_duration, finish_records, write_with_val_split
 from mr_data.raw_fields import field, listing, pair, positive, read_json_object, text
@@ -149,7 +149,7 @@ def convert_event_database(
 
 @cli_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--annotations", required=True, type=Path, help="unav100_annotations.json or similar")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), help="which release it is")
     parser.add_argument("--subset", required=True, help="the release's subset to convert (e.g. test, training)")

@@ -21,12 +21,15 @@ def write_av_file(
     sample_rate: int = 48000,
     crf: int = 23,
     gop: int | None = None,
+    audio_codec: str = "aac",
 ) -> Path:
     """Encode ``frames`` (uint8 ``[N, H, W, 3]``, RGB; H and W even) and optional mono ``audio``
     (float ``[S]`` in [-1, 1]) into an MP4. ``frames`` may also be an iterable of uint8
     ``[H, W, 3]`` frames, so long high-resolution videos (30 s of 480p is ~1 GB raw) are encoded
     without holding them in memory. ``gop`` is the keyframe interval in frames (default: the
     encoder's); real videos have keyframes every few seconds, which is what seeking must cope with.
+    ``audio_codec="pcm_s16le"`` (in a ``.mov`` path: MP4 holds no PCM) costs nothing to encode,
+    where AAC takes ~4 s per 20 minutes of 8 kHz sound: for tests of very long videos.
     """
     if isinstance(frames, np.ndarray) and frames.ndim != 4:
         raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
@@ -50,7 +53,7 @@ def write_av_file(
         video.options = options
         sound = None
         if audio is not None:
-            sound = container.add_stream("aac", rate=sample_rate)
+            sound = container.add_stream(audio_codec, rate=sample_rate)
             sound.layout = "mono"
         for frame in itertools.chain([first], stream_of_frames):
             if frame.shape != first.shape or frame.dtype != np.uint8:

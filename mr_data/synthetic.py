@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from lavis.common.cli import cli_errors
 from lavis.common.errors import InputError
+from lavis.common.files import atomic_write_text
 from lavis.datasets.schema import MomentRecord, save_annotations
 from mr_data.media import write_av_file
 from mr_data.splits import assign_splits
@@ -188,7 +189,7 @@ def generate_dataset(
     for split, records in by_split.items():
         save_annotations(records, paths[split])
     counts = {split: len(records) for split, records in by_split.items()}
-    (out / "meta.json").write_text(json.dumps(_meta(num_videos, seed, spec, counts), indent=2) + "\n")
+    atomic_write_text(out / "meta.json", json.dumps(_meta(num_videos, seed, spec, counts), indent=2) + "\n")
     logger.info("wrote %d videos and %s queries to %s", num_videos, counts, out)
     return paths
 

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from lavis.common.cli import ArgumentParser, finite_float
 from mr_data.synthetic_plan import SyntheticSpec
 
 PRESETS: dict[str, SyntheticSpec] = {
@@ -47,7 +48,7 @@ PRESETS: dict[str, SyntheticSpec] = {
 
 def build_parser(description: Optional[str], d: SyntheticSpec) -> argparse.ArgumentParser:
     """The full parser, its spec flags defaulting to ``d``."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="the defaults of the flags below")
     p.add_argument("--num-videos", type=int, default=300)
@@ -55,11 +56,11 @@ def build_parser(description: Optional[str], d: SyntheticSpec) -> argparse.Argum
     p.add_argument("--size", type=int, help="square frames of SIZE px (sets --width and --height)")
     p.add_argument("--width", type=int, default=d.width)
     p.add_argument("--height", type=int, default=d.height)
-    p.add_argument("--fps", type=float, default=d.fps)
+    p.add_argument("--fps", type=finite_float, default=d.fps)
     p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="Hz of the AAC track")
-    p.add_argument("--duration", type=float, help="every video lasts this long (sets min and max)")
-    p.add_argument("--min-duration", type=float, default=d.min_duration)
-    p.add_argument("--max-duration", type=float, default=d.max_duration)
+    p.add_argument("--duration", type=finite_float, help="every video lasts this long (sets min and max)")
+    p.add_argument("--min-duration", type=finite_float, default=d.min_duration)
+    p.add_argument("--max-duration", type=finite_float, default=d.max_duration)
     p.add_argument("--min-event-len", type=int, default=d.min_event_len, help="whole seconds")
     p.add_argument("--max-event-len", type=int, default=d.max_event_len)
     p.add_argument("--min-events", type=int, default=d.min_events, help="events (classes, see --occurrences) per video")
@@ -86,7 +87,7 @@ def build_parser(description: Optional[str], d: SyntheticSpec) -> argparse.Argum
     )
     p.add_argument(
         "--kind-weights",
-        type=float,
+        type=finite_float,
         nargs=3,
         default=d.kind_weights,
         metavar=("VISUAL", "AUDIO", "AUDIO_VISUAL"),
@@ -94,7 +95,7 @@ def build_parser(description: Optional[str], d: SyntheticSpec) -> argparse.Argum
     )
     p.add_argument(
         "--shape-size",
-        type=float,
+        type=finite_float,
         nargs=2,
         default=d.shape_size,
         metavar=("LOW", "HIGH"),
@@ -102,18 +103,18 @@ def build_parser(description: Optional[str], d: SyntheticSpec) -> argparse.Argum
     )
     p.add_argument(
         "--background-levels",
-        type=float,
+        type=finite_float,
         nargs=2,
         default=d.background_levels,
         metavar=("LOW", "HIGH"),
         help="range of the background colours (0-255)",
     )
-    p.add_argument("--visual-noise", type=float, default=d.visual_noise, help="pixel noise std (0-255)")
-    p.add_argument("--audio-noise", type=float, default=d.audio_noise, help="background hiss std")
+    p.add_argument("--visual-noise", type=finite_float, default=d.visual_noise, help="pixel noise std (0-255)")
+    p.add_argument("--audio-noise", type=finite_float, default=d.audio_noise, help="background hiss std")
     p.add_argument("--crf", type=int, default=d.crf, help="x264 quality (lower = bigger files)")
     p.add_argument("--gop", type=int, default=d.gop, help="keyframe interval in frames")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of videos")
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="share of videos")
+    p.add_argument("--val-fraction", type=finite_float, default=d.val_fraction, help="share of videos")
+    p.add_argument("--test-fraction", type=finite_float, default=d.test_fraction, help="share of videos")
     p.add_argument("--workers", type=int, help="encoding processes (default: CPU count)")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if OUT is complete")
     return p
@@ -121,7 +122,7 @@ def build_parser(description: Optional[str], d: SyntheticSpec) -> argparse.Argum
 
 def parse_arguments(argv: Optional[list[str]], description: Optional[str]) -> tuple[argparse.Namespace, SyntheticSpec]:
     """The parsed arguments and the spec they give (the preset's, with the flags applied)."""
-    first = argparse.ArgumentParser(add_help=False)
+    first = ArgumentParser(add_help=False)
     first.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     preset = first.parse_known_args(argv)[0].preset
     args = build_parser(description, PRESETS[preset]).parse_args(argv)

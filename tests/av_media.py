@@ -115,3 +115,32 @@ def decode_av(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         chunks = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
         rate = container.streams.audio[0].rate
     return np.stack([f for f, _ in frames]), np.asarray([t for _, t in frames]), np.concatenate(chunks), rate
+
+
+CLOCK_SIZE = 16
+CLOCK_STEP = 16  # colour levels per digit: flat frames survive H.264 and YUV 4:2:0 within +-7
+CLOCK_TONES = (250.0, 450.0, 750.0, 1150.0, 1700.0, 2450.0, 3400.0)  # Hz, a second's sound: below 4 kHz
+
+
+def clock_colour(second: int) -> tuple[int, int, int]:
+    """The RGB colour of the clock video's frame at ``second``: its base-16 digits (up to 4095 s)."""
+    return tuple(int(d) * CLOCK_STEP + CLOCK_STEP // 2 for d in (second % 16, second // 16 % 16, second // 256))
+
+
+def clock_second(rgb: np.ndarray) -> int:
+    """The second a clock frame shows, from its mean RGB (0-255) values ``[3]``."""
+    r, g, b = (int(round((float(v) - CLOCK_STEP // 2) / CLOCK_STEP)) for v in rgb)
+    return r + 16 * g + 256 * b
+
+
+def make_clock_video(path: Path, duration: float, sample_rate: int = 8000) -> Path:
+    """A ``CLOCK_SIZE`` px video at 1 fps lasting ``round(duration)`` s whose frame at second i is
+    flat ``clock_colour(i)`` and whose sound around second i (``[i - 0.5, i + 0.5)``) is a tone of
+    ``CLOCK_TONES[i % 7]`` Hz, phase-continuous, as PCM in a ``.mov`` (nothing to encode, where AAC
+    takes seconds per 20 minutes): a clip centred on a frame is loudest at its second's tone."""
+    seconds = int(round(duration))
+    frames = (np.full((CLOCK_SIZE, CLOCK_SIZE, 3), clock_colour(i), dtype=np.uint8) for i in range(seconds))
+    second_of_sample = np.floor(np.arange(seconds * sample_rate) / sample_rate + 0.5).astype(np.int64)
+    frequency = np.asarray(CLOCK_TONES)[second_of_sample % len(CLOCK_TONES)]
+    audio = (0.5 * np.sin(2 * np.pi * np.cumsum(frequency) / sample_rate)).astype(np.float32)
+    return write_av_file(path, frames, 1.0, audio, sample_rate, crf=18, audio_codec="pcm_s16le")

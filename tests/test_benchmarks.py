@@ -141,3 +141,19 @@ def test_activation_checkpointing_keeps_every_gradient_of_the_published_setup():
     for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
         if p.requires_grad:
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_query_latency_smoke(capsys, tiny_run, tmp_path):
+    from benchmarks import query_latency
+
+    args = ["--run-dir", str(tiny_run.run_dir), "--videos", "1", "--threads", "1", "--data", str(tmp_path / "videos")]
+    returned = query_latency.main(args)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result == json.loads(json.dumps(returned)) and list(result)[: len(RESULT_KEYS)] == list(RESULT_KEYS)
+    assert result["benchmark"] == "query_latency" and result["smoke"] is False
+    calls = {c["call"]: c for c in result["calls"]}
+    assert set(calls) == {"first", "next", "disk", "llm_split"}
+    assert (calls["first"]["index"], calls["next"]["index"], calls["disk"]["index"]) == ("computed", "memory", "disk")
+    assert calls["next"]["towers_s"] == 0.0 and calls["first"]["towers_s"] > 0
+    assert set(result["breakdown_s"]) >= {"first_decode", "first_towers", "llm_encoder", "llm_beam_search"}
+    assert result["next_over_first"] == pytest.approx(result["next_s"] / result["first_s"], rel=1e-3)

@@ -152,7 +152,9 @@ def test_amp_off_survives_yaml_boolean_parsing(experiment):
 
 
 def test_cross_field_check_blames_the_options(experiment):
-    with pytest.raises(ConfigError, match=r"^--options: 'run': accum_grad_iters must be >= 1"):
+    with pytest.raises(ConfigError, match=r"^--options: 'run': accum_grad_iters is derived from global_batch_size"):
+        load_experiment(experiment, ["run.accum_grad_iters=2", "run.global_batch_size=32"])
+    with pytest.raises(ConfigError, match=r"^--options: 'run.accum_grad_iters' must be >= 1, got 0"):
         load_experiment(experiment, ["run.accum_grad_iters=0"])
 
 

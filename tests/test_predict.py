@@ -14,14 +14,18 @@ from matplotlib.image import imread
 from lavis import load_model
 from lavis.datasets.schema import load_annotations
 from lavis.datasets.video_io import VideoDecodeError
+from lavis.inference.long_video import chunk_spans
 from lavis.predict import main
 
-TOP_KEYS = {"video", "query", "duration", "windows", "text", "invalid", "audio", "span", "chunks", "model"}
+TOP_KEYS = {"video", "query", "duration", "windows", "invalid", "audio", "span", "chunks", "model", "timing"}
+TIMING_KEYS = {"total_s", "decode_s", "towers_s", "llm_s", "index", "saved_s", "index_s", "queries"}
 
 
 def check_result(result: dict, query: str) -> None:
     assert set(result) >= TOP_KEYS and result["query"] == query
-    assert isinstance(result["text"], str) and isinstance(result["invalid"], bool) and isinstance(result["audio"], bool)
+    assert "text" not in result  # the model's text is per chunk, on the chunk's clock
+    assert isinstance(result["invalid"], bool) and isinstance(result["audio"], bool)
+    assert set(result["timing"]) == TIMING_KEYS and result["timing"]["index"] in ("computed", "memory", "disk")
     assert set(result["model"]) == {"run", "checkpoint", "arch", "model_type", "step"}
     assert result["model"]["arch"] == "blip2_mr" and result["model"]["run"] == "run"
     scores = [w[2] for w in result["windows"]]
@@ -29,7 +33,7 @@ def check_result(result: dict, query: str) -> None:
     for start, end, score in result["windows"]:
         assert 0 <= start < end <= result["duration"] + 1e-6 and 0 <= score <= 1 + 1e-6
     for chunk in result["chunks"]:
-        assert {"start", "end", "text", "invalid", "windows"} == set(chunk)
+        assert {"start", "end", "text", "invalid", "windows"} == set(chunk) and isinstance(chunk["text"], str)
         assert chunk["end"] <= result["duration"] + 1e-6
 
 
@@ -67,7 +71,8 @@ def test_cli_writes_a_json_and_a_timeline_per_query(tiny_run, video_and_queries,
         assert result == lines[k]
         assert result["duration"] == pytest.approx(duration, abs=0.05) and result["audio"] is True
         assert result["span"] == max(r.duration for r in train)  # the run's longest training video
-        assert len(result["chunks"]) == 1 and result["chunks"][0]["text"] == result["text"]
+        assert len(result["chunks"]) == 1 and result["chunks"][0]["start"] == 0.0
+        assert result["timing"]["index"] == "computed" and result["timing"]["queries"] == len(queries)
         assert result["timeline"] == str(cli_out / f"{video.stem}_q{k}.png")
         check_png(Path(result["timeline"]))
 
@@ -78,6 +83,7 @@ def test_the_python_api_returns_what_the_cli_writes(tiny_run, video_and_queries,
     [result] = model.predict(video, queries[0])
     written = json.loads((cli_out / f"{video.stem}_q0.json").read_text())
     written.pop("timeline")
+    assert result.pop("timing")["index"] == "computed" and written.pop("timing")["index"] == "computed"
     assert result == written
     with pytest.raises(ValueError, match="query 2 of 2 is empty"):
         model.predict(video, [queries[0], "  "])
@@ -114,7 +120,8 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, 
     out = tmp_path / "out"
     assert main(["--run-dir", str(tiny_run.run_dir), "--jsonl", str(jobs), "--out", str(out)]) == 1  # one failed
     err = capsys.readouterr().err
-    assert "missing.mp4: file not found" in err and "1 of 3 video(s) failed" in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "1 of 3 videos failed (missing.mp4: file not found)" in errors[0]
     assert "predict: 100%" in err  # the progress bar
 
     long_result = json.loads((out / "long_l1.json").read_text())
@@ -122,8 +129,8 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, 
     assert long_result["duration"] == pytest.approx(seconds, abs=0.2) and long_result["span"] == span
     starts = [c["start"] for c in long_result["chunks"]]
     assert starts[0] == 0 and long_result["chunks"][-1]["end"] == pytest.approx(long_result["duration"])
-    assert np.allclose(np.diff(starts)[:-1], span / 2)  # 50 % overlap
-    assert len(starts) == int(np.ceil((seconds - span) / (span / 2))) + 1
+    grid = chunk_spans(long_result["duration"], span, 0.5)  # 50 % overlap, the last chunk ending the grid
+    assert [(c["start"], c["end"]) for c in long_result["chunks"]] == [(c.start, c.end) for c in grid]
     assert long_result["gt"] == [list(event)] and 0 <= long_result["iou"] <= 1
     check_png(out / "long_l1.png")
 
@@ -139,7 +146,7 @@ def test_batch_mode_long_video_no_audio_and_a_missing_video(tiny_run, tmp_path, 
     [
         (["--video", "{video}", "--query", ""], "query 1 of 1 is empty"),
         (["--video", "{video}"], "--video needs at least one --query"),
-        (["--video", "{dir}/nope.mp4", "--query", "x"], "nope.mp4: file not found"),
+        (["--video", "{dir}/nope.mp4", "--query", "x"], "video file not found: "),
         (["--video", "{video}", "--jsonl", "{dir}/q.jsonl"], "either --video"),
         (["--jsonl", "{dir}/bad.jsonl"], "bad.jsonl: line 2: 'query' must be a non-empty string"),
         (["--video", "{dir}/garbage.mp4", "--query", "x"], "garbage.mp4: cannot open"),
@@ -168,7 +175,7 @@ def test_the_module_entry_point_exits_with_the_status(tiny_run, tmp_path):
         "x",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and done.stderr.strip() == f"error: {video}: file not found"
+    assert done.returncode == 2 and done.stderr.strip() == f"error: video file not found: {video}"
 
 
 def test_a_missing_run_or_checkpoint_is_refused(tmp_path, capsys, video_and_queries):

@@ -7,13 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from av_media import SQUARE, make_video
 
+from lavis.common.windows import temporal_iou
 from lavis.datasets.audio_features import AudioClipConfig
 from lavis.datasets.processors import BlipVideoEvalProcessor, VideoEvalProcessorConfig
 from lavis.datasets.video_inputs import VideoInputReader
 from lavis.datasets.video_io import VideoDecodeError, read_frames
-from lavis.inference.long_video import Chunk, chunk_spans, merge_chunk_windows, non_maximum_suppression, to_video_clock
+from lavis.inference.long_video import (
+    STRETCH,
+    Chunk,
+    chunk_spans,
+    merge_chunk_windows,
+    non_maximum_suppression,
+    to_video_clock,
+)
 from lavis.inference.predictor import PredictConfig, Predictor
 from lavis.inference.video import VideoReader
 from lavis.models.blip2_mr.answer import ScoredWindows
@@ -61,6 +70,23 @@ def test_chunks_cover_the_video_at_the_span_with_the_overlap():
         chunk_spans(35.0, 10.0, 1.0)
 
 
+def test_the_last_chunk_ends_the_grid_instead_of_repeating_it():
+    # The issue's 60.06 s video at a 30 s span: no near-copy 30.06-60.06 after 30-60.
+    assert chunk_spans(60.06, 30.0) == [Chunk(0, 30), Chunk(15, 45), Chunk(30, 60.06)]
+    assert chunk_spans(31.4, 30.0) == [Chunk(0, 31.4)]  # within 5 % of the span: one chunk
+    # Further from the grid than STRETCH: one more chunk of the span, ending at the end.
+    assert chunk_spans(64.0, 30.0) == [Chunk(0, 30), Chunk(15, 45), Chunk(30, 60), Chunk(34, 64)]
+    for duration in np.arange(30.0, 200.0, 0.37):
+        chunks = chunk_spans(float(duration), 30.0, 0.5)
+        assert chunks[0].start == 0 and chunks[-1].end == pytest.approx(duration)
+        assert all(b.start - a.start <= 15.0 + 1e-6 for a, b in zip(chunks, chunks[1:]))  # at least the overlap
+        assert all(30.0 - 1e-6 <= c.length <= 30.0 * (1 + STRETCH) + 1e-6 for c in chunks[1:])
+        # No two chunks nearly the same (the near-duplicate had IoU 0.996): starts >= STRETCH * span apart.
+        bound = (1 - STRETCH) / (1 + STRETCH)  # 0.905
+        assert all(temporal_iou((a.start, a.end), (b.start, b.end)) <= bound for a, b in zip(chunks, chunks[1:]))
+        assert all(round(c.start, 6) == c.start for c in chunks)  # no 14.549999999999999
+
+
 def test_a_local_window_maps_to_the_video_clock_and_nms_keeps_the_better_duplicate():
     assert to_video_clock([[2.0, 4.0, 0.9]], Chunk(20.0, 30.0)) == [[22.0, 24.0, 0.9]]
     assert to_video_clock([[8.0, 12.0, 0.5], [11.0, 12.0, 0.4]], Chunk(20.0, 30.0)) == [[28.0, 30.0, 0.5]]
@@ -82,20 +108,28 @@ def test_nms_drops_a_window_whose_iou_equals_the_threshold():
 
 class SquareFinder:
     """Stands in for the model: a window around the frames that show the bright square (score
-    0.9), else a decoy at the chunk's first second (0.2). It checks what the model is shown."""
+    0.9), else a decoy at the chunk's first second (0.2). Its "towers" give each frame the
+    square's brightness; it checks what the model is shown."""
+
+    frozen_key = "square"
 
     def __init__(self):
         self.durations = []
 
+    def encode_frozen(self, batch):
+        square = batch["video"][:, :, :, SQUARE[0], SQUARE[1]].mean(dim=(2, 3, 4))  # [B, T]
+        return {"qformer_tokens": square[:, :, None, None], "audio_embeds": torch.zeros(*square.shape, 1)}
+
     def predict(self, batch):
         out = []
+        assert batch["feature_key"] == [self.frozen_key] * len(batch["query"])
         for b in range(len(batch["query"])):
             real = batch["frame_mask"][b]
             times = batch["timestamps"][b][real]
             duration = float(batch["duration"][b])
             assert float(times.min()) >= 0 and float(times.max()) < duration  # chunk-relative times
             self.durations.append(duration)
-            square = batch["video"][b][real][:, :, SQUARE[0], SQUARE[1]].mean(dim=(1, 2, 3))  # [t]
+            square = batch["qformer_tokens"][b][real].flatten()  # [t]
             lit = times[square > 0.5]
             if len(lit):
                 window = [float(lit.min()) - 0.5, float(lit.max()) + 0.5, 0.9]
@@ -129,7 +163,8 @@ def test_a_long_video_is_predicted_chunk_by_chunk_and_merged_on_its_own_clock(tm
     assert result["windows"][0] == pytest.approx([27.0, 29.0, 0.9])
     assert sorted(w[0] for w in result["windows"][1:]) == [0, 5, 10, 15]  # the other chunks' decoys
     assert result["iou"] == pytest.approx(1.0)
-    assert result["text"] == "[[7, 9]]"  # the text of the chunk that gave the best window (the first on ties)
+    assert [c["text"] for c in result["chunks"][4:]] == ["[[7, 9]]", "[[2, 4]]"]  # on each chunk's own clock
+    assert "text" not in result
     assert result["audio"] is True
     assert json.loads(json.dumps(result)) == result  # plain JSON types only
     assert Path(result["timeline"]).name == "long_q0.png" and Path(result["timeline"]).stat().st_size > 10_000

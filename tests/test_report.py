@@ -90,7 +90,7 @@ def test_missing_videos_still_give_timelines_and_bad_input_exits_2(tiny_run, tmp
     err = capsys.readouterr().err
     assert f"ground truth for split 'train' not found: {data / 'train.jsonl'}" in err and "--data-root" in err
     assert report_main(["--run-dir", str(tmp_path / "nowhere")]) == 2
-    assert "no config.yaml" in capsys.readouterr().err
+    assert "run directory not found" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")

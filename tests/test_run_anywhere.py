@@ -3,6 +3,7 @@ folder with a relative dataset root (``helpers/tiny_run.py``); here it is copied
 read from yet another directory by every command that reads a run, and when its data has moved,
 each command names ``--data-root`` in one ``error:`` line and works with it."""
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -65,6 +66,41 @@ def test_report_submission_predict_and_export_from_another_directory(tiny_run, c
     assert export_main(["--run-dir", str(copied), "--out", str(tmp_path / "export")]) == 0
     assert RunDir(tmp_path / "export").read_info() == RunDir(copied).read_info()
     assert load_model(tmp_path / "export", device="cpu").span == span
+
+
+def test_the_trained_span_is_recorded_and_read_from_anywhere_even_with_the_data_gone(
+    tiny_run, copied, moved_data, tmp_path, caplog
+):
+    span = max(r.duration for r in load_annotations(tiny_run.data / "train.jsonl"))
+    assert RunDir(tiny_run.run_dir).read_info().span == span  # written when it trained
+    # The copied run's record points at data that is gone: the span does not need it.
+    with caplog.at_level(logging.INFO):
+        assert load_model(copied, device="cpu").span == span
+        assert export_main(["--run-dir", str(copied), "--out", str(tmp_path / "export")]) == 0
+        assert load_model(tmp_path / "export", device="cpu").span == span
+    assert "records no span" not in caplog.text
+
+
+def test_an_old_run_without_the_span_falls_back_and_says_so(tiny_run, copied, moved_data, tmp_path, caplog):
+    span = max(r.duration for r in load_annotations(tiny_run.data / "train.jsonl"))
+    info = RunDir(copied).info
+    record = json.loads(info.read_text())
+    record.pop("span")
+    info.write_text(json.dumps(record))
+    with caplog.at_level(logging.INFO):
+        assert load_model(copied, device="cpu").span == 150.0  # its annotations are gone too
+    assert "records no span" in caplog.text and "using a 150 s span" in caplog.text
+    caplog.clear()
+    record["datasets"]["synthetic_av"] = dataclasses.asdict(
+        RunDir(tiny_run.run_dir).read_info().datasets["synthetic_av"]
+    )
+    info.write_text(json.dumps(record))
+    with caplog.at_level(logging.INFO):
+        assert load_model(copied, device="cpu").span == span
+    assert "records no span" in caplog.text and "read from its training annotations" in caplog.text
+    # Its export records the span it found, so the export no longer needs the annotations.
+    assert export_main(["--run-dir", str(copied), "--out", str(tmp_path / "export")]) == 0
+    assert RunDir(tmp_path / "export").read_info().span == span
 
 
 def test_evaluate_a_run_in_its_folder_from_another_directory(tiny_run, copied):

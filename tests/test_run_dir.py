@@ -16,8 +16,9 @@ from lavis.common.files import atomic_write_text, remove_stale_temp_files
 from lavis.common.registry import RegistryError
 from lavis.common.run_dir import RunDir
 from lavis.runners.hooks import Hook
+from lavis.runners.nonfinite import NonFiniteLossError
 from lavis.runners.run_lock import RunDirError, RunLock, claim_run_dir
-from lavis.runners.runner import NonFiniteLossError, RunnerBase
+from lavis.runners.runner import RunnerBase
 
 
 def run(out, **overrides):

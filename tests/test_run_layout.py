@@ -74,11 +74,13 @@ def test_a_dataset_config_records_its_paths_and_takes_them_back(tmp_path, monkey
 
 
 def test_the_record_is_versioned_json_that_takes_new_fields(tmp_path):
-    info = RunInfo(datasets={"synthetic_av": DatasetLocation("/d", {"video_root": "/d/videos"})})
+    info = RunInfo(datasets={"synthetic_av": DatasetLocation("/d", {"video_root": "/d/videos"})}, span=30.0)
     data = json.loads(info.to_json())
-    assert data == {"version": RUN_INFO_VERSION, "datasets": {"synthetic_av": data["datasets"]["synthetic_av"]}}
+    location = data["datasets"]["synthetic_av"]
+    assert data == {"version": RUN_INFO_VERSION, "datasets": {"synthetic_av": location}, "batch": {}, "span": 30.0}
     assert RunInfo.from_json(info.to_json(), "run_info.json") == info
     assert RunInfo.from_json('{"version": 1}', "x") == RunInfo()  # absent fields take their defaults
+    assert RunInfo().span is None  # a run recorded before the span was
     with pytest.raises(ConfigError, match="x: version 2 is not one this code reads"):
         RunInfo.from_json('{"version": 2, "span": 30}', "x")
     with pytest.raises(ConfigError, match="x: unknown key 'datasets.a.rot'"):

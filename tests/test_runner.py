@@ -9,7 +9,8 @@ from helpers.toy_run import toy_experiment, train_losses
 from lavis.common.errors import RunInterrupted
 from lavis.runners import checkpoint as ckpt_mod
 from lavis.runners.hooks import Hook
-from lavis.runners.runner import NonFiniteLossError, RunnerBase
+from lavis.runners.nonfinite import NonFiniteLossError
+from lavis.runners.runner import RunnerBase
 
 
 def run(tmp_path, name, **overrides):
@@ -68,7 +69,7 @@ def test_resume_mid_epoch_reproduces_the_same_losses(tmp_path, accum):
 
 
 def test_nonfinite_loss_stops_with_step_and_qids(tmp_path):
-    with pytest.raises(NonFiniteLossError, match=r"step \d+; batch qids: .*t5"):
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+, on the queries: .*qid t5"):
         run(tmp_path, "a", nan_at_qid=["t5"])
 
 

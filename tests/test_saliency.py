@@ -50,6 +50,22 @@ def test_targets_from_windows_and_from_highlight_scores():
     assert got == pytest.approx([0.0, 10 / 12, 6 / 12, 1.0, 0.0, 0.0])
 
 
+def test_a_window_between_two_frames_marks_the_frame_nearest_its_centre():
+    # 60 frames of a 1,402 s TACoS video lie 23.4 s apart: most moments fall between two frames.
+    times = torch.arange(60, dtype=torch.float64) * 23.37 + 11.7
+    mask = torch.ones(60, dtype=torch.bool)
+    got = frame_relevance(record([(100.0, 105.0), (700.0, 760.0)], duration=1402.2), times, mask)
+    nearest = int(torch.argmin((times - 102.5).abs()))
+    inside = ((times >= 700) & (times <= 760)).nonzero().flatten().tolist()
+    assert got.nonzero().flatten().tolist() == sorted([nearest, *inside]) and got.max() == 1.0
+    # A window without frames never marks a padded frame, and QVHighlights' scores carry over: the
+    # window [4, 6] (clip 2, scored (1, 2, 3)) lies between the frames at 3.0 and 6.5.
+    times = torch.tensor([0.5, 3.0, 6.5, 9.0, 5.0])
+    mask = torch.tensor([True, True, True, True, False])
+    scored = record([(4.0, 6.0)], clips=[2], scores=[[1, 2, 3]])
+    assert frame_relevance(scored, times, mask).tolist() == pytest.approx([0.0, 0.0, 0.5, 0.0, 0.0])
+
+
 def test_losses_on_hand_computed_cases():
     logits = torch.tensor([2.0, -1.0, 0.5, 0.0])
     targets = torch.tensor([1.0, 0.0, 1.0, 0.0])

@@ -1,10 +1,13 @@
 """The registered moment_retrieval task: evaluation of in-memory predictions and output files."""
 
+import dataclasses
 import json
 
 import pytest
 
+from lavis.common.config import load_experiment
 from lavis.common.registry import registry
+from lavis.common.typed import ConfigError
 from lavis.datasets.schema import MomentRecord
 from lavis.tasks.metrics import PredictionError
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
@@ -60,3 +63,28 @@ def test_missing_predictions_fail_unless_videos_were_skipped():
     assert metrics["skipped_videos"] == 1
     assert metrics["validation"]["counts"] == {"missing": 1}
     assert metrics["brief"]["R1@0.5"] == 66.67  # the skipped query is a miss
+
+
+def test_run_detection_scores_the_benchmarks_detection_map_and_may_pick_the_checkpoint():
+    labelled = [dataclasses.replace(r, label=r.query) for r in RECORDS]
+    tiny = "configs/experiments/synthetic/sms_tiny.yaml"
+    cfg = load_experiment(tiny, ["run.detection=unav100", "run.valid_metric=DET-mAP"])
+    task = MomentRetrievalTask.setup_task(cfg)
+    assert task.detection == "unav100"
+    metrics = task.evaluate(PREDS, labelled)
+    assert metrics["detection"]["protocol"] == "unav100" and "DET-mAP@0.9" in metrics["brief"]
+    assert "DET-mAP" not in MomentRetrievalTask.setup_task(load_experiment(tiny)).evaluate(PREDS, labelled)["brief"]
+    # Checked when the config loads: the protocol's name, and a detection key needs its protocol.
+    for options, message in (
+        (
+            ["run.detection=unav"],
+            r"run.detection 'unav' is not a detection protocol; valid: \['activitynet', 'unav100'\]",
+        ),
+        (["run.valid_metric=DET-mAP"], "is a detection mAP: set run.detection"),
+        (
+            ["run.detection=activitynet", "run.valid_metric=DET-mAP@0.1"],
+            "is not reported by run.detection 'activitynet'",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_experiment(tiny, options)

@@ -13,12 +13,13 @@ import argparse
 import errno
 import functools
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from lavis.common.errors import USER_ERROR_EXIT, RunInterrupted, UserError
+from lavis.common.errors import USER_ERROR_EXIT, InputError, RunInterrupted, UserError
 from lavis.common.run_info import DATA_ROOT_OPTION
 
 # OSErrors that describe the user's files or machine, not a bug.
@@ -67,6 +68,11 @@ def cli_errors(main: Main) -> Main:
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
+        # A file name or query with bytes that are not UTF-8 (lone surrogates in Python's text) is
+        # printed escaped, not a UnicodeEncodeError at the last print of a finished run.
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
         try:
             return main(*args, **kwargs)
         except RunInterrupted as stop:
@@ -82,10 +88,44 @@ def cli_errors(main: Main) -> Main:
     return wrapped  # type: ignore[return-value]
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose mistakes (an unknown option, a missing or malformed
+    value) are an ``InputError``: one ``error:`` line and exit status 2 through ``cli_errors``,
+    like every other mistake, instead of the usage text and a line of its own."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the mistake as an ``InputError`` (``--help`` still shows the usage)."""
+        raise InputError(f"{message} (see {self.prog} --help)")
+
+
+def finite_float(text: str) -> float:
+    """An ``argparse`` type: a finite number (``nan`` and ``inf`` are refused)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def experiment_parser(description: str, run_dir: bool = False) -> argparse.ArgumentParser:
     """``--cfg-path`` and ``--options``; ``run_dir``: ``--run-dir`` (with ``--data-root``) instead
     of ``--cfg-path`` (a trained run's folder)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     source = parser.add_mutually_exclusive_group(required=True) if run_dir else parser
     source.add_argument("--cfg-path", required=not run_dir, help="experiment YAML (model/datasets/run)")
     if run_dir:

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lavis.common.config_variants import reconcile_variants
+from lavis.common.files import not_a_file
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError, check_keys, from_dict, to_dict
 
@@ -65,8 +66,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """The YAML file ``path`` (found as ``resolve_path`` finds it) as a dict, unresolved; a missing or
     malformed file is a ``ConfigError`` naming it."""
     resolved = resolve_path(path)
-    if not resolved.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    inside = resolved / "config.yaml"
+    hint = f" (its run's config is {inside}; --run-dir takes the folder)" if inside.is_file() else " (give a YAML file)"
+    problem = not_a_file(resolved, "config file", hint)
+    if problem:
+        raise ConfigError(problem.replace(str(resolved), str(path)))
     try:
         data = OmegaConf.to_container(OmegaConf.load(resolved), resolve=False)
     except Exception as err:  # omegaconf/yaml raise several types; all mean "unreadable YAML"
@@ -235,12 +239,14 @@ def load_experiment(cfg_path: str | Path, options: Iterable[str] | None = None) 
     except Exception as err:
         raise ConfigError(f"{source}: cannot merge/resolve the config: {err}") from None
 
+    # run first: other sections interpolate its values (a dataset's seed: ${run.seed}), so a bad
+    # one is reported under the key that holds it.
+    run_cfg = from_dict(schemas["run"], resolved.get("run"), source, "run", provenance)
     model_cfg = from_dict(schemas["model"], resolved.get("model"), source, "model", provenance)
     datasets_cfg = {
         name: from_dict(schemas[f"datasets.{name}"], body or {}, source, f"datasets.{name}", provenance)
         for name, body in (resolved.get("datasets") or {}).items()
     }
-    run_cfg = from_dict(schemas["run"], resolved.get("run"), source, "run", provenance)
     task_cls = registry.get("task", run_cfg.task)  # fail now, not after building a model, on a bad task name
     check_run_config = getattr(task_cls, "check_run_config", None)  # e.g. run.valid_metric: a name it reports
     if check_run_config is not None:

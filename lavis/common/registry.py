@@ -15,6 +15,7 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from lavis.common.constraints import did_you_mean
 from lavis.common.errors import UserError
 
 T = TypeVar("T")
@@ -129,7 +130,10 @@ class Registry:
         try:
             return self._entries[kind][name]
         except KeyError:
-            raise RegistryError(f"unknown {kind} {name!r}; registered {kind}s: {self.names(kind)}") from None
+            names = self.names(kind)
+            raise RegistryError(
+                f"unknown {kind} {name!r}{did_you_mean(name, names)}; registered {kind}s: {names}"
+            ) from None
 
     def names(self, kind: str) -> list[str]:
         """Every name registered for ``kind`` (its package imported first), sorted."""

@@ -28,11 +28,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import OmegaConf
 
 from lavis.common.config import load_experiment
 from lavis.common.errors import UserError
-from lavis.common.files import atomic_write_text, read_text
+from lavis.common.files import atomic_write_text, not_a_run_folder, read_text
 from lavis.common.run_info import RunInfo, parse_data_roots
 from lavis.common.weights_file import CheckpointError, verify_checkpoint
 
@@ -157,6 +158,9 @@ class RunDir:
 
     def require(self) -> RunDir:
         """This folder, if it holds a run (a ``config.yaml``); else ``NotARunError``."""
+        problem = not_a_run_folder(self.path)
+        if problem:
+            raise NotARunError(problem)
         if not self.config.is_file():
             raise NotARunError(f"{self.path}: no {CONFIG_NAME} (is it a run's output_dir?)")
         return self
@@ -167,6 +171,11 @@ class RunDir:
         if self.best_checkpoint.is_file():
             return self.best_checkpoint
         last = self.newest_good_checkpoint()[0]
+        if last is None and self.exported_weights.is_file():
+            raise NotARunError(
+                f"{self.path} is an exported folder ({EXPORTED_WEIGHTS}, no training checkpoint): lavis.predict, "
+                f"load_model and lavis.submission use it; lavis.evaluate and a resume need a run's checkpoint_*.pt"
+            )
         if last is None:
             raise NotARunError(
                 f"{self.path}: no {BEST_NAME} or {STEP_GLOB} (is it a run's output_dir?), "
@@ -206,3 +215,23 @@ class RunDir:
         if data_roots:
             info = info.relocated(parse_data_roots(data_roots, list(cfg.datasets)))
         return info.apply(cfg)
+
+
+# The key of an exported folder's card (YAML front matter) that records its weights' SHA-256.
+CARD_DIGESTS_KEY = "weights_sha256"
+
+
+def card_sha256(card: Path, name: str) -> Optional[str]:
+    """The SHA-256 an exported folder's card (``README.md``) records for its file ``name``, or
+    None (no card, or one written without it)."""
+    if not card.is_file():
+        return None
+    text = read_text(card)
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        return None
+    try:
+        front = yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+    except yaml.YAMLError:
+        return None  # an edited card whose front matter no longer parses: the file's own checks remain
+    digests = front.get(CARD_DIGESTS_KEY) if isinstance(front, dict) else None
+    return str(digests[name]) if isinstance(digests, dict) and name in digests else None

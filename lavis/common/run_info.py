@@ -13,7 +13,14 @@ The file (JSON)::
     {"version": 1,
      "datasets": {"synthetic_av": {"root": "/home/me/sms/data/synthetic_av",
                                    "paths": {"annotations.train": "/home/me/sms/data/synthetic_av/train.jsonl",
-                                             "video_root": "/home/me/sms/data/synthetic_av/videos", ...}}}}
+                                             "video_root": "/home/me/sms/data/synthetic_av/videos", ...}}},
+     "batch": {"world_size": 1, "per_device": 8, "accumulation": 4, "derived": true, "global_batch": 32},
+     "span": 30.0}
+
+``batch`` is how a training run's steps were batched (``lavis.runners.batch_layout``; empty for
+an evaluation). ``span`` is the longest training video in seconds: what prediction shows the model at once
+(``lavis.inference``; a longer video is read in chunks of it). None: a run written before the
+record had it, or one that did not train.
 
 ``paths`` maps a key of the dataset's config to the absolute path it named. A dataset config takes
 part by offering ``data_location()`` (the record) and ``located_at(location)`` (itself with the
@@ -30,7 +37,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from lavis.common.errors import InputError, UserError
 from lavis.common.typed import ConfigError, from_dict, to_dict
@@ -71,12 +78,17 @@ class RunInfo:
 
     version: int = RUN_INFO_VERSION
     datasets: dict[str, DatasetLocation] = field(default_factory=dict)  # builder name -> location
+    # How a training run's steps were batched: world_size, per_device, accumulation, global_batch
+    # (runners.batch_layout; empty for an evaluation, or a run written before the field existed).
+    batch: dict[str, Any] = field(default_factory=dict)
+    span: Optional[float] = None  # seconds: the longest training video (None: not recorded)
 
     @classmethod
-    def of(cls, cfg: Any) -> RunInfo:
-        """The record of an experiment config, its paths resolved against the current directory."""
+    def of(cls, cfg: Any, span: Optional[float] = None) -> RunInfo:
+        """The record of an experiment config, its paths resolved against the current directory,
+        and the ``span`` it trains for (its longest training video, seconds)."""
         datasets = {name: ds.data_location() for name, ds in cfg.datasets.items() if hasattr(ds, "data_location")}
-        return cls(datasets=datasets)
+        return cls(datasets=datasets, span=span)
 
     def to_json(self) -> str:
         """The record as ``run_info.json`` text (``from_json`` reads it back)."""

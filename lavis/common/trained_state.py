@@ -121,10 +121,17 @@ def check_keys(
     shapes = ", ".join(
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}" for k in sorted(bad_shapes)[:10]
     )
+    parts = [
+        f"{what} ({len(keys)}): {shown}"
+        for what, keys, shown in (
+            ("missing", missing, _show(missing)),
+            ("unexpected", unexpected, _show(unexpected)),
+            ("wrong shape", bad_shapes, shapes),
+        )
+        if keys
+    ]
     raise WeightsMismatchError(
-        f"{source} does not fit the model:\n  missing ({len(missing)}): {_show(missing)}\n"
-        f"  unexpected ({len(unexpected)}): {_show(unexpected)}\n"
-        f"  wrong shape ({len(bad_shapes)}): {shapes or 'none'}" + _lora_hint(present, set(model_state))
+        f"{source} does not fit the model: {'; '.join(parts)}" + _lora_hint(present, set(model_state))
     )
 
 
@@ -134,6 +141,6 @@ def _lora_hint(file_keys: set[str], model_keys: set[str]) -> str:
     if not in_file or in_file == in_model:
         return ""
     return (
-        f"\n  LoRA targets differ: the file has LoRA on {sorted(in_file)}, the model (model.lora.target_modules) "
+        f"; LoRA targets differ: the file has LoRA on {sorted(in_file)}, the model (model.lora.target_modules) "
         f"on {sorted(in_model)}; set model.lora.target_modules=[{','.join(sorted(in_file))}]"
     )

@@ -16,11 +16,14 @@ against the variant in effect there.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
+from lavis.common.constraints import did_you_mean, split_annotated, value_problem
 from lavis.common.errors import UserError
 
 Provenance = Mapping[str, str]  # dotted key path -> where its value came from
@@ -33,7 +36,7 @@ class ConfigError(UserError, ValueError):
 def _where(path: str, provenance: Provenance | None, default_source: str) -> str:
     """The source that set ``path`` (or its nearest parent)."""
     if provenance:
-        probe = path
+        probe = re.sub(r"\[\d+\]", "", path)  # run.hooks[1] was set where run.hooks was
         while probe:
             if probe in provenance:
                 return provenance[probe]
@@ -42,18 +45,21 @@ def _where(path: str, provenance: Provenance | None, default_source: str) -> str
 
 
 def _blame(path: str, message: str, provenance: Provenance | None, default_source: str) -> str:
-    """For a check across fields (``__post_init__``): the source of a key the message names."""
+    """For a check across fields (``__post_init__``): the source of the key the message names
+    first (its subject)."""
     prefix = f"{path}." if path else ""
+    named = []
     for key, where in (provenance or {}).items():
         leaf = key[len(prefix) :] if key.startswith(prefix) else None
-        if leaf and "." not in leaf and leaf in message:
-            return where
-    return default_source
+        found = re.search(rf"\b{re.escape(leaf)}\b", message) if leaf and "." not in leaf else None
+        if found:
+            named.append((found.start(), where))
+    return min(named)[1] if named else default_source
 
 
 def field_types(cls: type) -> dict[str, Any]:
     """Field name -> resolved type annotation of dataclass ``cls``."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)  # keep Annotated constraints
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
@@ -81,18 +87,22 @@ def select_variant(
     key_path = f"{path}.{key}" if path else key
     if chosen is None:
         raise ConfigError(
-            f"{_where(key_path, provenance, source)}: '{key_path}' must be one of {sorted(variants)}, got {name!r}"
+            f"{_where(key_path, provenance, source)}: '{key_path}' must be one of {sorted(variants)}, "
+            f"got {name!r}{did_you_mean(name, variants)}"
         )
     if not issubclass(chosen, cls):
         raise ConfigError(f"{_where(key_path, provenance, source)}: '{key_path}': {name!r} is not a {cls.__name__}")
     return chosen
 
 
-def _valid_keys_text(cls: type, path: str) -> str:
+def _unknown_key_text(cls: type, path: str, key: str) -> str:
+    """``unknown key 'a.b' (did you mean c?); valid keys under 'a': [...]``."""
     where = f"under '{path or '<top>'}'"
     if is_variant_base(cls):
         where += f" for {cls.variant_key} {getattr(cls, cls.variant_key, None)!r}"
-    return f"valid keys {where}: {sorted(field_types(cls))}"
+    valid = sorted(field_types(cls))
+    key_path = f"{path}.{key}" if path else str(key)
+    return f"unknown key '{key_path}'{did_you_mean(key, valid)}; valid keys {where}: {valid}"
 
 
 def check_keys(cls: type, data: Mapping[str, Any], source: str, path: str = "") -> None:
@@ -116,7 +126,7 @@ def check_fields(cls: type, data: Mapping[str, Any], source: str, path: str) -> 
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
         if key not in types_:
-            raise ConfigError(f"{source}: unknown key '{key_path}'; {_valid_keys_text(cls, path)}")
+            raise ConfigError(f"{source}: {_unknown_key_text(cls, path, key)}")
         sub = dataclass_in(types_[key])
         if sub is not None and isinstance(value, Mapping):
             check_keys(sub, value, source, key_path)
@@ -124,6 +134,7 @@ def check_fields(cls: type, data: Mapping[str, Any], source: str, path: str) -> 
 
 def dataclass_in(tp: Any) -> type | None:
     """The dataclass inside ``tp`` (``X`` or ``Optional[X]``), if any."""
+    tp = split_annotated(tp)[0]
     if dataclasses.is_dataclass(tp):
         return tp
     if typing.get_origin(tp) in (Union, types.UnionType):
@@ -150,9 +161,7 @@ def from_dict(
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
         if key not in types_:
-            raise ConfigError(
-                f"{_where(key_path, provenance, source)}: unknown key '{key_path}'; {_valid_keys_text(cls, path)}"
-            )
+            raise ConfigError(f"{_where(key_path, provenance, source)}: {_unknown_key_text(cls, path, key)}")
         kwargs[key] = convert(types_[key], value, source, key_path, provenance)
     missing = [
         f.name
@@ -169,13 +178,21 @@ def from_dict(
 
 
 def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance | None = None):
-    """Check ``value`` against type ``tp`` and return it converted (e.g. dict -> dataclass)."""
+    """Check ``value`` against type ``tp`` and return it converted (e.g. dict -> dataclass);
+    ``Annotated`` constraints (``lavis.common.constraints``) are checked on the converted value."""
 
     def fail(expected: str) -> ConfigError:
         return ConfigError(
             f"{_where(path, provenance, source)}: '{path}' must be {expected}, got {value!r} ({type(value).__name__})"
         )
 
+    tp, extras = split_annotated(tp)
+    if extras:
+        converted = convert(tp, value, source, path, provenance)
+        problem = value_problem(converted, extras)
+        if problem:
+            raise ConfigError(f"{_where(path, provenance, source)}: '{path}' {problem}")
+        return converted
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
@@ -185,6 +202,9 @@ def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance 
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own message ("must be >= 1"), not "X or null"
+            return convert(options[0], value, source, path, provenance)
         for arg in args:
             if arg is type(None):
                 continue
@@ -196,7 +216,10 @@ def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance 
     if origin is Literal:
         if value in args:
             return value
-        raise fail(f"one of {list(args)}")
+        raise ConfigError(
+            f"{_where(path, provenance, source)}: '{path}' must be one of {list(args)}, got {value!r}"
+            f"{did_you_mean(value, args) if isinstance(value, str) else ''}"
+        )
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise fail(_type_name(tp))
@@ -222,9 +245,9 @@ def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance 
             return value
         raise fail("an integer")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise fail("a number")
+        raise fail("a finite number")
     if tp is str:
         if isinstance(value, str):
             return value
@@ -236,6 +259,7 @@ def convert(tp: Any, value: Any, source: str, path: str, provenance: Provenance 
 
 
 def _type_name(tp: Any) -> str:
+    tp = split_annotated(tp)[0]
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")

@@ -24,19 +24,21 @@ import numpy as np
 import torch
 from transformers import ClapFeatureExtractor
 
+from lavis.common.constraints import NonNegativeFloat, PositiveFloat, PositiveInt
+
 
 @dataclass
 class AudioClipConfig:
     """Per-frame audio clips and their CLAP log-mel features (defaults: laion/clap-htsat-fused)."""
 
-    sampling_rate: int = 48000
-    clip_len: float = 1.5  # seconds of audio per sampled frame, centred on the frame
-    n_mels: int = 64  # the extractor's feature_size
-    hop_length: int = 480
-    fft_window_size: int = 1024
-    max_length_s: int = 10  # CLAP's input length; clips are repeat-padded to it
-    frequency_min: float = 50.0
-    frequency_max: float = 14000.0
+    sampling_rate: PositiveInt = 48000
+    clip_len: PositiveFloat = 1.5  # seconds of audio per sampled frame, centred on the frame
+    n_mels: PositiveInt = 64  # the extractor's feature_size
+    hop_length: PositiveInt = 480
+    fft_window_size: PositiveInt = 1024
+    max_length_s: PositiveInt = 10  # CLAP's input length; clips are repeat-padded to it
+    frequency_min: NonNegativeFloat = 50.0
+    frequency_max: PositiveFloat = 14000.0
     truncation: Literal["fusion", "rand_trunc"] = "fusion"  # selects the mel filter bank
 
     def __post_init__(self) -> None:

@@ -1,4 +1,6 @@
-"""Dataset builders (``datasets: <name>:`` in an experiment YAML): charades_sta, qvh, synthetic_av.
+"""Dataset builders (``datasets: <name>:`` in an experiment YAML): charades_sta, qvh, unav100, anet
+(ActivityNet Captions), anet_tal (ActivityNet v1.3 actions, one query per video and class), tacos,
+synthetic_av. ``mr_data/README.md`` says how each benchmark's files are made.
 
 A builder reads the normalized annotation files of each split (train / val / test; a split whose
 path is null is not built), checks that the video folder and every video exist, and returns one
@@ -27,6 +29,7 @@ from lavis.datasets.dataset_config import SPLITS, MomentDatasetConfig
 from lavis.datasets.feature_cache import FeatureCache
 from lavis.datasets.mr_dataset import MomentRetrievalDataset
 from lavis.datasets.schema import MomentRecord, read_annotations
+from lavis.datasets.split_overlap import check_shared_queries
 from lavis.datasets.windows_in_video import repair_windows
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,40 @@ class QVHConfig(MomentDatasetConfig):
     converted with ``python -m mr_data.convert`` (or used as released: the format is the same)."""
 
     root: str = "data/qvh"
+
+
+@dataclass
+class UnAV100Config(MomentDatasetConfig):
+    """UnAV-100 (dense audio-visual events): one query per (video, event class), its ``label``,
+    every segment of the class a window; train / validation / test subsets of the release
+    (``python -m mr_data.event_database --benchmark unav100``)."""
+
+    root: str = "data/unav100"
+
+
+@dataclass
+class ANetCaptionsConfig(MomentDatasetConfig):
+    """ActivityNet Captions: ``train.json`` -> train, ``val_1.json`` -> val, ``val_2.json`` -> test
+    (``python -m mr_data.captions --benchmark activitynet``); videos of 10 s to 12.5 min."""
+
+    root: str = "data/anet"
+
+
+@dataclass
+class ANetTALConfig(MomentDatasetConfig):
+    """ActivityNet v1.3 action localization as class-given queries: one query per (video, action
+    class) with its ``label`` (``python -m mr_data.event_database --benchmark activitynet``);
+    ``validation`` is the test split, held-out training videos the val split."""
+
+    root: str = "data/anet_tal"
+
+
+@dataclass
+class TACoSConfig(MomentDatasetConfig):
+    """TACoS (cooking, 1.5 to 23 min videos): its train / val / test files
+    (``python -m mr_data.captions --benchmark tacos`` or ``mr_data.convert``)."""
+
+    root: str = "data/tacos"
 
 
 @dataclass
@@ -114,6 +151,10 @@ class MomentRetrievalBuilder:
                 datasets[split].window_repairs = repairs
         if not datasets:
             raise ConfigError(f"{name}: no split has an annotation path (annotations.train/val/test)")
+        for split in ("val", "test"):
+            if "train" in datasets and split in datasets:
+                files = str(cfg.annotation_file("train")), str(cfg.annotation_file(split))
+                check_shared_queries(datasets["train"].records, datasets[split].records, *files, cfg.strict)
         return datasets
 
     def read_records(self, path: Path) -> list[MomentRecord]:
@@ -149,6 +190,38 @@ class QVHBuilder(MomentRetrievalBuilder):
 
     config_class = QVHConfig
     DATASET_CONFIG_DICT = {"default": "configs/datasets/qvh/defaults.yaml"}
+
+
+@registry.register_builder("unav100")
+class UnAV100Builder(MomentRetrievalBuilder):
+    """UnAV-100 (``datasets: unav100``); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
+    config_class = UnAV100Config
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/unav100/defaults.yaml"}
+
+
+@registry.register_builder("anet")
+class ANetCaptionsBuilder(MomentRetrievalBuilder):
+    """ActivityNet Captions (``datasets: anet``, the reference's name); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
+    config_class = ANetCaptionsConfig
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/anet/defaults.yaml"}
+
+
+@registry.register_builder("anet_tal")
+class ANetTALBuilder(MomentRetrievalBuilder):
+    """ActivityNet v1.3 actions (``datasets: anet_tal``; the reference's ``anet_TAL``); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
+    config_class = ANetTALConfig
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/anet_tal/defaults.yaml"}
+
+
+@registry.register_builder("tacos")
+class TACoSBuilder(MomentRetrievalBuilder):
+    """TACoS (``datasets: tacos``); its defaults: ``DATASET_CONFIG_DICT["default"]``."""
+
+    config_class = TACoSConfig
+    DATASET_CONFIG_DICT = {"default": "configs/datasets/tacos/defaults.yaml"}
 
 
 @registry.register_builder("synthetic_av")

@@ -17,6 +17,7 @@ the frozen towers' cached outputs, and ``feature_key`` says which frozen weights
     audio_embeds    bf16/f32 [B, T, Da]       CLAP embedding per frame clip (0: no audio)
     feature_key     list of str               the writing model's frozen_key (``cached_features.py``)
     num_skipped     int                       samples of this batch the dataset could not read
+    num_without_audio int                     samples whose video has no audio stream (audio masked)
 
 A sample the dataset could not read is ``None``; the collate drops it and counts it in
 ``num_skipped``, which is how the count crosses DataLoader worker processes to the runner. A batch
@@ -100,7 +101,10 @@ def record_fields(record: MomentRecord) -> dict[str, Any]:
 def collate(samples: list[Optional[dict[str, Any]]]) -> dict[str, Any]:
     """Stack samples (see the module doc), padding frames to the longest sample's T."""
     present = [s for s in samples if s is not None]
-    batch: dict[str, Any] = {"num_skipped": len(samples) - len(present)}
+    batch: dict[str, Any] = {
+        "num_skipped": len(samples) - len(present),
+        "num_without_audio": sum(1 for s in present if s.get("audio_missing")),
+    }
     for key in LIST_KEYS:
         batch[key] = [s[key] for s in present]
     if not present:

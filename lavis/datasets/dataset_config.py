@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
+from lavis.common.constraints import PositiveInt, Seed, needs
 from lavis.common.inputs import DatasetInputs
 from lavis.common.run_info import DatasetLocation
 from lavis.datasets.audio_features import AudioClipConfig
@@ -69,16 +70,18 @@ class MomentDatasetConfig:
     annotations: SplitPaths = field(default_factory=SplitPaths)
     video_root: str = "videos"
     video_ext: str = ".mp4"  # for records without a video_file: <vid><video_ext>
-    num_frames: int = 20
+    num_frames: PositiveInt = 20
     vis_processor: VisProcessors = field(default_factory=VisProcessors)
     audio: AudioClipConfig = field(default_factory=AudioClipConfig)
-    video_backend: VideoBackend = "pyav"  # or decord (optional, x86 wheels)
+    video_backend: Annotated[VideoBackend, needs(decord=("decord", "pip install -e .[decord]"))] = (
+        "pyav"  # or decord (optional, x86 wheels)
+    )
     # Raise on an unreadable video instead of skipping and counting it, and on an annotation
     # window outside its video instead of clipping (train) or reporting (val/test) it.
     strict: bool = False
     allow_missing_videos: bool = False  # at build time: warn about missing videos, do not fail
     allow_no_windows: bool = False  # accept unlabeled records (e.g. the QVHighlights test release)
-    seed: int = 0  # train-time frame sampling and crops (experiments may set ${run.seed})
+    seed: Seed = 0  # train-time frame sampling and crops (experiments may set ${run.seed})
     # Keep decoded frames + audio features in memory after the first read (small datasets read
     # for many epochs, e.g. the demo); frames are then the eval-style ones. See mr_dataset.py.
     cache_decoded: bool = False

@@ -8,7 +8,15 @@ import av
 import numpy as np
 
 from lavis.datasets.frame_sampling import checked_span, sample_frame_indices, span_range
-from lavis.datasets.frame_source import FrameSource, SampledFrames, VideoDecodeError, container_origin, open_container
+from lavis.datasets.frame_source import (
+    FrameSource,
+    SampledFrames,
+    VideoDecodeError,
+    container_origin,
+    open_container,
+    stated_duration,
+    upright,
+)
 
 
 class DecordSource(FrameSource):
@@ -27,6 +35,9 @@ class DecordSource(FrameSource):
             stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
             self.origin = container_origin(container) - stream_start
             duration = container.duration / av.time_base if container.duration else None
+            # decord ignores the display rotation: read it from the first frame, as PyAV gives it.
+            first = next(container.decode(stream), None)
+            self.rotation = first.rotation if first is not None else 0
         try:
             self.reader = decord.VideoReader(str(path), num_threads=1)
         except decord.DECORDError as err:
@@ -38,7 +49,7 @@ class DecordSource(FrameSource):
             last_end = float(self.reader.get_frame_timestamp([self.num_video_frames - 1])[0, 1]) - self.origin
         except decord.DECORDError as err:
             raise VideoDecodeError(f"{path}: decord decoding failed ({err})") from None
-        self.duration = duration if duration else last_end
+        self.duration = stated_duration(path, duration, last_end)
 
     def sample(self, num_samples, train=False, generator=None, span=None) -> SampledFrames:
         """See ``FrameSource.sample``; frame times come from decord's own index."""
@@ -49,7 +60,9 @@ class DecordSource(FrameSource):
                 starts = self.reader.get_frame_timestamp(all_frames)[:, 0] - self.origin
                 first, last = span_range(self.path, starts, checked_span(span))
             indices = first + sample_frame_indices(last - first, num_samples, train, generator)
-            frames = self.reader.get_batch(indices.tolist()).asnumpy()
+            frames = np.stack(
+                [upright(f, self.rotation, self.path) for f in self.reader.get_batch(indices.tolist()).asnumpy()]
+            )
             spans = self.reader.get_frame_timestamp(indices.tolist())  # [t, 2] start/end, seconds
         except self._errors as err:
             raise VideoDecodeError(f"{self.path}: decord decoding failed ({err})") from None

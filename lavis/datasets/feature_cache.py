@@ -12,6 +12,10 @@ One folder per dataset split::
     shard-00000.json           the shard's ``ShardEntry`` (rows, unreadable videos, sha256, size)
                                and the ``plan`` it was computed for, so a rerun skips finished shards
 
+A shard may also hold tensors that are not rows (``write_shard``'s ``extra``; read by ``extra``),
+under the same checksum: the video index (``lavis.inference.index_store``, a one-shard cache per
+video with a row per chunk) keeps there what a video's timelines need.
+
 View 0 of a video is the eval-style sampling (middle frame of each interval, eval processor);
 views 1..K are train-style samplings (a random frame per interval, random crops) with fixed seeds.
 
@@ -32,9 +36,11 @@ from typing import Any, Literal
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_tensors
 
 from lavis.common.errors import UserError
+from lavis.common.files import atomic_write_bytes, atomic_write_text
+from lavis.common.weights_file import file_sha256
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -77,21 +83,6 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 hex digest of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_shard(
     root: Path,
     index: int,
@@ -99,16 +90,25 @@ def write_shard(
     rows: list[tuple[str, int]],
     failed: dict[str, str],
     plan: str,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> ShardEntry:
-    """Write shard ``index`` (tensors stacked over ``rows``) and its sidecar, each atomically
-    (temporary file + rename), so an interrupted run leaves no half shard behind."""
+    """Write shard ``index`` (tensors stacked over ``rows``, plus any ``extra`` tensors that are
+    not rows) and its sidecar, each atomically (temporary file + rename), so an interrupted run
+    leaves no half shard behind."""
     name = shard_name(index)
     path = root / f"{name}.safetensors"
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: tensors[k].contiguous() for k in TENSOR_KEYS}, str(tmp))
-    entry = ShardEntry(path.name, [tuple(r) for r in rows], dict(failed), file_sha256(tmp), tmp.stat().st_size)
-    os.replace(tmp, path)
-    _atomic_write_text(root / f"{name}.json", json.dumps({"plan": plan, **dataclasses.asdict(entry)}))
+    extra = extra or {}
+    clash = sorted(set(extra) & set(TENSOR_KEYS))
+    if clash:
+        raise ValueError(f"extra tensors may not use the row names {clash}")
+    # Serialized in memory and written through common.files: a full disk is an OSError naming the
+    # shard (safetensors' own file writer reports none).
+    data = save_tensors(
+        {**{k: v.contiguous() for k, v in extra.items()}, **{k: tensors[k].contiguous() for k in TENSOR_KEYS}}
+    )
+    entry = ShardEntry(path.name, [tuple(r) for r in rows], dict(failed), hashlib.sha256(data).hexdigest(), len(data))
+    atomic_write_bytes(path, data)
+    atomic_write_text(root / f"{name}.json", json.dumps({"plan": plan, **dataclasses.asdict(entry)}))
     return entry
 
 
@@ -138,7 +138,7 @@ def _shard_entry(data: dict[str, Any]) -> ShardEntry:
 def write_index(root: Path, meta: CacheMeta) -> Path:
     """Write ``meta`` as the cache's ``index.json`` (atomically: the last step of a finished write)."""
     path = root / INDEX_NAME
-    _atomic_write_text(path, json.dumps(dataclasses.asdict(meta)))
+    atomic_write_text(path, json.dumps(dataclasses.asdict(meta)))
     return path
 
 
@@ -225,12 +225,20 @@ class FeatureCache:
         """How many views (1 eval + the jittered train views) the cache holds of video ``vid``."""
         return len(self.rows[vid])
 
-    def read(self, vid: str, view: int = 0) -> dict[str, torch.Tensor]:
-        """``TENSOR_KEYS`` -> ``[T, ...]`` of ``vid``'s view ``view``."""
-        shard, row = self.rows[vid][view]
+    def _handle(self, shard: int) -> Any:
         if self._pid != os.getpid():  # forked into a worker: the parent's handles are not ours
             self._handles, self._pid = {}, os.getpid()
         if shard not in self._handles:
             self._handles[shard] = safe_open(str(self.root / self.meta.shards[shard].file), framework="pt")
-        handle = self._handles[shard]
+        return self._handles[shard]
+
+    def read(self, vid: str, view: int = 0) -> dict[str, torch.Tensor]:
+        """``TENSOR_KEYS`` -> ``[T, ...]`` of ``vid``'s view ``view``."""
+        shard, row = self.rows[vid][view]
+        handle = self._handle(shard)
         return {key: handle.get_slice(key)[row : row + 1][0] for key in TENSOR_KEYS}
+
+    def extra(self, shard: int = 0) -> dict[str, torch.Tensor]:
+        """The tensors of shard ``shard`` that are not rows (``write_shard``'s ``extra``)."""
+        handle = self._handle(shard)
+        return {key: handle.get_tensor(key) for key in handle.keys() if key not in TENSOR_KEYS}  # noqa: SIM118

@@ -81,6 +81,7 @@ class MomentRetrievalDataset(EpochDataset):
         self.seed = seed
         self.cache_decoded = cache_decoded
         self._decoded: dict[Path, DecodedSpan] = {}
+        self._warned_no_audio: set[Path] = set()
         self.temporal_crop = temporal_crop or TemporalCropConfig()  # train split only
 
     def video_path(self, record: MomentRecord) -> Path:
@@ -111,5 +112,23 @@ class MomentRetrievalDataset(EpochDataset):
 
     def load(self, record: MomentRecord, path: Path, generator: np.random.Generator | None) -> dict[str, Any]:
         """One sample (shapes in the module doc); raises ``VideoDecodeError``."""
-        sample = labelled_sample(self.reader.tensors(self.decode(path, generator), self.processor, generator), record)
+        decoded = self.decode(path, generator)
+        sample = labelled_sample(self.reader.tensors(decoded, self.processor, generator), record)
+        if decoded.audio_mask is not None and not decoded.audio_mask.any():
+            self._without_audio(record, path)
+            sample["audio_missing"] = True  # counted by collate, reported like unreadable videos
         return maybe_crop(sample, self.temporal_crop, generator) if self.train else sample
+
+    def _without_audio(self, record: MomentRecord, path: Path) -> None:
+        """An audio model's video without audio: refused in strict mode, else warned about once."""
+        if self.strict:
+            raise VideoDecodeError(
+                f"{path}: no audio stream (none under its frames), and the model reads audio (strict: true)"
+            )
+        if path not in self._warned_no_audio:
+            self._warned_no_audio.add(path)
+            logger.warning(
+                "qid %s: %s has no audio stream (none under its frames): its audio is masked (counted as videos_without_audio)",
+                record.qid,
+                path,
+            )

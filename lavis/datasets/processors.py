@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lavis.common.constraints import PositiveFloat, PositiveInt, Range, UnitInterval
 from lavis.common.registry import RegistryError, registry
 from lavis.common.typed import ConfigError, from_dict
 
@@ -35,9 +36,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class VideoEvalProcessorConfig:
     """``vis_processor.eval``: resize to ``image_size`` and normalize (CLIP's mean and std)."""
 
-    image_size: int = 224
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
+    image_size: PositiveInt = 224
+    mean: tuple[UnitInterval, UnitInterval, UnitInterval] = CLIP_MEAN
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = CLIP_STD
     interpolation: Literal["bicubic", "bilinear"] = "bicubic"
 
     def __post_init__(self) -> None:
@@ -52,10 +53,10 @@ class VideoTrainProcessorConfig(VideoEvalProcessorConfig):
     """``vis_processor.train``: the eval steps after a random resized crop, the same for all of a
     video's frames."""
 
-    min_scale: float = 0.5  # crop area as a fraction of the frame (LAVIS video defaults)
-    max_scale: float = 1.0
-    min_ratio: float = 3 / 4  # crop aspect ratio (width / height) range
-    max_ratio: float = 4 / 3
+    min_scale: Annotated[float, Range(gt=0, le=1)] = 0.5  # crop area as a fraction of the frame (LAVIS video defaults)
+    max_scale: Annotated[float, Range(gt=0, le=1)] = 1.0
+    min_ratio: PositiveFloat = 3 / 4  # crop aspect ratio (width / height) range
+    max_ratio: PositiveFloat = 4 / 3
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -5,7 +5,8 @@ presentation time and the keyframes, so a long video's chunks are sampled from o
 each sampled frame we seek to the keyframe at or before it and decode forward to it (letting the
 decoder skip non-reference frames that are not sampled); when the next sampled frame lies in the
 GOP already being decoded we keep decoding instead of seeking again. Only the sampled frames are
-converted to RGB.
+converted to RGB, and turned upright when the container says the picture is rotated (a phone's
+portrait video). A container whose stated duration is far beyond its streams' packets is refused.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import av
 import numpy as np
 
 from lavis.datasets.frame_sampling import checked_span, sample_frame_indices, span_range
-from lavis.datasets.frame_source import FrameSource, SampledFrames, VideoDecodeError, container_origin, open_container
+from lavis.datasets.frame_source import (
+    FrameSource,
+    SampledFrames,
+    VideoDecodeError,
+    container_origin,
+    open_container,
+    stated_duration,
+    upright,
+)
 
 TRUNCATED_FRACTION = 0.9  # fewer readable frames than this share of the index's count: truncated
-
-
-def _duration(container: av.container.InputContainer, last_frame_end: float) -> float:
-    return container.duration / av.time_base if container.duration else last_frame_end
 
 
 def _decode_targets(
@@ -97,11 +102,15 @@ class PyAVSource(FrameSource):
         stream.thread_type, stream.thread_count = "SLICE", 1  # see _decode_targets
         # Demuxing reads packets but decodes nothing: cheap, and exact for variable frame
         # rates, unlike multiplying an index by the nominal fps.
-        pts, keyframe_pts = [], []
+        pts, keyframe_pts, audio_end = [], [], 0.0
         try:
-            for packet in container.demux(stream):
+            # The audio packets' times too (no decoding): where the streams really end.
+            for packet in container.demux(stream, *container.streams.audio):
                 if packet.pts is None or packet.size == 0:
                     continue  # the demuxer's end-of-stream flush packet
+                if packet.stream.type == "audio":
+                    audio_end = max(audio_end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                    continue
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keyframe_pts.append(packet.pts)
@@ -122,7 +131,10 @@ class PyAVSource(FrameSource):
         self.times = self.all_pts * float(stream.time_base) - self.origin
         frame_step = int(self.all_pts[-1] - self.all_pts[-2]) if len(self.all_pts) > 1 else 0
         last_end = float((int(self.all_pts[-1]) + frame_step) * stream.time_base) - self.origin
-        self.duration = _duration(container, last_end)
+        streams_end = max(last_end, audio_end - self.origin)
+        self.duration = stated_duration(
+            path, container.duration / av.time_base if container.duration else None, streams_end
+        )
 
     def sample(self, num_samples, train=False, generator=None, span=None) -> SampledFrames:
         """See ``FrameSource.sample``; ``num_decoded`` counts the frames decoded to reach the sampled ones."""
@@ -133,7 +145,7 @@ class PyAVSource(FrameSource):
         )
         times = np.asarray([float(f.pts * f.time_base) - self.origin for f in decoded], dtype=np.float32)
         return SampledFrames(
-            frames=np.stack([f.to_ndarray(format="rgb24") for f in decoded]),
+            frames=np.stack([upright(f.to_ndarray(format="rgb24"), f.rotation, self.path) for f in decoded]),
             indices=indices,
             timestamps=times,
             num_video_frames=len(self.all_pts),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from lavis.common.errors import InputError, UserError
-from lavis.common.files import read_text
+from lavis.common.files import atomic_write_text, not_a_file, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +231,9 @@ def read_annotations(
     ``allow_no_windows`` accepts records without labels (the QVHighlights test release).
     """
     path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"annotation file not found: {path}")
+    problem = not_a_file(path, "annotation file")
+    if problem:
+        raise AnnotationError(problem)
     records, problems = keep_valid(
         ((where, obj) for where, obj in _read_raw(path)),
         lambda item: record_from_json(item[1], item[0], allow_no_windows),
@@ -252,9 +253,4 @@ def load_annotations(path: str | Path, allow_no_windows: bool = False) -> list[M
 
 def save_annotations(records: Iterable[MomentRecord], path: str | Path) -> Path:
     """Write records as normalized JSON Lines."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        for record in records:
-            f.write(json.dumps(record.to_json()) + "\n")
-    return path
+    return atomic_write_text(path, "".join(json.dumps(record.to_json()) + "\n" for record in records))

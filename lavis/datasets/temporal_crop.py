@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import torch
 
+from lavis.common.constraints import Range, UnitInterval
 from lavis.datasets.collate import FRAME_KEYS, pad_frames
 
 
@@ -31,8 +32,8 @@ from lavis.datasets.collate import FRAME_KEYS, pad_frames
 class TemporalCropConfig:
     """``datasets.<name>.temporal_crop``: how often and how short a training video may be cropped."""
 
-    prob: float = 0.0  # chance that a training sample is cropped (0: never; evaluation never is)
-    min_fraction: float = 0.5  # shortest crop, as a fraction of the video's duration
+    prob: UnitInterval = 0.0  # chance that a training sample is cropped (0: never; evaluation never is)
+    min_fraction: Annotated[float, Range(gt=0, le=1)] = 0.5  # shortest crop, as a fraction of the video's duration
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prob <= 1.0:

@@ -1,91 +1,59 @@
 """Find moments in your own video: ``load_model(run_dir).predict("my.mp4", ["a dog barks"])``.
 
-Each query's result is a JSON-ready dict (the CLI writes exactly these)::
-
-    {"video": "my.mp4", "query": "a dog barks", "duration": 61.2,
-     "windows": [[24.0, 30.0, 0.71], ...],      # [start, end, score] in seconds, best first
-     "text": "[[24, 30]]",                       # what the model wrote (its best beam)
-     "invalid": false,                           # the text needed repairs (parse_windows)
-     "audio": true,                              # false: no audio stream (masked) or a video-only model
-     "span": 30.0,                               # seconds the model sees at once
-     "chunks": [{"start": 0.0, "end": 30.0, "text": ..., "invalid": ..., "windows": [...]}, ...],
-     "model": {"run": "demo", "checkpoint": ..., "arch": "blip2_mr", "model_type": "tiny", "step": 400},
-     "frame_relevance": [[0.5, 0.02], ...],    # with a saliency head: [time, 0..1] per sampled frame
-     "pred_saliency_scores": [0.02, ...],       # with a saliency head: one per 2 s clip (QVHighlights)
-     "gt": [[24, 31]], "iou": 0.86,              # only when a ground truth is given
-     "timeline": "out/my_q0.png"}                # only when a timeline folder is given
-
-A video longer than ``span`` is covered by overlapping chunks (``long_video.py``); ``chunks``
-lists what the model wrote for each, and ``windows`` is their merge on the video's clock.
+A ``Predictor`` holds a trained model, the way its run reads videos and the index of the videos
+it has seen (``video_index.py``, ``index_store.py``): a video's decoding and towers run once, and
+every query on it costs the fusion and the LLM. ``result.py`` documents each query's result dict.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-import numpy as np
 import torch
 
+from lavis.common.constraints import NonNegativeInt, PositiveFloat, PositiveInt, Range, check_values
 from lavis.common.errors import InputError
 from lavis.datasets.collate import collate
-from lavis.inference.loading import Device, LoadedRun, data_section, load_run, training_span
-from lavis.inference.long_video import merge_chunk_windows, merge_frame_relevance, to_video_clock
-from lavis.inference.timeline import draw_timeline, loudness_db
-from lavis.inference.video import ChunkedVideo, VideoReader
-from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
-from lavis.tasks.metrics_mr import top1_iou
+from lavis.inference.index_store import DiskIndex, IndexKey, MemoryIndex, video_digest
+from lavis.inference.loading import Device, LoadedRun, data_section, load_run, trained_span
+from lavis.inference.query_check import check_prediction_queries
+from lavis.inference.result import GroundTruth, check_queries, query_result
+from lavis.inference.timeline import draw_timeline
+from lavis.inference.video import VideoReader
+from lavis.inference.video_index import IndexedVideo, index_video
 from lavis.tasks.moment_retrieval import MomentRetrievalTask
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_SPAN_S = 150.0  # QVHighlights' clip length: the longest videos the public benchmarks train on
-GroundTruth = Sequence[Sequence[float]]  # [[start, end], ...] seconds
 
 
 @dataclass
 class PredictConfig:
     """How ``Predictor.predict`` covers a video and merges what it finds (``load_model``'s settings)."""
 
-    span: Optional[float] = None  # seconds the model sees at once; None: the run's longest training video
-    overlap: float = 0.5  # share of a chunk that the next chunk repeats (long videos)
-    nms_iou: float = 0.5  # merged windows overlapping a better one at least this much are dropped
-    batch_size: int = 8  # (query, chunk) samples per forward pass
+    span: Optional[PositiveFloat] = None  # seconds the model sees at once; None: the run's longest training video
+    overlap: Annotated[float, Range(ge=0, lt=1)] = 0.5  # share of a chunk that the next chunk repeats
+    nms_iou: Annotated[float, Range(gt=0, le=1)] = 0.5  # merged windows overlapping a better one this much go
+    batch_size: PositiveInt = 8  # (query, chunk) samples per forward pass
+    index_size: NonNegativeInt = 16  # videos whose index stays in memory (least recently used dropped first)
+    index_dir: Optional[str] = None  # also keep each video's index on disk here (index_store.py)
 
     def __post_init__(self) -> None:
-        if self.span is not None and self.span <= 0:
-            raise InputError(f"span must be > 0 seconds, got {self.span}")
-        if not 0 <= self.overlap < 1 or not 0 < self.nms_iou <= 1 or self.batch_size < 1:
-            raise InputError(
-                f"need 0 <= overlap < 1, 0 < nms_iou <= 1, batch_size >= 1; got {self.overlap}, "
-                f"{self.nms_iou}, {self.batch_size}"
-            )
-
-
-def check_queries(queries: str | Sequence[str]) -> list[str]:
-    """A query or a list of them, each a non-empty string (stripped)."""
-    queries = [queries] if isinstance(queries, str) else list(queries)
-    if not queries:
-        raise InputError("no query given")
-    for i, query in enumerate(queries):
-        if not isinstance(query, str) or not query.strip():
-            raise InputError(f"query {i + 1} of {len(queries)} is empty: {query!r}")
-    return [q.strip() for q in queries]
-
-
-def query_iou(windows: Sequence[Sequence[float]], gt: Sequence[Sequence[float]]) -> float:
-    """The evaluator's top-1 IoU of one query: its first window vs. its best-matching GT window."""
-    preds = np.asarray(windows, dtype=np.float64).reshape(-1, 3)
-    return float(top1_iou([preds], [np.asarray(gt, dtype=np.float64).reshape(-1, 2)])[0])
+        try:  # the config layer's checks: finite, in range (--span nan is refused here)
+            check_values(self)
+        except ValueError as err:
+            raise InputError(str(err)) from None
 
 
 class Predictor:
-    """A trained model + the way its run reads videos. ``model`` is anything with
-    ``predict(batch) -> list[ScoredWindows]`` over the batch dict of ``lavis.datasets.collate``."""
+    """A trained model + the way its run reads videos, and the index of the videos it has seen.
+
+    ``model`` is anything with ``encode_frozen(batch)`` (the towers' outputs), ``frozen_key`` and
+    ``predict(batch) -> list[ScoredWindows]`` over the batch dict of ``lavis.datasets.collate``
+    (given the towers' outputs in place of pixels, as in training from cached features).
+    """
 
     def __init__(
         self,
@@ -97,27 +65,93 @@ class Predictor:
         max_windows: int,
         device: torch.device = torch.device("cpu"),
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        folder: Optional[Path] = None,
     ):
         self.model, self.reader, self.span, self.settings = model, reader, span, settings
-        self.info, self.max_windows, self.device, self.autocast = info, max_windows, device, autocast
+        self.model_info, self.max_windows, self.device, self.autocast = info, max_windows, device, autocast
+        self.folder = folder
+        self.memory = MemoryIndex(settings.index_size)
+        self.disk = DiskIndex(settings.index_dir) if settings.index_dir is not None else None
 
     @classmethod
     def from_run(cls, run: LoadedRun, settings: PredictConfig) -> Predictor:
         """The predictor of a loaded run: its dataset's video reader (frames, processor, audio)
-        and span, and its model on its strategy's device and precision."""
+        and trained span, and its model on its strategy's device and precision."""
         _, section = data_section(run.cfg)
         reader = VideoReader.from_dataset(section)
-        span = settings.span or training_span(run.cfg)
-        if span is None:
-            span = DEFAULT_SPAN_S
-            logger.warning(
-                "the run's training annotations are not readable here; using a %.0f s span "
-                "(pass span= / --span for the length of the videos it was trained on)",
-                span,
-            )
+        span = settings.span or trained_span(run)
         max_windows = run.cfg.model.generation.max_windows
         strategy = run.strategy
-        return cls(run.model, reader, float(span), settings, run.info, max_windows, strategy.device, strategy.autocast)
+        return cls(
+            run.model,
+            reader,
+            float(span),
+            settings,
+            run.info,
+            max_windows,
+            strategy.device,
+            strategy.autocast,
+            run.folder,
+        )
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What answers: the model's record (``run``, ``checkpoint``, ``arch``, ``model_type``,
+        ``step``, as in every result's ``"model"``), ``run_dir``, ``checkpoint_name``, ``device``,
+        ``threads`` (torch's CPU threads now), ``span``, ``index_size`` and ``index_dir``."""
+        checkpoint = self.model_info.get("checkpoint")
+        return {
+            **self.model_info,
+            "run_dir": str(self.folder) if self.folder is not None else None,
+            "checkpoint_name": Path(checkpoint).name if checkpoint else None,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "span": self.span,
+            "index_size": self.settings.index_size,
+            "index_dir": self.settings.index_dir,
+        }
+
+    def index_key(self, video: str | Path) -> IndexKey:
+        """The key of ``video``'s index entry for this model and sampling (hashes the file)."""
+        settings = {**self.reader.settings(), "span": self.span, "overlap": self.settings.overlap}
+        return IndexKey(video_digest(video), self.model.frozen_key, settings)
+
+    def index(self, video: str | Path) -> tuple[IndexedVideo, dict[str, Any]]:
+        """``video``'s index entry, from memory, disk or computed (and then kept), and the
+        ``timing`` keys of how it was got (the module docstring). Raises ``VideoDecodeError``."""
+        start = time.perf_counter()
+        key = self.index_key(video)
+        entry, source = self.memory.get(key), "memory"
+        if entry is None and self.disk is not None:
+            entry, source = self.disk.load(key), "disk"
+        if entry is None:
+            lookup_s = time.perf_counter() - start
+            entry = index_video(
+                self.reader,
+                self.model,
+                video,
+                self.span,
+                self.settings.overlap,
+                self.settings.batch_size,
+                self.device,
+                self.autocast,
+            )
+            start = time.perf_counter()
+            if self.disk is not None:
+                self.disk.save(key, entry)
+            index_s = lookup_s + time.perf_counter() - start
+            self.memory.put(key, entry)
+            return entry, {
+                "decode_s": entry.decode_s,
+                "towers_s": entry.towers_s,
+                "index": "computed",
+                "saved_s": 0.0,
+                "index_s": index_s,
+            }
+        self.memory.put(key, entry)
+        index_s = time.perf_counter() - start
+        saved = max(entry.decode_s + entry.towers_s - index_s, 0.0)
+        return entry, {"decode_s": 0.0, "towers_s": 0.0, "index": source, "saved_s": saved, "index_s": index_s}
 
     def predict(
         self,
@@ -139,7 +173,9 @@ class Predictor:
 
         Returns:
             One JSON-ready dict per query (the module docstring lists its keys): ``windows``
-            ``[[start, end, score], ...]`` in seconds, best first, ``text``, ``invalid``, ...
+            ``[[start, end, score], ...]`` in seconds, best first, ``chunks`` with the model's
+            text, ``timing``, ... The video's query-independent work comes from the index when
+            this predictor (or, with ``index_dir``, any process of this model) has seen it.
 
         Raises ``InputError`` for an empty query and ``VideoDecodeError`` for a missing or
         unreadable video.
@@ -149,98 +185,61 @@ class Predictor:
             >>> [result] = predictor.predict(video, "a red square appears", gt=[[[2.0, 5.0]]])
             >>> result["query"], all(len(w) == 3 for w in result["windows"]), 0.0 <= result["iou"] <= 1.0
             ('a red square appears', True, True)
+            >>> [again] = predictor.predict(video, "a beep is heard")  # the video's index is reused
+            >>> again["timing"]["index"], again["timing"]["towers_s"]
+            ('memory', 0.0)
         """
+        start = time.perf_counter()
         queries = check_queries(queries)
+        check_prediction_queries(self.model, queries)
         gts = list(gt) if gt is not None else [None] * len(queries)
         if len(gts) != len(queries):
             raise ValueError(f"{len(gts)} ground truths for {len(queries)} queries")
-        decoded = self.reader.read(video, self.span, self.settings.overlap)
-        scored = self._run_model(decoded, queries)
-        results = [self._result(video, decoded, q, scored[i], gts[i]) for i, q in enumerate(queries)]
+        entry, timing = self.index(video)
+        llm_start = time.perf_counter()
+        scored = self._run_model(entry, queries, Path(video).stem)
+        timing["llm_s"] = time.perf_counter() - llm_start
+        results = [
+            query_result(
+                video, entry, q, scored[i], gts[i], self.span, self.model_info, self.settings.nms_iou, self.max_windows
+            )
+            for i, q in enumerate(queries)
+        ]
         if timeline_dir is not None:
             stem = Path(video).stem
             names = list(names) if names is not None else [f"{stem}_q{k}" for k in range(len(queries))]
             for result, name in zip(results, names):
-                result["timeline"] = str(self.timeline(decoded, result, Path(timeline_dir) / f"{name}.png"))
+                result["timeline"] = str(self.timeline(entry, result, Path(timeline_dir) / f"{name}.png"))
+        timing = {"total_s": time.perf_counter() - start, **timing, "queries": len(queries)}
+        for result in results:
+            result["timing"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()}
         return results
 
     @torch.no_grad()
-    def _run_model(self, decoded: ChunkedVideo, queries: list[str]) -> list[list[Any]]:
+    def _run_model(self, entry: IndexedVideo, queries: list[str], vid: str) -> list[list[Any]]:
         """Per query, per chunk: the model's ``ScoredWindows`` (chunk-relative seconds)."""
-        samples = [
-            {
-                **c.tensors,
-                "duration": c.chunk.length,
-                "query": q,
-                "qid": f"{qi}:{ci}",
-                "vid": decoded.path.stem,
-                "kind": None,
-                "windows": [],
-            }
-            for qi, q in enumerate(queries)
-            for ci, c in enumerate(decoded.chunks)
-        ]
+        key = self.model.frozen_key
+        samples = [s for q in queries for s in entry.samples(q, vid, key)]
         outputs = []
         for start in range(0, len(samples), self.settings.batch_size):
             batch = collate(samples[start : start + self.settings.batch_size])
             batch = MomentRetrievalTask.move_to_device(batch, self.device)
             with self.autocast():
                 outputs.extend(self.model.predict(batch))
-        per = len(decoded.chunks)
+        per = len(entry.chunks)
         return [outputs[qi * per : (qi + 1) * per] for qi in range(len(queries))]
 
-    def _result(self, video, decoded: ChunkedVideo, query: str, scored: list[Any], gt) -> dict[str, Any]:
-        chunks = [c.chunk for c in decoded.chunks]
-        local = [s.windows for s in scored]
-        if len(chunks) == 1:
-            windows = to_video_clock(local[0], chunks[0])  # the model's own ranking, untouched
-        else:
-            windows = merge_chunk_windows(local, chunks, self.settings.nms_iou, self.max_windows)
-        per_chunk = [
-            {
-                "start": c.start,
-                "end": c.end,
-                "text": s.texts[0] if s.texts else "",
-                "invalid": bool(s.invalid),
-                "windows": to_video_clock(s.windows, c),
-            }
-            for c, s in zip(chunks, scored)
-        ]
-        # The text of the chunk that gave the best window (the only chunk for a short video).
-        source = next((p for p in per_chunk if windows and windows[0] in p["windows"]), per_chunk[0])
-        result = {
-            "video": str(video),
-            "query": query,
-            "duration": decoded.duration,
-            "windows": windows,
-            "text": source["text"],
-            "invalid": all(p["invalid"] for p in per_chunk),
-            "audio": decoded.has_audio,
-            "span": self.span,
-            "chunks": per_chunk,
-            "model": dict(self.info),
-        }
-        if all(getattr(s, "frame_scores", None) for s in scored):  # a model with a saliency head
-            times, relevance = merge_frame_relevance([(s.frame_times, s.frame_scores) for s in scored], chunks)
-            result["frame_relevance"] = [[round(t, 3), round(r, 4)] for t, r in zip(times, relevance)]
-            result["pred_saliency_scores"] = clip_saliency(times, relevance, decoded.duration, CLIP_LENGTH)
-        if gt is not None:
-            result["gt"] = [[float(s), float(e)] for s, e in gt]
-            result["iou"] = round(query_iou(windows, result["gt"]), 4)
-        return result
-
-    def timeline(self, decoded: ChunkedVideo, result: dict[str, Any], path: Path) -> Path:
-        """Draw one query's timeline to ``path`` (the video's frames and loudness, the predicted
-        windows and, when given, the ground truth) and return ``path``."""
-        overview = decoded.overview
+    def timeline(self, entry: IndexedVideo, result: dict[str, Any], path: Path) -> Path:
+        """Draw one query's timeline to ``path`` (the video's frames and loudness from its index
+        entry, the predicted windows and, when given, the ground truth) and return ``path``."""
         return draw_timeline(
             path,
-            decoded.duration,
+            entry.duration,
             result["windows"],
             gt=result.get("gt"),
-            frames=overview.frames,
-            frame_times=overview.timestamps,
-            loudness=loudness_db(decoded.waveform, decoded.duration),
+            frames=entry.thumbnails,
+            frame_times=entry.thumbnail_times,
+            loudness=entry.loudness,
             relevance=result.get("frame_relevance"),
             title=f"{result['query']}  ({Path(result['video']).name}, audio: {'yes' if result['audio'] else 'no'})",
             no_audio_text="no audio stream" if self.reader.with_audio else "audio not read: a video-only model",
@@ -257,6 +256,8 @@ def load_model(
     overlap: float = 0.5,
     nms_iou: float = 0.5,
     batch_size: int = 8,
+    index_dir: str | Path | None = None,
+    index_size: int = 16,
 ) -> Predictor:
     """A ``Predictor`` for a trained run: its model, best weights and the way it read videos.
 
@@ -268,7 +269,10 @@ def load_model(
             exported ``.safetensors``).
         device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         span, overlap, nms_iou, batch_size: the ``PredictConfig`` settings (span None: the
-            length of the longest video the run trained on).
+            span the run recorded, its longest training video).
+        index_dir: also keep each video's index on disk in this folder, for every process of
+            this model (``index_store.py``); None: in memory only.
+        index_size: videos whose index stays in memory (0: none).
 
     Returns:
         The ``Predictor``; ``predict(video, queries)`` gives one result dict per query.
@@ -280,4 +284,5 @@ def load_model(
         ('blip2_mr', True)
     """
     run = load_run(run_dir, cfg_path, checkpoint, device)
-    return Predictor.from_run(run, PredictConfig(span, overlap, nms_iou, batch_size))
+    folder = str(index_dir) if index_dir is not None else None
+    return Predictor.from_run(run, PredictConfig(span, overlap, nms_iou, batch_size, index_size, folder))

@@ -1,16 +1,19 @@
 """A timeline PNG of one query: sampled frames, audio loudness, predicted windows, ground truth.
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch), so
-it works headless and inside DataLoader-free scripts alike. Layout, sharing one time axis:
+it works headless and inside DataLoader-free scripts alike. Layout, sharing one time axis whose
+labels only the bottom panel shows (so no panel covers the labels of the one above):
 
     [ strip of sampled frames, each labelled with its time            ]
     [ loudness (dB RMS of the soundtrack, 50 ms hops) or "no audio"   ]
     [ GT bars (green); predicted windows best first, shaded by score   ]
     [ each frame's relevance to the query (a model with a saliency head) ]
+    seconds
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -18,12 +21,15 @@ from typing import Optional
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
+from lavis.common.files import atomic_write_bytes
 from lavis.datasets.audio_io import Waveform
 
 FIGSIZE = (12.0, 5.0)  # inches; at DPI this gives a 1200 x 500 PNG
 DPI = 100
 MAX_THUMBNAILS = 10
+THUMBNAIL_HEIGHT = 144  # pixels kept per strip frame (a slot of the strip is ~110 x 130 px)
 MAX_DRAWN_WINDOWS = 5  # predicted windows drawn (best first); the JSON has them all
 SILENCE_DB = -80.0  # loudness floor
 
@@ -47,35 +53,46 @@ def loudness_db(
     return (np.arange(count) + 0.5) * hop_s, db
 
 
+def thumbnails(frames: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strip's frames out of uint8 ``frames [t, H, W, 3]`` at ``times [t]``: at most
+    ``MAX_THUMBNAILS``, evenly picked, at most ``THUMBNAIL_HEIGHT`` pixels high (what the video
+    index keeps of a video for its timelines)."""
+    if len(frames) == 0:
+        return frames, times
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(MAX_THUMBNAILS, len(frames))).round().astype(int))
+    height, width = frames.shape[1:3]
+    if height <= THUMBNAIL_HEIGHT:
+        return frames[picks], times[picks]
+    size = (max(1, round(width * THUMBNAIL_HEIGHT / height)), THUMBNAIL_HEIGHT)
+    small = [np.asarray(Image.fromarray(frames[i]).resize(size, Image.Resampling.BILINEAR)) for i in picks]
+    return np.stack(small), times[picks]
+
+
 def _strip(ax, duration: float, frames: Optional[np.ndarray], times: Optional[np.ndarray]) -> None:
-    ax.set_xlim(0, duration)
     ax.set_ylim(0, 1)
     ax.set_yticks([])
-    ax.set_xticks([])
     if frames is None or len(frames) == 0:
         ax.text(duration / 2, 0.5, "frames unavailable", ha="center", va="center", color="grey")
         return
-    picks = np.unique(np.linspace(0, len(frames) - 1, min(MAX_THUMBNAILS, len(frames))).round().astype(int))
-    slot = duration / len(picks)
-    for k, i in enumerate(picks):
+    labels = times is not None
+    frames, times = thumbnails(frames, times if labels else np.zeros(len(frames), dtype=np.float32))
+    slot = duration / len(frames)
+    for k, (frame, time) in enumerate(zip(frames, times)):
         x0, x1 = k * slot, (k + 1) * slot
-        ax.imshow(frames[i], extent=(x0 + 0.02 * slot, x1 - 0.02 * slot, 0.0, 1.0), aspect="auto")
-        label = f"{times[i]:.1f}s" if times is not None else ""
+        ax.imshow(frame, extent=(x0 + 0.02 * slot, x1 - 0.02 * slot, 0.0, 1.0), aspect="auto")
         ax.text(
             (x0 + x1) / 2,
             0.02,
-            label,
+            f"{time:.1f}s" if labels else "",
             ha="center",
             va="bottom",
             fontsize=7,
             color="white",
             bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0},
         )
-    ax.set_xlim(0, duration)  # imshow resets the limits
 
 
 def _loudness(ax, duration: float, loudness: Optional[tuple[np.ndarray, np.ndarray]], missing: str) -> None:
-    ax.set_xlim(0, duration)
     ax.tick_params(labelsize=7)
     if loudness is None:
         ax.set_ylim(0, 1)
@@ -103,9 +120,43 @@ def _windows(ax, duration: float, windows: Sequence[Sequence[float]], gt: Option
             ax.text(end, y, f" {score:.2f}", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # best first, top down
-    ax.set_xlim(0, duration)
-    ax.set_xlabel("seconds", fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
+
+
+def timeline_figure(
+    duration: float,
+    windows: Sequence[Sequence[float]],
+    *,
+    gt: Optional[Sequence[Sequence[float]]] = None,
+    frames: Optional[np.ndarray] = None,
+    frame_times: Optional[np.ndarray] = None,
+    loudness: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    relevance: Optional[Sequence[Sequence[float]]] = None,
+    title: str = "",
+    no_audio_text: str = "no audio stream",
+) -> Figure:
+    """The timeline as a matplotlib ``Figure`` (``FIGSIZE`` at ``DPI``; ``draw_timeline`` has the
+    arguments). Its panels share one time axis, labelled under the bottom panel only."""
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    FigureCanvasAgg(fig)
+    ratios = (1.3, 0.9, 1.4) + ((0.8,) if relevance else ())
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.12)
+    axes = [fig.add_subplot(grid[0])]
+    axes += [fig.add_subplot(grid[k], sharex=axes[0]) for k in range(1, len(ratios))]
+    _strip(axes[0], duration, frames, frame_times)
+    _loudness(axes[1], duration, loudness, no_audio_text)
+    _windows(axes[2], duration, list(windows), gt)
+    if relevance:
+        _relevance(axes[3], np.asarray(relevance, dtype=np.float64))
+    axes[0].set_xlim(0, duration)  # shared by all; after imshow, which resets the limits
+    for ax in axes[:-1]:
+        ax.tick_params(axis="x", labelbottom=False)
+    axes[-1].tick_params(axis="x", labelsize=7)
+    axes[-1].set_xlabel("seconds", fontsize=8)
+    if title:
+        title = title.encode("utf-8", "replace").decode("utf-8")  # bytes that were not UTF-8 show as '?'
+        fig.suptitle(title if len(title) <= 140 else title[:137] + "...", fontsize=10)
+    fig.subplots_adjust(left=0.05, right=0.95, top=0.91, bottom=0.1)
+    return fig
 
 
 def draw_timeline(
@@ -124,33 +175,31 @@ def draw_timeline(
     """Write the timeline PNG (``FIGSIZE`` x ``DPI`` pixels) and return its path.
 
     ``windows``: ``[start, end, score]`` best first (seconds); ``gt``: ``[start, end]``;
-    ``frames``: uint8 ``[t, H, W, 3]`` with ``frame_times`` ``[t]`` seconds; ``loudness``: the
-    output of ``loudness_db`` (None draws ``no_audio_text``); ``relevance``: ``[time, 0..1]`` per
-    frame, drawn as a curve under the windows (None: no such row).
+    ``frames``: uint8 ``[t, H, W, 3]`` with ``frame_times`` ``[t]`` seconds (at most
+    ``MAX_THUMBNAILS`` of them are drawn); ``loudness``: the output of ``loudness_db`` (None draws
+    ``no_audio_text``); ``relevance``: ``[time, 0..1]`` per frame, drawn as a curve under the
+    windows (None: no such row).
     """
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
-    ratios = (1.3, 0.9, 1.4) + ((0.8,) if relevance else ())
-    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.12)
-    _strip(fig.add_subplot(grid[0]), duration, frames, frame_times)
-    _loudness(fig.add_subplot(grid[1]), duration, loudness, no_audio_text)
-    _windows(fig.add_subplot(grid[2]), duration, list(windows), gt)
-    if relevance:
-        _relevance(fig.add_subplot(grid[3]), duration, np.asarray(relevance, dtype=np.float64))
-    if title:
-        fig.suptitle(title if len(title) <= 140 else title[:137] + "...", fontsize=10)
-    fig.subplots_adjust(left=0.05, right=0.95, top=0.91, bottom=0.1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
+    fig = timeline_figure(
+        duration,
+        windows,
+        gt=gt,
+        frames=frames,
+        frame_times=frame_times,
+        loudness=loudness,
+        relevance=relevance,
+        title=title,
+        no_audio_text=no_audio_text,
+    )
+    png = io.BytesIO()
+    fig.savefig(png, dpi=DPI, format="png")
+    return atomic_write_bytes(path, png.getvalue())  # a full disk: an OSError naming the file
 
 
-def _relevance(ax, duration: float, relevance: np.ndarray) -> None:
+def _relevance(ax, relevance: np.ndarray) -> None:
     """``relevance [t, 2]`` (time, 0..1) as a filled curve."""
     ax.fill_between(relevance[:, 0], relevance[:, 1], 0.0, color="tab:purple", alpha=0.5, linewidth=0)
     ax.plot(relevance[:, 0], relevance[:, 1], color="tab:purple", linewidth=1.0)
-    ax.set_xlim(0, duration)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("relevance", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import torch
 
+from lavis.common.typed import to_dict
 from lavis.datasets.audio_io import Waveform
 from lavis.datasets.video_inputs import Span, VideoInputReader
 from lavis.datasets.video_io import SampledFrames, VideoDecodeError
@@ -63,6 +64,17 @@ class VideoReader:
         """The reader of a dataset config (``MomentDatasetConfig``): its frames, audio, backend
         and eval processor."""
         return cls(dataset_cfg.reader(), dataset_cfg.processor("eval"))
+
+    def settings(self) -> dict[str, Any]:
+        """What shapes the model's inputs of a video (JSON values): frames, frame processor,
+        audio clips and decoding backend. Part of the video index's key."""
+        processor = {"name": type(self.processor).__name__, **to_dict(getattr(self.processor, "cfg", None) or {})}
+        return {
+            "num_frames": self.inputs.num_frames,
+            "processor": processor,
+            "audio": to_dict(self.inputs.audio) if self.with_audio else None,
+            "backend": self.inputs.backend,
+        }
 
     @property
     def with_audio(self) -> bool:

@@ -14,6 +14,7 @@ verified too. Every reader that goes through ``load_checkpoint`` gets the check.
 
 from __future__ import annotations
 
+import io
 import logging
 import random
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lavis.common.files import atomic_write
+from lavis.common.files import atomic_write_bytes
 from lavis.common.run_dir import RunDir
 from lavis.common.weights_file import CheckpointError, verify_checkpoint
 
@@ -33,7 +34,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save(obj)`` to ``path`` through a temporary file renamed into place: a crash mid-save
     leaves the previous file whole. Returns ``path``.
     """
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()  # serialized in memory: a full disk is then an OSError naming the file
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def rng_state() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from torch import nn
 from lavis.common.config import resolve_path
 from lavis.common.registry import registry
 from lavis.common.typed import ConfigError
+from lavis.runners.batch_layout import BatchLayout
 from lavis.runners.config import RunConfig
 from lavis.runners.strategies import SingleDevice, _ProcessGroupMixin
 
@@ -44,10 +45,11 @@ def deepspeed_config(cfg: RunConfig, world_size: int) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"run.deepspeed_config not found: {path}")
         base = json.loads(path.read_text())
+    layout = BatchLayout.of(cfg, world_size)  # the runner's own batches and accumulation
     base.update(
-        train_micro_batch_size_per_gpu=cfg.batch_size_train,
-        gradient_accumulation_steps=cfg.accum_grad_iters,
-        train_batch_size=cfg.batch_size_train * cfg.accum_grad_iters * world_size,
+        train_micro_batch_size_per_gpu=layout.per_device,
+        gradient_accumulation_steps=layout.accumulation,
+        train_batch_size=layout.global_batch,
         gradient_clipping=cfg.grad_clip_norm or 0.0,
         bf16={"enabled": cfg.amp == "bf16"},
         fp16={"enabled": cfg.amp == "fp16"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -43,6 +44,19 @@ def make_loader(
     )
 
 
+@dataclass
+class InputCounts:
+    """Samples of a split the dataset could not read (skipped) or read without audio."""
+
+    skipped_videos: int = 0
+    without_audio: int = 0  # an audio model's videos without an audio stream (masked)
+
+    def add(self, batch: dict[str, Any]) -> None:
+        """Count a batch's ``num_skipped`` and ``num_without_audio`` (``datasets.collate``)."""
+        self.skipped_videos += int(batch.get("num_skipped", 0))
+        self.without_audio += int(batch.get("num_without_audio", 0))
+
+
 @torch.no_grad()
 def predict_split(
     model: nn.Module,
@@ -53,10 +67,10 @@ def predict_split(
     num_workers: int,
     prefetch_factor: int | None = None,
     stop: Optional[Callable[[], bool]] = None,
-) -> tuple[list[dict], int]:
+) -> tuple[list[dict], InputCounts]:
     """All ranks predict their share; every rank returns all predictions (in rank-interleaved
-    order; the task writes them in annotation order) and the number of samples the dataset
-    skipped (unreadable videos) across ranks. ``stop()`` true (a signal arrived) ends this rank's
+    order; the task writes them in annotation order) and how many samples the dataset skipped
+    (unreadable videos) or read without audio, across ranks. ``stop()`` true (a signal arrived) ends this rank's
     share early; the gather still happens on every rank, and the caller, who asked, knows the
     predictions are partial."""
     sampler = EvalSampler(len(dataset), strategy.rank, strategy.world_size)
@@ -66,12 +80,12 @@ def predict_split(
     was_training = inner.training
     inner.eval()
     local: list[dict] = []
-    skipped = 0
+    counts = InputCounts()
     try:
         for batch in loader:
             if stop is not None and stop():
                 break
-            skipped += int(batch.get("num_skipped", 0))
+            counts.add(batch)
             if not batch.get("qid"):
                 continue  # every sample of this batch was unreadable
             batch = task.move_to_device(batch, strategy.device)
@@ -80,5 +94,6 @@ def predict_split(
             local.extend(preds)
     finally:
         inner.train(was_training)
-    gathered = strategy.all_gather_objects((local, skipped))
-    return [pred for part, _ in gathered for pred in part], sum(n for _, n in gathered)
+    gathered = strategy.all_gather_objects((local, counts))
+    total = InputCounts(sum(c.skipped_videos for _, c in gathered), sum(c.without_audio for _, c in gathered))
+    return [pred for part, _ in gathered for pred in part], total

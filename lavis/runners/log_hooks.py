@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any
 
-from lavis.common.files import atomic_write_text
+from lavis.common.files import atomic_write_text, with_filename
 from lavis.common.registry import registry
 from lavis.runners.hooks import Hook
 
@@ -86,11 +86,17 @@ class MetricsJsonl(RecordWriter):
 
     def write(self, record: dict[str, Any]) -> None:
         """One line: the record with the time it was written."""
-        self._file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        try:
+            self._file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        except OSError as err:  # a full disk: name the file (a failed write names none)
+            raise with_filename(err, self.path) from None
 
     def close(self) -> None:
         """Close the file (each line was flushed as written)."""
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as err:
+            raise with_filename(err, self.path) from None
 
 
 def _scalars(record: dict[str, Any]) -> tuple[str, dict[str, float]]:

@@ -58,17 +58,25 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.init_lr, betas=(0.9, cfg.beta2), fused=on_cuda or None)
 
 
+def warmup_steps(cfg: RunConfig, total_steps: int) -> int:
+    """The warm-up's length in optimizer steps: ``run.warmup_steps``, or ``run.warmup_fraction`` of
+    ``total_steps`` (rounded), the same share of training on any dataset size and hardware."""
+    if cfg.warmup_fraction is not None:
+        return round(cfg.warmup_fraction * total_steps)
+    return cfg.warmup_steps or 0
+
+
 def lr_factor(step: int, cfg: RunConfig, total_steps: int, time_progress: float | None = None) -> float:
     """Multiplier of ``init_lr`` at optimizer step ``step`` (0-based).
 
-    linear_warmup_cosine_lr: linear from ``warmup_lr`` to ``init_lr`` over ``warmup_steps``, then
+    linear_warmup_cosine_lr: linear from ``warmup_lr`` to ``init_lr`` over the warm-up (``warmup_steps``), then
     cosine from ``init_lr`` down to ``min_lr`` at ``total_steps``. constant_lr: warmup, then flat.
     ``time_progress`` (elapsed / budget, for ``max_minutes`` runs) replaces the step-based
     progress of the cosine.
     """
     if cfg.init_lr <= 0:
         return 0.0
-    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    warmup = min(warmup_steps(cfg, total_steps), max(total_steps - 1, 0))
     if step < warmup:
         lr = cfg.warmup_lr + (cfg.init_lr - cfg.warmup_lr) * step / warmup
     elif cfg.lr_sched == "constant_lr":

@@ -9,15 +9,17 @@ with both values.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from lavis.common.config_diff import config_differences, shown
 from lavis.common.errors import UserError
 from lavis.common.run_dir import RunDir
-from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint
+from lavis.runners.batch_layout import warn_other_layout
+from lavis.runners.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state
+from lavis.runners.train_state import TrainState
 
 logger = logging.getLogger(__name__)
 
@@ -56,33 +58,6 @@ class ResumeError(UserError, ValueError):
     """A checkpoint that cannot continue this run; the message names the file and why."""
 
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config dict as ``{dotted.key: value}`` (what resuming compares key by key)."""
-    if isinstance(tree, Mapping) and tree:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: tree}
-
-
-def _may_change(key: str, allowed: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in allowed)
-
-
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], allowed=RESUMABLE_CHANGES) -> list[str]:
-    """``"key: saved -> current"`` for each differing key that may not change on resume."""
-    old, new = flatten(saved), flatten(current)
-    missing = object()
-    changed = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, missing), new.get(key, missing)
-        if a != b and not _may_change(key, allowed):
-            show = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
-            changed.append(f"{key}: {show(a)} -> {show(b)}")
-    return changed
-
-
 def check_resumable(state: Mapping[str, Any], path: Path, current_config: Mapping[str, Any]) -> None:
     """Raise ``ResumeError`` for a weights-only checkpoint or a config that may not change."""
     if "optimizer" not in state or "step" not in state:
@@ -91,11 +66,10 @@ def check_resumable(state: Mapping[str, Any], path: Path, current_config: Mappin
             f"resume from it: resume from the run folder ({path.parent}, its newest checkpoint_step*.pt), or "
             f"evaluate it with python -m lavis.evaluate"
         )
-    changed = config_differences(state.get("config") or {}, current_config)
+    changed = config_differences(state.get("config") or {}, current_config, RESUMABLE_CHANGES)
     if changed:
-        shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
         raise ResumeError(
-            f"{path} was trained with another config, so resuming would not continue that run: {shown} "
+            f"{path} was trained with another config, so resuming would not continue that run: {shown(changed)} "
             f"(keys that may change on resume: {', '.join(RESUMABLE_CHANGES)})"
         )
 
@@ -113,3 +87,23 @@ def checkpoint_to_resume(
     saved = load_checkpoint(ckpt_path)
     check_resumable(saved, ckpt_path, current_config)
     return ckpt_path, saved
+
+
+def restore_training_state(trainer: Any, ckpt_path: Path, saved: Mapping[str, Any]) -> None:
+    """Put a verified resumable checkpoint's state into a runner (``runner.RunnerBase``): the
+    trainable weights, optimizer, position, schedule, scaler and RNG streams."""
+    warn_other_layout(saved.get("layout"), trainer.layout, ckpt_path)
+    strategy = trainer.strategy
+    strategy.load_trainable_state_dict(trainer.model, saved["model"], str(ckpt_path))
+    strategy.load_optimizer_state_dict(trainer.model, trainer.optimizer, saved["optimizer"])
+    trainer.state = TrainState.from_checkpoint(saved)  # before the schedule: it reads elapsed
+    trainer.scheduler.load_state_dict(saved["scheduler"])
+    if strategy.scaler and saved["scaler"]:
+        strategy.scaler.load_state_dict(saved["scaler"])
+    set_rng_state(saved["rng"])
+    trainer.last_checkpoint = ckpt_path
+    trainer._saved_at = (trainer.state.step, trainer.state.epoch_end_pending)
+    state = trainer.state
+    logger.info(
+        "resumed from %s at epoch %d, step %d (%.0f s trained)", ckpt_path, state.epoch, state.step, state.elapsed
+    )

@@ -11,6 +11,10 @@ Rules (README, "Run directories"):
   a second run into the same folder is refused naming the holder; the kernel drops the lock when
   its holder dies, even by ``kill -9``, and the PID left in the file is reported as stale (a
   normal exit empties the file);
+- a folder that holds only what a run writes before its first checkpoint (``config.yaml``,
+  ``run_info.json``, ``metrics.jsonl``: it failed early, e.g. on a full disk) does not block the
+  same run started again (the same config, up to the keys a resume may change): it starts over
+  at step 0; with another config it is refused, naming what differs;
 - temporary files of writers that died mid-write (``.<name>.tmp-<pid>``) are removed.
 """
 
@@ -20,12 +24,21 @@ import fcntl
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
+
+from lavis.common.config_diff import config_differences
+from lavis.common.config_diff import shown as shown_differences
 from lavis.common.errors import UserError
-from lavis.common.files import pid_alive, remove_stale_temp_files
-from lavis.common.run_dir import RunDir
+from lavis.common.files import atomic_write_text, pid_alive, read_text, remove_stale_temp_files
+from lavis.common.run_dir import CONFIG_NAME, INFO_NAME, METRICS_LOG_NAME, RunDir
+from lavis.runners.resume import RESUMABLE_CHANGES
+
+# What a run's folder holds before its first checkpoint.
+BEFORE_FIRST_CHECKPOINT = (CONFIG_NAME, INFO_NAME, METRICS_LOG_NAME)
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +54,46 @@ def _inside(path: Optional[str], folder: Path) -> bool:
     return resolved == folder.resolve() or resolved.parent == folder.resolve()
 
 
-def check_ownership(folder: Path, resume_from: Optional[str], evaluate_only: bool) -> None:
-    """Raise ``RunDirError`` when this run may not write into ``folder`` (rules above)."""
-    used = RunDir(folder).run_files()
+def _stopped_before_a_checkpoint(run: RunDir, config: Optional[Mapping[str, Any]]) -> Optional[list[str]]:
+    """For a folder holding only what a run writes before its first checkpoint (``config.yaml``,
+    ``run_info.json``, ``metrics.jsonl``): how its config differs from ``config`` (empty: the same
+    run). None when the folder holds more, or its config cannot be read."""
+    if config is None or not set(run.run_files()) <= set(BEFORE_FIRST_CHECKPOINT) or not run.config.is_file():
+        return None
+    try:
+        saved = yaml.safe_load(read_text(run.config))
+    except (yaml.YAMLError, UserError):
+        return None
+    return config_differences(saved, config, RESUMABLE_CHANGES) if isinstance(saved, dict) else None
+
+
+def check_ownership(
+    folder: Path, resume_from: Optional[str], evaluate_only: bool, config: Optional[Mapping[str, Any]] = None
+) -> None:
+    """Raise ``RunDirError`` when this run may not write into ``folder`` (rules above); ``config``:
+    this run's (``ExperimentConfig.to_dict()``), to recognise the same run started again."""
+    run = RunDir(folder)
+    used = run.run_files()
     if not used or _inside(resume_from, folder):
         return
+    differs = None if evaluate_only or resume_from else _stopped_before_a_checkpoint(run, config)
+    if differs == []:  # the same run, stopped before its first checkpoint: start it again
+        logger.warning(
+            "%s holds this run's start (%s) but no checkpoint: it stopped before its first one; starting it "
+            "again from step 0 (the earlier attempt's metrics.jsonl records are dropped)",
+            folder,
+            ", ".join(used),
+        )
+        if run.metrics_log.exists():
+            atomic_write_text(run.metrics_log, "")
+        return
     shown = ", ".join(used[:4]) + (f" and {len(used) - 4} more" if len(used) > 4 else "")
+    if differs:
+        raise RunDirError(
+            f"{folder} holds a run that stopped before its first checkpoint ({shown}) with another config "
+            f"({shown_differences(differs)}): delete the folder to start this one there, or set "
+            f"run.output_dir to a new folder"
+        )
     if evaluate_only:
         raise RunDirError(
             f"{folder} holds another run ({shown}); an evaluation writes there only when it evaluates "
@@ -114,16 +161,23 @@ class RunLock:
             self._fd = None
 
 
-def claim_run_dir(folder: Path, resume_from: Optional[str], evaluate_only: bool, strategy: Any) -> Optional[RunLock]:
-    """Rank 0 checks that this run may use ``folder``, locks it and cleans stale temp files; every
-    rank learns the outcome and fails alike (``strategy``: the run's, for the broadcast). Returns
-    the lock on rank 0, None on the others."""
+def claim_run_dir(
+    folder: Path,
+    resume_from: Optional[str],
+    evaluate_only: bool,
+    strategy: Any,
+    config: Optional[Mapping[str, Any]] = None,
+) -> Optional[RunLock]:
+    """Rank 0 checks that this run may use ``folder`` (``config``: this run's, see
+    ``check_ownership``), locks it and cleans stale temp files; every rank learns the outcome and
+    fails alike (``strategy``: the run's, for the broadcast). Returns the lock on rank 0, None on
+    the others."""
     lock, problem = None, None
     if strategy.is_main:
         lock = RunLock(folder)
         try:
             lock.acquire()
-            check_ownership(folder, resume_from, evaluate_only)
+            check_ownership(folder, resume_from, evaluate_only, config)
             for path in remove_stale_temp_files(folder):
                 logger.warning("removed %s, left by a writer that was killed mid-write", path.name)
         except Exception as err:

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import replace
 from typing import Any, Optional
 
 import numpy as np
@@ -26,12 +27,13 @@ from lavis.common.errors import RunInterrupted
 from lavis.common.registry import registry
 from lavis.common.run_info import RunInfo
 from lavis.common.typed import ConfigError
-from lavis.runners.checkpoint import set_rng_state
+from lavis.runners.batch_layout import BatchLayout
 from lavis.runners.config import RunConfig
 from lavis.runners.evaluation import make_loader, predict_split
 from lavis.runners.hooks import StepResult
+from lavis.runners.nonfinite import on_nonfinite_loss
 from lavis.runners.optim import build_optimizer, build_scheduler
-from lavis.runners.resume import checkpoint_to_resume
+from lavis.runners.resume import checkpoint_to_resume, restore_training_state
 from lavis.runners.run_lock import claim_run_dir
 from lavis.runners.samplers import TrainSampler
 from lavis.runners.strategies import build_strategy
@@ -41,14 +43,6 @@ from lavis.runners.trainer_base import TrainerBase
 from lavis.runners.training_plan import TrainingPlan, epoch_summary
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss was NaN or infinite and ``run.nonfinite_loss: stop`` asked to stop (the message names
-    the step and the batch's query ids).
-    """
-
-    pass
 
 
 def seed_everything(seed: int) -> None:
@@ -92,7 +86,7 @@ class RunnerBase(TrainerBase):
         for split_name in splits:
             for name, dataset in self.split(split_name).items():
                 rc = self.run_cfg
-                preds, skipped = predict_split(
+                preds, counts = predict_split(
                     self.model,
                     dataset,
                     self.task,
@@ -107,7 +101,9 @@ class RunnerBase(TrainerBase):
                     raise RunInterrupted(signum, self.last_checkpoint)
                 metrics = {}
                 if self.strategy.is_main:
-                    metrics = self.task.evaluate(preds, dataset.records, skipped_videos=skipped)
+                    metrics = self.task.evaluate(preds, dataset.records, skipped_videos=counts.skipped_videos)
+                    if counts.without_audio:  # reported beside the skipped ones (datasets.mr_dataset)
+                        metrics["videos_without_audio"] = counts.without_audio
                     self.task.write_outputs(self.run_dir.path, name, preds, metrics, dataset.records)
                     self.log({"type": "eval", "step": self.state.step, "split": name, **metrics.get("brief", metrics)})
                 results[name] = self.strategy.broadcast_object(metrics)
@@ -130,21 +126,32 @@ class RunnerBase(TrainerBase):
             raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
+    def training_span(self) -> Optional[float]:
+        """The longest video of ``run.train_splits`` in seconds (None: no training records): the
+        span the model is trained for, which prediction reads from ``run_info.json``."""
+        splits = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
+        return max((float(r.duration) for ds in splits for r in getattr(ds, "records", ())), default=None)
+
     # The run ------------------------------------------------------------------------------------
     def train(self) -> dict[str, dict]:
         """Train (or only evaluate, with ``run.evaluate``); returns the test metrics per split.
         ``output_dir`` is locked (rank 0) from before the first file is written to the end."""
         rc = self.run_cfg
-        lock = claim_run_dir(self.run_dir.path, rc.resume_ckpt_path, rc.evaluate, self.strategy)
+        if not rc.evaluate:  # refused before anything is written when the processes cannot share it
+            self.layout = BatchLayout.of(rc, self.strategy.world_size)
+        lock = claim_run_dir(self.run_dir.path, rc.resume_ckpt_path, rc.evaluate, self.strategy, self.cfg.to_dict())
         try:
             # The config and the record of where the data is (an evaluation keeps its run's).
             if self.strategy.is_main and not (rc.evaluate and self.run_dir.config.exists()):
                 self.run_dir.write_config(self.cfg)
-                self.run_dir.write_info(RunInfo.of(self.cfg))
+                info = RunInfo.of(self.cfg, span=self.training_span())
+                self.run_dir.write_info(replace(info, batch=self.layout.record()) if self.layout else info)
             with self.signals:
                 sampler = None if rc.evaluate else self._prepare_training()
                 try:
                     self._call("before_train")
+                    if sampler is not None:  # the layout this stretch of training runs with
+                        self.log({"type": "setup", "step": self.state.step, **self.layout.record()})
                     return self._evaluate_only() if sampler is None else self._train(sampler)
                 finally:
                     self._call("after_train")
@@ -160,9 +167,11 @@ class RunnerBase(TrainerBase):
     def _prepare_training(self) -> TrainSampler:
         """The training data, its sampler and plan, the optimizer and schedule; resumed state."""
         rc = self.run_cfg
+        if self.strategy.is_main:
+            logger.info("training with %s", self.layout.describe())
         dataset = self.train_data = self.train_dataset()
         sampler = TrainSampler(len(dataset), self.strategy.rank, self.strategy.world_size, seed=rc.seed)
-        plan = self.plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.strategy.world_size)
+        plan = self.plan = TrainingPlan.of(rc, len(dataset), len(sampler), self.layout)
         self.model, self.optimizer = self.strategy.prepare_optimizer(
             self.model, build_optimizer(self.model, rc), plan.total_steps
         )
@@ -181,7 +190,7 @@ class RunnerBase(TrainerBase):
         loader = make_loader(
             dataset,
             sampler,
-            rc.batch_size_train,
+            self.layout.per_device,
             rc.num_workers,
             self.strategy.device.type == "cuda",
             drop_last=True,
@@ -194,7 +203,7 @@ class RunnerBase(TrainerBase):
             if state.epoch_end_pending:  # resumed from an epoch's checkpoint saved before its validation
                 self._epoch_end_hooks()
             while not self.finished:
-                sampler.set_epoch(state.epoch, start=state.batches_done * rc.batch_size_train)
+                sampler.set_epoch(state.epoch, start=state.batches_done * self.layout.per_device)
                 for part in getattr(dataset, "datasets", [dataset]):  # the splits of a ConcatDataset too
                     if hasattr(part, "set_epoch"):
                         part.set_epoch(state.epoch)
@@ -208,7 +217,7 @@ class RunnerBase(TrainerBase):
                         state.stats.skipped_videos += int(batch.get("num_skipped", 0))
                         continue
                     group.append(batch)
-                    if len(group) == rc.accum_grad_iters:
+                    if len(group) == self.layout.accumulation:
                         self._call("before_step")
                         self._step(group, started)
                         group = []
@@ -245,24 +254,8 @@ class RunnerBase(TrainerBase):
     def _resume(self, path: str) -> None:
         found = checkpoint_to_resume(path, self.run_dir.path, self.cfg.to_dict())
         self.resumed = True
-        if found is None:  # the run's own folder without a checkpoint yet: start at step 0
-            return
-        ckpt_path, saved = found
-        self.strategy.load_trainable_state_dict(self.model, saved["model"])
-        self.strategy.load_optimizer_state_dict(self.model, self.optimizer, saved["optimizer"])
-        self.state = TrainState.from_checkpoint(saved)  # before the schedule: it reads elapsed
-        self.scheduler.load_state_dict(saved["scheduler"])
-        if self.strategy.scaler and saved["scaler"]:
-            self.strategy.scaler.load_state_dict(saved["scaler"])
-        set_rng_state(saved["rng"])
-        self.last_checkpoint, self._saved_at = ckpt_path, (self.state.step, self.state.epoch_end_pending)
-        logger.info(
-            "resumed from %s at epoch %d, step %d (%.0f s trained)",
-            ckpt_path,
-            self.state.epoch,
-            self.state.step,
-            self.state.elapsed,
-        )
+        if found is not None:  # None: the run's own folder without a checkpoint yet (step 0)
+            restore_training_state(self, *found)
 
     def _optimizer_step(self, group: list[dict], state: TrainState) -> tuple[float, dict[str, float], int]:
         """Forward/backward each micro-batch of one accumulation group, then one update. Returns
@@ -272,24 +265,22 @@ class RunnerBase(TrainerBase):
         sums: dict[str, torch.Tensor] = {}
         for i, batch in enumerate(group):
             state.stats.skipped_videos += int(batch.get("num_skipped", 0))
+            state.stats.without_audio += int(batch.get("num_without_audio", 0))
             batch = self.task.move_to_device(batch, strategy.device)
             sync = strategy.no_sync(model) if i < len(group) - 1 else contextlib.nullcontext()
             with sync:
                 with strategy.autocast():
                     out = self.task.train_step(model, batch)
                     out = out if isinstance(out, dict) else {"loss": out}
-                    loss = out["loss"] / rc.accum_grad_iters
+                    loss = out["loss"] / self.layout.accumulation
                 strategy.backward(loss, model)
             for name, value in out.items():
-                sums[name] = sums.get(name, 0.0) + value.detach().float() / rc.accum_grad_iters
+                sums[name] = sums.get(name, 0.0) + value.detach().float() / self.layout.accumulation
         # One host sync per optimizer step: the finiteness check (shared by all ranks) and the log.
         values = dict(zip(sums, torch.stack(list(sums.values())).tolist()))
         loss_value = strategy.all_reduce_mean(values.pop("loss"))
         if not math.isfinite(loss_value):
-            qids = [q for b in group for q in b["qid"]]
-            if rc.nonfinite_loss == "stop":
-                raise NonFiniteLossError(f"non-finite loss {loss_value} at step {state.step + 1}; batch qids: {qids}")
-            logger.warning("skipping step %d: non-finite loss %s (qids %s)", state.step + 1, loss_value, qids)
+            on_nonfinite_loss(loss_value, state.step + 1, group, strategy, rc.nonfinite_loss)
             self.optimizer.zero_grad(set_to_none=True)
             state.stats.nonfinite_steps += 1
         else:

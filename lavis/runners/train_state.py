@@ -22,6 +22,7 @@ class EpochStats:
     loss_sum: float = 0.0
     steps: int = 0
     skipped_videos: int = 0
+    without_audio: int = 0  # an audio model's samples whose video has no audio stream (masked)
     nonfinite_steps: int = 0
     start_elapsed: float = 0.0  # TrainState.elapsed when the epoch began
 

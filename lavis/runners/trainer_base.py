@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from lavis.common.config_diff import check_trained_model
 from lavis.common.run_dir import RunDir
+from lavis.runners.batch_layout import BatchLayout
 from lavis.runners.checkpoint import CheckpointManager, load_checkpoint, rng_state
 from lavis.runners.hooks import Hook, StepResult
 from lavis.runners.signals import StopSignals
@@ -32,6 +34,7 @@ class TrainerBase:
         self.checkpoints = CheckpointManager(self.run_dir.path, self.run_cfg.keep_last_ckpts)
         self.state = TrainState.fresh(self.run_cfg.valid_metric)
         self.plan: Optional[TrainingPlan] = None
+        self.layout: Optional[BatchLayout] = None  # a training run's batches (runner.train sets it)
         self.resumed = False
         self.last_step: Optional[StepResult] = None
         self.epoch_summary: dict[str, Any] = {}
@@ -87,6 +90,7 @@ class TrainerBase:
             "scaler": scaler.state_dict() if scaler else None,
             "rng": rng_state(),
             "config": self.cfg.to_dict(),
+            "layout": self.layout.record() if self.layout else None,
             **self.state.to_checkpoint(),
         }
         if strategy.is_main:
@@ -107,7 +111,8 @@ class TrainerBase:
         checkpoint.
         """
         state = load_checkpoint(path)
-        self.strategy.load_trainable_state_dict(self.model, state["model"])
+        check_trained_model((state.get("config") or {}).get("model"), self.cfg.to_dict()["model"], str(path))
+        self.strategy.load_trainable_state_dict(self.model, state["model"], str(path))
         return state
 
     def _stop_requested(self) -> Optional[int]:

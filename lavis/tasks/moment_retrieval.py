@@ -13,16 +13,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from lavis.common.files import atomic_write_text
 from lavis.common.registry import registry
 from lavis.common.run_dir import RunDir
+from lavis.common.typed import ConfigError
 from lavis.datasets.schema import MomentRecord
 from lavis.tasks.metric_names import check_valid_metric
 from lavis.tasks.metrics import evaluate_predictions
+from lavis.tasks.metrics_detection import DETECTION, PROTOCOLS
 from lavis.tasks.metrics_hl import CLIP_LENGTH, clip_saliency
 
 logger = logging.getLogger(__name__)
@@ -34,21 +36,44 @@ _LEADING_KEYS = ("qid", "query", "vid")
 @registry.register_task("moment_retrieval")
 class MomentRetrievalTask:
     """The ``moment_retrieval`` task (see the module docstring): the model's losses and scored windows
-    in, the evaluator's metrics and the submission files out."""
+    in, the evaluator's metrics and the submission files out.
 
-    def __init__(self, clip_length: float = CLIP_LENGTH):
-        self.clip_length = clip_length  # seconds per saliency clip (QVHighlights: 2)
+    Args:
+        clip_length: seconds per saliency clip (QVHighlights: 2).
+        detection: a detection-mAP protocol (``metrics_detection.PROTOCOLS``) scored as well, on
+            benchmarks whose queries are class names (``run.detection``; UnAV-100: ``unav100``).
+    """
+
+    def __init__(self, clip_length: float = CLIP_LENGTH, detection: Optional[str] = None):
+        self.clip_length = clip_length
+        self.detection = detection
 
     @staticmethod
     def check_run_config(run_cfg: Any) -> None:
         """Called when the config loads: ``run.valid_metric`` must be a brief key the evaluator
-        reports (``lavis.tasks.metric_names``), so a misspelt name fails before any training."""
+        reports (``lavis.tasks.metric_names``) and ``run.detection`` a protocol, so a misspelt
+        name fails before any training; a detection key as ``valid_metric`` needs that protocol
+        to report it."""
         check_valid_metric(run_cfg.valid_metric)
+        protocol = run_cfg.detection
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise ConfigError(f"run.detection {protocol!r} is not a detection protocol; valid: {sorted(PROTOCOLS)}")
+        metric = run_cfg.valid_metric
+        if metric in DETECTION.keys and protocol is None:
+            raise ConfigError(
+                f"run.valid_metric {metric!r} is a detection mAP: set run.detection to the protocol that "
+                f"reports it (one of {sorted(PROTOCOLS)})"
+            )
+        if metric in DETECTION.keys and metric not in PROTOCOLS[protocol].brief_keys():
+            raise ConfigError(
+                f"run.valid_metric {metric!r} is not reported by run.detection {protocol!r}; it reports "
+                f"{PROTOCOLS[protocol].brief_keys()}"
+            )
 
     @classmethod
     def setup_task(cls, cfg: Any) -> MomentRetrievalTask:
-        """Build from an ``ExperimentConfig`` (the task has no options of its own yet)."""
-        return cls()
+        """Build from an ``ExperimentConfig`` (``run.detection``); ``None``: the defaults."""
+        return cls(detection=cfg.run.detection if cfg is not None else None)
 
     @staticmethod
     def move_to_device(batch: dict, device: torch.device) -> dict:
@@ -82,7 +107,8 @@ class MomentRetrievalTask:
 
         Strict, so a duplicated or lost prediction fails loudly, unless the dataset skipped
         unreadable videos: then their queries have no prediction and count as misses
-        (``validation`` in the result says how many), and ``skipped_videos`` is reported.
+        (``validation`` in the result says how many), and ``skipped_videos`` is reported. With a
+        ``detection`` protocol, the benchmark's detection mAP too (``DET-mAP`` in the brief).
         """
         lenient = skipped_videos > 0
         if lenient:
@@ -91,7 +117,9 @@ class MomentRetrievalTask:
             # Charades-STA has no highlight ground truth: score the windows only (the saliency
             # scores stay in preds_<split>.jsonl).
             predictions = [{k: v for k, v in p.items() if k != "pred_saliency_scores"} for p in predictions]
-        metrics = evaluate_predictions(predictions, records, lenient=lenient, clip_length=self.clip_length)
+        metrics = evaluate_predictions(
+            predictions, records, lenient=lenient, clip_length=self.clip_length, detection=self.detection
+        )
         metrics["skipped_videos"] = skipped_videos
         by_kind = self._by_kind(predictions, records)
         if by_kind:

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from lavis.common.cli import cli_errors
-from lavis.common.files import atomic_write_text, read_text
+from lavis.common.cli import ArgumentParser, cli_errors, finite_float
+from lavis.common.files import atomic_write_text, not_a_file, read_text
 from lavis.datasets.schema import load_annotations
 from lavis.tasks.metrics import PredictionError, evaluate_predictions
 from lavis.tasks.metrics_detection import PROTOCOLS
@@ -35,21 +35,31 @@ def read_predictions(path: str | Path, lenient: bool) -> tuple[list[Any], list[s
 
     Strict: an unreadable line raises PredictionError naming the file and the line.
     """
+    numbered, problems = numbered_predictions(path, lenient)
+    return [pred for _, pred in numbered], problems
+
+
+def numbered_predictions(path: str | Path, lenient: bool) -> tuple[list[tuple[str, Any]], list[str]]:
+    """``read_predictions`` with where each object is (``"<file>: line N"``, or ``index N`` of a
+    JSON list), for messages about its content."""
     path = Path(path)
     if not path.is_file():
-        raise PredictionError(f"prediction file not found: {path}")
+        raise PredictionError(not_a_file(path, "prediction file"))
     text = read_text(path)
     if text.lstrip().startswith("["):
         try:
-            return json.loads(text), []
+            items = json.loads(text)
         except json.JSONDecodeError as err:
             raise PredictionError(f"{path}: not valid JSON: {err}") from None
+        if not isinstance(items, list):
+            raise PredictionError(f"{path}: expected a JSON list of predictions or JSON Lines")
+        return [(f"{path}: index {i}", pred) for i, pred in enumerate(items)], []
     preds, problems = [], []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            preds.append(json.loads(line))
+            preds.append((f"{path}: line {lineno}", json.loads(line)))
         except json.JSONDecodeError as err:
             message = f"{path}: line {lineno}: not valid JSON: {err}"
             if not lenient:
@@ -76,7 +86,7 @@ def brief_table(metrics: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lavis-mr-eval`` command line (the public QVHighlights evaluator's arguments)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavis-mr-eval",
         description=__doc__.split("\n\n")[0],
         epilog="Ground-truth files that repeat a qid get unique ids '<qid>#<k>' (k = order within the "
@@ -91,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip bad/duplicate/unknown predictions and count queries without a usable prediction "
         "as misses, reporting the counts, instead of failing",
     )
-    parser.add_argument("--clip_length", type=float, default=2.0, help="saliency clip length in seconds (default 2)")
+    parser.add_argument(
+        "--clip_length", type=finite_float, default=2.0, help="saliency clip length in seconds (default 2)"
+    )
     parser.add_argument(
         "--detection",
         choices=sorted(PROTOCOLS),

@@ -4,6 +4,8 @@ memory the test allows), one training step and the figures the test prints."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import gc
 import resource
@@ -34,6 +36,15 @@ NO_FILES = [
 ]
 SEED = 0
 BATCH, FRAMES = 1, 2
+
+
+def release_freed_memory() -> None:
+    """Hand the freed heap back to the OS (glibc's ``malloc_trim``; elsewhere nothing). Measured
+    here: after a full model is freed, glibc keeps ~8.5 GiB of its heap (many of the bf16
+    weights are below its dynamic mmap threshold), so a rebuild's peak RSS was ~19 GiB; trimmed,
+    the process drops to 0.5 GiB and the rebuild peaks at the first build's ~15.7 GiB."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def peak_rss_gib() -> float:
@@ -102,6 +113,7 @@ class FullSize:
     def release(self) -> None:
         self.model, self.trained = None, False
         gc.collect()
+        release_freed_memory()
 
     def strategy(self) -> SingleDevice:
         return SingleDevice(self.cfg.run)

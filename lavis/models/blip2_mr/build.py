@@ -11,6 +11,7 @@ import warnings
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import (
     Blip2QFormerConfig,
@@ -134,6 +135,21 @@ def add_lora(llm: nn.Module, cfg: LoraConfig) -> None:
             # LoRA on a tied lm_head; build_llm gave this one its own weight.
             warnings.filterwarnings("ignore", message=".*tied layer is part of the adapter.*")
         inject_adapter_in_model(peft_cfg, llm)
+
+
+def merge_lora(model: nn.Module) -> int:
+    """Fold every LoRA adapter of ``model`` into its base weight (``W + scale * B A``), in place,
+    and return how many: each adapted layer then runs one matmul instead of three plus casts.
+    For prediction only: the adapters stay, marked merged (their forward is skipped), and
+    training on would count them twice. On the full-size preset (bf16 weights, one thread of this
+    project's CPU, three interleaved runs): beam search 6.6-6.9 s -> 5.9-6.2 s, the T5 encoder
+    4.0-4.3 s -> 3.4-3.6 s; the same beams on random weights (the sums round differently in bf16)."""
+    merged = 0
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and not module.merged:
+            module.merge()
+            merged += 1
+    return merged
 
 
 def is_lora_parameter(name: str) -> bool:

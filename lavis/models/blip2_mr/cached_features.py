@@ -60,17 +60,17 @@ def compute_frozen_key(parts: Mapping[str, nn.Module | torch.Tensor | None]) -> 
 
 
 def cached_features(
-    cfg: Blip2MRConfig, frozen_key: str, batch: dict[str, Any], frame_mask: torch.Tensor
+    cfg: Blip2MRConfig, frozen_key: str, batch: dict[str, Any], frame_mask: torch.Tensor, trainable: list[str]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fed frames' (``frame_mask`` True) cached Q-Former tokens ``[N, Q, Dq]``, CLAP
     embeddings ``[N, Da]`` (zero without audio) and audio mask ``[N]``, in fp32 as the live
     towers return them. Raises ``ValueError`` when a model of ``cfg`` whose frozen towers have
-    ``frozen_key`` cannot use these features."""
-    unfrozen = unfrozen_towers(cfg)
-    if unfrozen:
+    ``frozen_key`` cannot use these features: they were written with another key, or a tower they
+    replace can train (``trainable``: its ``freeze_*`` flags, ``FrozenTowers.trainable_towers``)."""
+    if trainable:
         raise ValueError(
             f"the batch holds cached frozen features, but this model trains what they were computed with "
-            f"({', '.join(f'model.{f}: false' for f in unfrozen)}); set those to true or train from "
+            f"({', '.join(f'model.{f}: false' for f in trainable)}); set those to true or train from "
             "video (use_cached_features: false)"
         )
     keys = sorted(set(batch.get("feature_key") or ["<none>"]))

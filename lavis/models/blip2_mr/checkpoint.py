@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lavis.common.trained_state import WeightsMismatchError, trained_names
@@ -55,15 +54,12 @@ def save_weights(model: nn.Module, path: str | Path, trainable_only: bool = True
     under ``"model"``, in the format ``lavis.export`` writes) or of every tensor (tied tensors once)."""
     if trainable_only:
         return write_trained_weights(trainable_state_dict(model), path)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state, seen = {}, set()
     for name, tensor in model.state_dict(keep_vars=True).items():
         if id(tensor) not in seen:  # safetensors stores a shared tensor once
             seen.add(id(tensor))
-            state[name] = tensor.detach().contiguous().cpu()
-    save_file(state, str(path), metadata={CONTENT_KEY: "full"})
-    return path
+            state[name] = tensor
+    return write_trained_weights(state, path, content="full")
 
 
 def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str] = ()) -> None:
@@ -74,7 +70,7 @@ def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str
     kind = weights_metadata(path).get(CONTENT_KEY)
     if kind not in ("trainable", "full"):
         raise WeightsMismatchError(f"{path}: not a blip2_mr weights file (no '{CONTENT_KEY}' metadata)")
-    state = load_file(str(path))
+    state = read_trained_weights(path)
     if kind == "trainable":
         load_trained(model, state, str(path), allow_missing)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from lavis.common.constraints import AnyFloat, DropoutRate, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from lavis.models.blip2_mr.saliency import SaliencyConfig
 from lavis.models.fusion import FusionConfig
 from lavis.models.fusion.gated import GatedCrossAttentionConfig
@@ -21,20 +22,20 @@ TimeFormatName = Literal["seconds_integers", "seconds_floats", "relative_integer
 class VisionConfig:
     """``Blip2VisionModel`` (EVA ViT-g at full size). Frames are ``[3, image_size, image_size]``."""
 
-    image_size: int = 224
-    patch_size: int = 14
-    hidden_size: int = 1408
-    intermediate_size: int = 6144
-    num_layers: int = 39
-    num_heads: int = 16
-    layer_norm_eps: float = 1e-6  # the transformer blocks' LayerNorms (EVA: 1e-6)
+    image_size: PositiveInt = 224
+    patch_size: PositiveInt = 14
+    hidden_size: PositiveInt = 1408
+    intermediate_size: PositiveInt = 6144
+    num_layers: PositiveInt = 39
+    num_heads: PositiveInt = 16
+    layer_norm_eps: PositiveFloat = 1e-6  # the transformer blocks' LayerNorms (EVA: 1e-6)
     # The final LayerNorm (LAVIS ``ln_vision``): a plain ``nn.LayerNorm`` in LAVIS / SMS / Mr. BLIP,
     # so PyTorch's default 1e-5, not the blocks' 1e-6. It shows on low-variance features only.
-    ln_vision_eps: float = 1e-5
+    ln_vision_eps: PositiveFloat = 1e-5
     # Std of the random init (pretrained weights replace it). 0.02 (BERT's) makes a from-scratch
     # tiny ViT + Q-Former pass ~1 % of the frame-to-frame differences on to the LLM; the demo's
     # from-scratch recipe uses 0.1 so that the frames look different from the first step.
-    initializer_range: float = 0.02
+    initializer_range: NonNegativeFloat = 0.02
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -47,15 +48,15 @@ class VisionConfig:
 class QFormerConfig:
     """``Blip2QFormerModel`` plus ``num_query_tokens`` learned queries (query path only)."""
 
-    num_query_tokens: int = 32
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    cross_attention_frequency: int = 2
-    dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
-    initializer_range: float = 0.02  # random-init std (see VisionConfig); the query tokens' too
+    num_query_tokens: PositiveInt = 32
+    hidden_size: PositiveInt = 768
+    num_layers: PositiveInt = 12
+    num_heads: PositiveInt = 12
+    intermediate_size: PositiveInt = 3072
+    cross_attention_frequency: PositiveInt = 2
+    dropout: DropoutRate = 0.1
+    layer_norm_eps: PositiveFloat = 1e-12
+    initializer_range: NonNegativeFloat = 0.02  # random-init std (see VisionConfig); the query tokens' too
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -66,22 +67,22 @@ class QFormerConfig:
 class LLMConfig:
     """``T5ForConditionalGeneration`` (Flan-T5-XL at full size)."""
 
-    vocab_size: Optional[int] = 32128  # null: the tokenizer's size (built-in tokenizer)
-    d_model: int = 2048
-    d_kv: int = 64
-    d_ff: int = 5120
-    num_layers: int = 24
-    num_decoder_layers: int = 24
-    num_heads: int = 32
+    vocab_size: Optional[PositiveInt] = 32128  # null: the tokenizer's size (built-in tokenizer)
+    d_model: PositiveInt = 2048
+    d_kv: PositiveInt = 64
+    d_ff: PositiveInt = 5120
+    num_layers: PositiveInt = 24
+    num_decoder_layers: PositiveInt = 24
+    num_heads: PositiveInt = 32
     feed_forward_proj: str = "gated-gelu"
     # The FFN activation. LAVIS, Mr. BLIP and SMS set exact GELU on Flan-T5 (``dense_act_fn =
     # "gelu"``); transformers' default for ``gated-gelu`` is the tanh approximation ``gelu_new``
     # (T5 logits move by ~3e-3). null: what ``feed_forward_proj`` implies in transformers.
     dense_act_fn: Optional[Literal["gelu", "gelu_new", "relu", "silu"]] = "gelu"
-    dropout: float = 0.1
-    layer_norm_eps: float = 1e-6
-    relative_attention_num_buckets: int = 32
-    relative_attention_max_distance: int = 128
+    dropout: DropoutRate = 0.1
+    layer_norm_eps: PositiveFloat = 1e-6
+    relative_attention_num_buckets: PositiveInt = 32
+    relative_attention_max_distance: PositiveInt = 128
     # Flan-T5 has a separate lm_head; tying also scales decoder outputs by d_model**-0.5 (T5 v1.0).
     tie_word_embeddings: bool = False
     # "sincos": every single-token integer's embedding starts as sin/cos of its value, so nearby
@@ -97,15 +98,15 @@ class AudioTowerConfig:
     ``spec_size * (spec_size // num_mel_bins)`` (1024 for htsat: 10 s at hop 480 is 1001 frames).
     """
 
-    num_mel_bins: int = 64
-    spec_size: int = 256
-    window_size: int = 8
-    patch_size: int = 4
-    patch_stride: int = 4
-    patch_embeds_hidden_size: int = 96
-    depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
-    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
-    projection_dim: int = 512
+    num_mel_bins: PositiveInt = 64
+    spec_size: PositiveInt = 256
+    window_size: PositiveInt = 8
+    patch_size: PositiveInt = 4
+    patch_stride: PositiveInt = 4
+    patch_embeds_hidden_size: PositiveInt = 96
+    depths: list[PositiveInt] = field(default_factory=lambda: [2, 2, 6, 2])
+    num_heads: list[PositiveInt] = field(default_factory=lambda: [4, 8, 16, 32])
+    projection_dim: PositiveInt = 512
     enable_fusion: bool = True
     fusion_type: str = "aff_2d"
     normalize: bool = True  # L2-normalize the embedding, as CLAP's get_audio_features does
@@ -132,9 +133,9 @@ class LoraConfig:
     """
 
     enabled: bool = True
-    r: int = 8
-    alpha: int = 8
-    dropout: float = 0.05
+    r: PositiveInt = 8
+    alpha: PositiveInt = 8
+    dropout: DropoutRate = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "wi_0", "wi_1", "wo", "lm_head"])
 
     def __post_init__(self) -> None:
@@ -162,7 +163,7 @@ class PromptConfig:
     separator: str = ">"  # before the duration (and between timestamps when not interleaved)
     # Mr. BLIP's published wording (its `query_prompt` + `task_prompt`).
     template: str = "Query: {query}\nGiven the video and the query, find the relevant windows.\nRelevant windows: "
-    max_text_tokens: int = 200  # the prompt text is cut to this many tokens
+    max_text_tokens: PositiveInt = 200  # the prompt text is cut to this many tokens
 
     def __post_init__(self) -> None:
         if "{query}" not in self.template:
@@ -195,7 +196,7 @@ class TokenizerConfig:
     # (an error naming this section when none holds tokenizer files).
     source: Literal["auto", "builtin", "pretrained"] = "pretrained"
     path: Optional[str] = None
-    max_number: int = 300  # built-in: every integer 0..max_number is one token
+    max_number: PositiveInt = 300  # built-in: every integer 0..max_number is one token
     words: list[str] = field(default_factory=list)  # built-in: extra whole-word tokens
 
     def locations(self, weights: WeightsConfig) -> list[str]:
@@ -211,16 +212,16 @@ class TokenizerConfig:
 class DecodingConfig:
     """``model.generation``: beam search at evaluation and prediction, and how many windows are kept."""
 
-    num_beams: int = 5
-    num_return_sequences: Optional[int] = None  # beams returned per sample; null: num_beams
-    max_new_tokens: int = 50
+    num_beams: PositiveInt = 5
+    num_return_sequences: Optional[PositiveInt] = None  # beams returned per sample; null: num_beams
+    max_new_tokens: PositiveInt = 50
     # 0 is the reference's (its min_length=1 counts the decoder's start token): </s> may come first.
-    min_new_tokens: int = 0
-    length_penalty: float = 1.0  # beam scores are sum(log p) / length**length_penalty
+    min_new_tokens: NonNegativeInt = 0
+    length_penalty: AnyFloat = 1.0  # beam scores are sum(log p) / length**length_penalty
     # false: transformers' default heuristic (the reference's): beam search goes on while an
     # unfinished beam may still beat the finished ones. true: stop once num_beams have finished.
     early_stopping: bool = False
-    max_windows: int = 10
+    max_windows: PositiveInt = 10
 
     def __post_init__(self) -> None:
         if self.num_beams < 1 or self.max_new_tokens < 1 or self.max_windows < 1:

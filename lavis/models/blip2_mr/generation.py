@@ -1,13 +1,25 @@
 """Beam search over the LLM's decoder with a KV cache, from the encoder's output (run once).
 
 Takes the parts it needs (the LLM, the tokenizer, the decoding settings), not the whole model.
+
+The cross-attention keys and values depend on the encoder's output only, which every beam of a
+sample shares: they are projected once per sample (``cross_attention_cache``), not once per
+beam, and beam search's reordering of the cache each step leaves them alone (a beam only ever
+moves to a beam of its own sample, so reordering them is the identity). transformers' own cache
+projects them for every beam and copies every layer's cross-attention cache at each step (a
+third of the time under the profiler). One full-size query (5 beams, 16 new tokens, ~710 encoder
+positions, bf16, one thread of this project's CPU): beam search 10.7-11.6 s with transformers'
+cache, 7.3-7.7 s with this one copied per beam, 6.6-6.9 s as a view (three interleaved runs each).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from transformers import GenerationConfig
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from lavis.models.blip2_mr.config import DecodingConfig
@@ -34,6 +46,38 @@ def hf_generation_config(settings: DecodingConfig, tokenizer: TextTokenizer) -> 
     )
 
 
+class SharedCrossAttentionCache(EncoderDecoderCache):
+    """An encoder-decoder KV cache whose cross-attention part beam search does not reorder (see
+    the module docstring): identical rows within a sample stay identical."""
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Reorder the decoder's self-attention cache only."""
+        self.self_attention_cache.reorder_cache(beam_idx)
+
+
+def cross_attention_cache(language_model: nn.Module, encoder_hidden: torch.Tensor, beams: int) -> EncoderDecoderCache:
+    """A T5 decoder's cache with every layer's cross-attention keys and values computed from
+    ``encoder_hidden [B, L, D]`` once per sample and repeated for its ``beams`` rows
+    (``[B * beams, H, L, d_kv]``: a view, without a copy, when ``B`` is 1)."""
+    layers = []
+    for block in language_model.get_decoder().block:
+        attention = block.layer[1].EncDecAttention
+        shape = (*encoder_hidden.shape[:2], -1, attention.key_value_proj_dim)
+        keys = attention.k(encoder_hidden).view(shape).transpose(1, 2)
+        values = attention.v(encoder_hidden).view(shape).transpose(1, 2)
+        layers.append((keys, values))
+    cross = DynamicCache(ddp_cache_data=layers)
+    for layer in cross.layers:  # after its constructor, which copies what it is given
+        layer.keys, layer.values = _per_beam(layer.keys, beams), _per_beam(layer.values, beams)
+    return SharedCrossAttentionCache(DynamicCache(), cross)
+
+
+def _per_beam(states: torch.Tensor, beams: int) -> torch.Tensor:
+    if states.shape[0] == 1:
+        return states.expand(beams, *states.shape[1:])
+    return states.repeat_interleave(beams, dim=0)
+
+
 def beam_search(
     language_model: nn.Module,
     tokenizer: TextTokenizer,
@@ -46,9 +90,16 @@ def beam_search(
     ``sum(log p) / length**length_penalty`` (beam search's own ranking score)."""
     encoder_outputs = BaseModelOutput(last_hidden_state=encoder_hidden)
     gen_cfg = hf_generation_config(settings, tokenizer)
-    out = language_model.generate(
-        encoder_outputs=encoder_outputs, attention_mask=attention_mask, generation_config=gen_cfg
-    )
+    cache = cross_attention_cache(language_model, encoder_hidden, gen_cfg.num_beams)
+    with warnings.catch_warnings():
+        # Later 5.x releases call it `cache` (and warn about the old name); every 5.x takes this one.
+        warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+        out = language_model.generate(
+            encoder_outputs=encoder_outputs,
+            attention_mask=attention_mask,
+            generation_config=gen_cfg,
+            past_key_values=cache,
+        )
     sequences = out.sequences  # [B * R, S], starting with the decoder start token
     if gen_cfg.num_beams > 1:
         scores = out.sequences_scores.float()

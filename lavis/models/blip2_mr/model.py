@@ -116,6 +116,15 @@ class Blip2MR(FrozenTowers, nn.Module):
                 module.eval()
         return self
 
+    def ready_for_prediction(self) -> Blip2MR:
+        """Once its trained weights are loaded, for a model that only predicts: the towers' key
+        is taken again on them (a run may train the ViT's last LayerNorm, or every tower; the
+        video index is keyed by it), and LoRA is folded into the LLM's weights
+        (``build.merge_lora``: faster, and training on would count it twice). Returns the model."""
+        self.refresh_frozen_key()
+        build.merge_lora(self.language_model)
+        return self
+
     @property
     def device(self) -> torch.device:
         """The device of the model's parameters."""
@@ -147,7 +156,9 @@ class Blip2MR(FrozenTowers, nn.Module):
         cache (``cached_features.py``); everything from the fusion on is the same code."""
         frame_mask = batch["frame_mask"].bool()
         if CACHED_KEYS[0] in batch:
-            tokens, audio, audio_mask = cached_features(self.cfg, self.frozen_key, batch, frame_mask)
+            tokens, audio, audio_mask = cached_features(
+                self.cfg, self.frozen_key, batch, frame_mask, self.trainable_towers()
+            )
         else:
             tokens, audio, audio_mask = self._frozen_features(batch, frame_mask)
         if self.cfg.fusion.position == "early":

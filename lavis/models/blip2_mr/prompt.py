@@ -49,6 +49,14 @@ SENTINEL = "<extra_id_0>"  # the reference's end-of-video marker (T5's first sen
 REFERENCE_NUMBER_LIMIT = 200
 
 
+@dataclass(frozen=True)
+class QueryFit:
+    """What the prompt does to a query (``PromptBuilder.query_fit``)."""
+
+    cut_tokens: int  # prompt-text tokens beyond model.prompt.max_text_tokens, cut off (0: it fits)
+    known: bool  # some token of the query is one the tokenizer knows (not <unk>, not whitespace)
+
+
 @dataclass
 class SampleText:
     """Token ids of one sample's encoder sequence (``FRAME`` slots included) and of its frames'
@@ -139,6 +147,15 @@ class PromptBuilder:
         ids = self.tokenizer.encode(self.cfg.template.format(query=query))
         keep = self.cfg.max_text_tokens - 1 if self.reference else self.cfg.max_text_tokens
         return ids[:keep] + [self.tokenizer.eos_id]
+
+    def query_fit(self, query: str) -> QueryFit:
+        """How ``query`` fits the prompt: the text tokens cut at ``max_text_tokens``, and whether
+        the tokenizer knows any of its characters (else the model reads only ``<unk>``)."""
+        ids = self.tokenizer.encode(self.cfg.template.format(query=query))
+        keep = self.cfg.max_text_tokens - 1 if self.reference else self.cfg.max_text_tokens
+        unk = getattr(self.tokenizer, "unk_id", None)
+        known = [i for i in self.tokenizer.encode(query) if i != unk and self.tokenizer.decode([i]).strip()]
+        return QueryFit(cut_tokens=max(len(ids) - keep, 0), known=bool(known))
 
     def encoder_sample(
         self, timestamps: Sequence[float], duration: float, query: str, tokens_per_frame: int

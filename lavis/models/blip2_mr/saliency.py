@@ -17,11 +17,13 @@ At inference the scores (sigmoid) give the QVHighlights clip scores and rank win
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lavis.common.constraints import NonNegativeFloat, Range
 
 
 @dataclass
@@ -30,9 +32,9 @@ class SaliencyConfig:
 
     enabled: bool = False
     loss: Literal["bce", "margin"] = "bce"
-    loss_weight: float = 1.0  # total loss = LM loss + loss_weight * saliency loss
-    margin: float = 0.2  # `margin` loss: how far a more relevant frame's score must lie above
-    pair_gap: float = 0.25  # `margin` loss: targets closer than this form no pair
+    loss_weight: NonNegativeFloat = 1.0  # total loss = LM loss + loss_weight * saliency loss
+    margin: NonNegativeFloat = 0.2  # `margin` loss: how far a more relevant frame's score must lie above
+    pair_gap: Annotated[float, Range(gt=0, le=1)] = 0.25  # `margin` loss: targets closer than this form no pair
     # How a window's score is formed at inference: "vote" (the share of beam probability that
     # voted for it, as without the head) or "vote_x_saliency" (that vote times the mean frame
     # relevance inside the window: absolute, so windows of different chunks compare).

@@ -110,6 +110,7 @@ class PretrainedTokenizer:
             raise ValueError(f"{path}: the tokenizer has no pad or eos token")
         self.pad_id = int(self._tok.pad_token_id)
         self.eos_id = int(self._tok.eos_token_id)
+        self.unk_id = self._tok.unk_token_id  # None for a tokenizer without one
         self.vocab_size = len(self._tok)
 
     def encode(self, text: str) -> list[int]:

@@ -64,6 +64,24 @@ class FrozenTowers:
             self._frozen_key = self._compute_frozen_key()
         return self._frozen_key
 
+    def refresh_frozen_key(self) -> str:
+        """Take the key again, on the towers' weights as they are now (after trained weights were
+        loaded on top of the pretrained ones), and return it."""
+        self._frozen_key = self._compute_frozen_key()
+        return self._frozen_key
+
+    def trainable_towers(self) -> list[str]:
+        """The ``freeze_*`` flags of the towers that have a parameter that trains now
+        (``requires_grad``): features cached from them would go stale. A model loaded for
+        prediction trains nothing, so it takes the video index's features of any tower."""
+        parts: dict[str, list[Any]] = {
+            "freeze_vit": [self.vision_model.embeddings, self.vision_model.encoder],
+            "freeze_vit_ln": [self.vision_model.post_layernorm],
+            "freeze_qformer": [self.qformer, self.query_tokens],
+            "freeze_audio": [self.audio_encoder] if self.audio_encoder is not None else [],
+        }
+        return [flag for flag, modules in parts.items() if any(_trains(m) for m in modules)]
+
     def _compute_frozen_key(self) -> str:
         parts = {"query_tokens": self.query_tokens, "vision_model": self.vision_model, "qformer": self.qformer}
         return compute_frozen_key({**parts, "audio_encoder": self.audio_encoder})
@@ -80,3 +98,9 @@ class FrozenTowers:
                 raise KeyError(f"batch has no '{key}', which fusion '{self.cfg.fusion.name}' needs")
         audio_mask = batch["audio_mask"].bool()[frame_mask]
         return self.audio_encoder(batch["audio_features"][frame_mask], audio_mask), audio_mask
+
+
+def _trains(part: nn.Module | torch.Tensor) -> bool:
+    if isinstance(part, torch.Tensor):
+        return part.requires_grad
+    return any(p.requires_grad for p in part.parameters())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lavis.common.constraints import AnyFloat, DropoutRate, PositiveInt
 from lavis.common.registry import registry
 from lavis.models.fusion.attention import CrossAttention
 from lavis.models.fusion.base import Fusion
@@ -23,8 +24,8 @@ class GatedCrossAttentionConfig(FusionConfig):
     """``model.fusion`` keys of ``gca``."""
 
     name: str = "gca"
-    num_heads: int = 8  # attention heads; must divide the fused width
-    dropout: float = 0.0  # attention-probability dropout (SMS trains gca without)
+    num_heads: PositiveInt = 8  # attention heads; must divide the fused width
+    dropout: DropoutRate = 0.0  # attention-probability dropout (SMS trains gca without)
 
     def __post_init__(self) -> None:
         check_at_least_one("num_heads", self.num_heads)
@@ -36,10 +37,10 @@ class BiGatedCrossAttentionConfig(FusionConfig):
     """``model.fusion`` keys of ``bigca``."""
 
     name: str = "bigca"
-    num_heads: int = 8  # heads of both attentions; must divide the fused width
-    dropout: float = 0.0  # attention-probability dropout, and in the feed-forward
-    gate_init: float = GATE_INIT  # starting value of the tanh gate ``mix`` (see config.GATE_INIT)
-    ff_mult: int = 4  # the feed-forward's hidden width, in multiples of the fused width
+    num_heads: PositiveInt = 8  # heads of both attentions; must divide the fused width
+    dropout: DropoutRate = 0.0  # attention-probability dropout, and in the feed-forward
+    gate_init: AnyFloat = GATE_INIT  # starting value of the tanh gate ``mix`` (see config.GATE_INIT)
+    ff_mult: PositiveInt = 4  # the feed-forward's hidden width, in multiples of the fused width
 
     def __post_init__(self) -> None:
         check_at_least_one("num_heads", self.num_heads)

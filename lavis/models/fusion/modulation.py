@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lavis.common.constraints import AnyFloat, DropoutRate, PositiveInt
 from lavis.common.registry import registry
 from lavis.models.fusion.attention import CrossAttention
 from lavis.models.fusion.base import Fusion
@@ -23,8 +24,8 @@ class AudioVisualDualEnhancementConfig(FusionConfig):
     """``model.fusion`` keys of ``avde``."""
 
     name: str = "avde"
-    dropout: float = 0.0  # on the enhancement branch, before the gate
-    gate_init: float = GATE_INIT  # starting value of the tanh gate (see config.GATE_INIT)
+    dropout: DropoutRate = 0.0  # on the enhancement branch, before the gate
+    gate_init: AnyFloat = GATE_INIT  # starting value of the tanh gate (see config.GATE_INIT)
 
     def __post_init__(self) -> None:
         check_dropout(self.dropout)
@@ -35,9 +36,9 @@ class LocalCrossAttentionModulationConfig(FusionConfig):
     """``model.fusion`` keys of ``lcam``."""
 
     name: str = "lcam"
-    num_heads: int = 8  # attention heads; must divide the fused width
-    dropout: float = 0.0  # attention-probability dropout
-    gate_init: float = GATE_INIT  # starting value of the tanh gate (see config.GATE_INIT)
+    num_heads: PositiveInt = 8  # attention heads; must divide the fused width
+    dropout: DropoutRate = 0.0  # attention-probability dropout
+    gate_init: AnyFloat = GATE_INIT  # starting value of the tanh gate (see config.GATE_INIT)
 
     def __post_init__(self) -> None:
         check_at_least_one("num_heads", self.num_heads)

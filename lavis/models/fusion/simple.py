@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from lavis.common.constraints import DropoutRate, PositiveInt
 from lavis.common.registry import registry
 from lavis.models.fusion.base import Fusion
 from lavis.models.fusion.config import FusionConfig, check_at_least_one, check_dropout
@@ -26,8 +27,8 @@ class ConcatFusionConfig(FusionConfig):
     """``model.fusion`` keys of ``concat``."""
 
     name: str = "concat"
-    num_audio_tokens: int = 1  # audio tokens appended to each frame's tokens
-    dropout: float = 0.0  # on the projected audio tokens
+    num_audio_tokens: PositiveInt = 1  # audio tokens appended to each frame's tokens
+    dropout: DropoutRate = 0.0  # on the projected audio tokens
 
     def __post_init__(self) -> None:
         check_at_least_one("num_audio_tokens", self.num_audio_tokens)

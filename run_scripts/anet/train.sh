@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Fine-tune SMS on ActivityNet Captions (datasets: anet). Extra arguments are passed on, e.g. --options run.max_epoch=3
+# CFG=... picks another experiment YAML; NPROC/NNODES/... as in run_scripts/launch.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+exec bash run_scripts/launch.sh lavis.train "${CFG:-configs/experiments/anet/sms.yaml}" "$@"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Evaluate a trained SMS model on UnAV-100 (datasets: unav100): CKPT=path/to/checkpoint_best.pt bash run_scripts/unav100/eval.sh
+# Extra arguments are passed on (--options ...); CFG=... picks another experiment YAML.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+exec bash run_scripts/launch.sh lavis.evaluate "${CFG:-configs/experiments/unav100/sms.yaml}" \
+  --options run.resume_ckpt_path="${CKPT:?set CKPT to a checkpoint file or run directory}" "$@"
