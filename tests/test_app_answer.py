@@ -15,7 +15,7 @@ from matplotlib.image import imread
 
 from lavis.app.answer import MAX_QUERIES, Answerer, AppError, parse_queries, public_result, scrub_paths, table_rows
 from lavis.app.examples import run_examples
-from lavis.app.present import answer_markdown, model_facts, model_markdown, sound_line, timing_line
+from lavis.app.present import answer_markdown, model_facts, model_markdown, query_line, sound_line, timing_line
 from lavis.datasets.schema import load_annotations
 from lavis.inference.predictor import load_model
 from lavis.predict import main as predict_main
@@ -141,12 +141,12 @@ def test_what_the_page_says_about_the_model_the_sound_and_the_time(predictor, cl
     answer = answerer.answer(clip, QUERIES[1])
     page = answer_markdown(answer.video_name, answer.results, answer.elapsed_s, hears=True)
     assert "**Video**: clip\\.mp4, 8.0 s." in page and "**Sound**: yes" in page
-    assert f"the model wrote `{answer.results[0]['text']}`" in page
+    assert f"the model wrote `{answer.results[0]['chunks'][0]['text']}`" in page
 
 
 def test_the_time_line_shows_the_index_when_the_predictor_reports_it():
     result = {"query": "q", "windows": [], "audio": True}
-    assert timing_line([result], 1.234) == "**Time**: 1.23 s; index: not available in this build."
+    assert timing_line([], 1.234) == "**Time**: 1.23 s."
     timing = {"total_s": 1.2, "decode_s": 0.1, "towers_s": 0.0, "llm_s": 1.0, "index": "memory", "saved_s": 0.75}
     line = timing_line([{**result, "timing": timing}], 1.234)
     assert line.startswith("**Time**: 1.23 s (decoding 0.10 s, frame and audio towers 0.00 s, language model 1.00 s)")
@@ -195,3 +195,33 @@ def test_without_a_run_the_commands_say_how_to_make_one(tmp_path, capsys):
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"app.sh: no trained run in {tmp_path / 'none'}; make it with: bash run_scripts/demo.sh\n"
+
+
+def test_a_long_videos_line_gives_each_chunks_text_on_its_own_clock():
+    chunk = {"invalid": False, "windows": []}
+    texts = ["[[17, 19]]", "[[2, 4]]", "[]", "[[0, 1]]", "[[5, 9]]", "[[1, 2]]"]
+    chunks = [{**chunk, "start": 15.0 * i, "end": 15.0 * i + 30, "text": t} for i, t in enumerate(texts)]
+    result = {"query": "a beep", "windows": [[17.0, 19.0, 0.9]], "span": 30.0, "chunks": chunks}
+    line = query_line(1, result)
+    assert "read in 6 chunks of 30 s" in line and "seconds from each chunk's start" in line
+    assert "0-30 s: `[[17, 19]]`; 15-45 s: `[[2, 4]]`; 30-60 s: `[]`; 45-75 s: `[[0, 1]]`, and 2 more" in line
+    assert line.endswith("best window 17.0-19.0 s (score 0.90).")
+    one = query_line(2, {**result, "chunks": chunks[:1]})
+    assert "the model wrote `[[17, 19]]`; best window" in one and "chunks" not in one
+
+
+def test_the_next_question_on_an_uploaded_video_reuses_its_index(answering_run, clip, tmp_path, one_thread):
+    # Each upload reaches the app under a new temporary path: the index finds it by its content.
+    predictor = load_model(answering_run.run_dir, device="cpu", index_dir=tmp_path / "index")
+    answerer = Answerer(predictor, tmp_path / "answers", max_seconds=60)
+    first = answerer.answer(clip, QUERIES[0]).results[0]["timing"]
+    again = tmp_path / "upload-2" / "clip.mp4"
+    again.parent.mkdir()
+    again.write_bytes(clip.read_bytes())
+    answer = answerer.answer(again, QUERIES[1])
+    second = answer.results[0]["timing"]
+    assert first["index"] == "computed" and first["towers_s"] > 0
+    assert second["index"] == "memory" and second["decode_s"] == second["towers_s"] == 0.0
+    assert "the video's index was reused from memory" in answer_markdown("clip.mp4", answer.results, 1.0, hears=True)
+    fresh = Answerer(load_model(answering_run.run_dir, device="cpu", index_dir=tmp_path / "index"), tmp_path / "a2", 60)
+    assert fresh.answer(again, QUERIES[0]).results[0]["timing"]["index"] == "disk"

@@ -17,6 +17,7 @@ INDEX_SOURCES = {
     "memory": "reused from memory",
     "disk": "read from disk",
 }
+MAX_CHUNK_TEXTS = 4  # a long video's per-chunk texts shown in a query's line (the JSON has them all)
 
 
 def escape_markdown(text: str) -> str:
@@ -82,9 +83,9 @@ def sound_line(results: list[dict[str, Any]], hears: bool) -> str:
 def timing_line(results: list[dict[str, Any]], elapsed_s: float) -> str:
     """How long the answer took (``elapsed_s``, measured around the model's call) and what the
     video index saved (each result's ``timing``, written by the predictor's video index)."""
-    timing = results[0].get("timing") if results else None
-    if timing is None:  # a predictor without the video index (issue 22, part 1): drop at its merge
-        return f"**Time**: {elapsed_s:.2f} s; index: not available in this build."
+    if not results:
+        return f"**Time**: {elapsed_s:.2f} s."
+    timing = results[0]["timing"]
     source = INDEX_SOURCES.get(timing["index"], timing["index"])
     return (
         f"**Time**: {elapsed_s:.2f} s (decoding {timing['decode_s']:.2f} s, frame and audio towers "
@@ -94,14 +95,28 @@ def timing_line(results: list[dict[str, Any]], elapsed_s: float) -> str:
 
 
 def query_line(k: int, result: dict[str, Any]) -> str:
-    """One numbered line per query: the query, the model's text, the best window."""
+    """One numbered line per query: the query, the model's text, the best window. A long video's
+    text is given per chunk with the chunk's stretch: its numbers are seconds from that chunk's
+    start (``lavis.inference.result``)."""
     best = result["windows"][0] if result["windows"] else None
     found = f"best window {best[0]:.1f}-{best[1]:.1f} s (score {best[2]:.2f})" if best else "no window"
     repaired = " (not a valid answer as written; repaired)" if result.get("invalid") else ""
-    chunks = len(result.get("chunks") or ())
-    read = f"; read in {chunks} chunks of {result['span']:g} s" if chunks > 1 else ""
-    text = result["text"].replace("`", "'")
-    return f"{k}. *{escape_markdown(result['query'])}*: the model wrote `{text}`{repaired}; {found}{read}."
+    chunks = result["chunks"]
+    if len(chunks) == 1:
+        wrote = f"the model wrote `{_code(chunks[0]['text'])}`"
+    else:
+        shown = [f"{c['start']:g}-{c['end']:g} s: `{_code(c['text'])}`" for c in chunks[:MAX_CHUNK_TEXTS]]
+        more = f", and {len(chunks) - MAX_CHUNK_TEXTS} more" if len(chunks) > MAX_CHUNK_TEXTS else ""
+        wrote = (
+            f"read in {len(chunks)} chunks of {result['span']:g} s, the model wrote (seconds from each "
+            f"chunk's start) {'; '.join(shown)}{more}"
+        )
+    return f"{k}. *{escape_markdown(result['query'])}*: {wrote}{repaired}; {found}."
+
+
+def _code(text: str) -> str:
+    """``text`` safe inside a Markdown code span."""
+    return text.replace("`", "'")
 
 
 def answer_markdown(video_name: str, results: list[dict[str, Any]], elapsed_s: float, hears: bool) -> str:

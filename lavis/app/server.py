@@ -13,7 +13,6 @@ are deleted while it runs (``delete_cache``) and the whole folder when it stops.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import re
@@ -62,12 +61,6 @@ def make_temp_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="lavis-app-"))
 
 
-def index_options(load_model: Any, index_dir: Path) -> dict[str, Any]:
-    """``load_model``'s video-index folder, for a predictor that keeps a video index (issue 22,
-    part 1); {} for one without (this branch goes once that part is merged)."""
-    return {"index_dir": index_dir} if "index_dir" in inspect.signature(load_model).parameters else {}
-
-
 class NoRemoteFetch:
     """ASGI middleware: 403 for the routes through which Gradio would fetch a URL on a client's
     behalf (``/gradio_api/file=https://...``, ``/gradio_api/proxy=...``); the app serves files only."""
@@ -100,7 +93,7 @@ def create_app(settings: AppSettings, root: Path) -> tuple[Any, dict[str, Any]]:
     if os.environ.get("GRADIO_TEMP_DIR") != str(uploads):  # answers must go where Gradio serves from
         raise RuntimeError(f"set gradio_environment({root}) before create_app")
     index_dir = settings.index_dir or root / "index"
-    predictor = load_model(settings.run_dir, device=settings.device, **index_options(load_model, index_dir))
+    predictor = load_model(settings.run_dir, device=settings.device, index_dir=index_dir)
     examples = run_examples(settings.run_dir, settings.examples) if settings.examples > 0 else []
     answerer = Answerer(predictor, uploads / "answers", settings.max_seconds)
     page = build_page(answerer, model_facts(predictor), examples)
