@@ -28,7 +28,8 @@ setup(
         "decord": ["decord>=0.6"],  # optional video backend (x86 wheels only)
         "wandb": ["wandb>=0.18"],
         "tensorboard": ["tensorboard>=2.15"],
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        "app": ["gradio>=6,<7"],  # python -m lavis.app (its browser test drives Chromium via playwright)
+        "dev": ["pytest>=8", "ruff>=0.6", "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [
@@ -36,6 +37,7 @@ setup(
             "lavis-evaluate=lavis.evaluate:main",
             "lavis-mr-eval=lavis.tasks.mr_eval:main",
             "lavis-export=lavis.export:main",
+            "lavis-app=lavis.app.cli:main",
         ]
     },
 )

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs the test suite. Sets itself up on a fresh machine: creates .venv and installs the project
-# (CPU torch via constraints/cpu.txt) unless VENV points at a ready environment.
+# with its dev and app extras (CPU torch via constraints/cpu.txt) unless VENV points at a ready
+# environment, and Chromium for the app's browser test when it is missing (as root, from Debian).
 # Extra arguments go to pytest, e.g. `bash run_scripts/test.sh -k metrics` or `-m slow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SMS_EXTRAS="${SMS_EXTRAS:-dev,app}"
 source run_scripts/setup_env.sh
+source run_scripts/setup_browser.sh
 
 set +e
 python -m pytest "$@"

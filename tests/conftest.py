@@ -24,6 +24,16 @@ def tiny_run(tmp_path_factory):
     return train_tiny_run(base / "data", base / "run")
 
 
+@pytest.fixture(scope="session")
+def answering_run(tiny_run, tmp_path_factory):
+    """The tiny SMS trained twelve steps on the same videos (~20 s): enough for it to write
+    windows (two per query, the duration prior) where the two-step run writes none."""
+    from helpers.tiny_run import train_on
+
+    steps = ("run.max_iters=12", "run.max_epoch=100", "run.batch_size_train=4", "run.init_lr=3e-3")
+    return train_on(tiny_run.data, tmp_path_factory.mktemp("answering_run") / "run", steps)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny ops on a shared 2-core machine: one torch thread avoids oversubscription (~10x faster)."""

@@ -1,4 +1,5 @@
-"""The package's floors hold: imports only point down, and no two modules import each other.
+"""The package's floors hold: imports only point down, no two modules import each other, and no
+source file reaches 300 lines.
 
 Floors, bottom up: ``lavis.common`` (registry, typed config, errors, helpers); ``datasets``,
 ``models`` and ``runners`` (siblings that never import one another: the runner reaches models
@@ -92,3 +93,13 @@ def test_no_import_cycles():
     for module in sorted(GRAPH):
         if module not in state:
             visit(module)
+
+
+MAX_LINES = 300  # a file a newcomer reads in one sitting; past it, a concept wants its own module
+
+
+def test_every_source_file_stays_short():
+    sources = [*ROOT.rglob("*.py"), *ROOT.parent.joinpath("mr_data").rglob("*.py")]
+    sources += ROOT.parent.joinpath("benchmarks").rglob("*.py")
+    long = {str(p.relative_to(ROOT.parent)): n for p in sources if (n := len(p.read_text().splitlines())) >= MAX_LINES}
+    assert len(sources) > 100 and not long, f"files of {MAX_LINES} lines or more (split them): {long}"

@@ -27,8 +27,8 @@ from lavis.common.config import REPO_ROOT, load_experiment
 from lavis.datasets.frame_sampling import sample_frame_indices
 from lavis.datasets.processors import CLIP_MEAN, CLIP_STD
 from lavis.datasets.schema import MomentRecord, load_annotations
-from lavis.models.blip2_mr.config import PromptConfig
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder
+from lavis.models.blip2_mr.text_config import PromptConfig
 from lavis.models.blip2_mr.tokenizer import BuiltinTokenizer, PretrainedTokenizer
 from mr_data.convert import convert_file
 from mr_data.event_database import convert_event_database

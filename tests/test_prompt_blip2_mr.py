@@ -2,8 +2,8 @@
 
 import pytest
 
-from lavis.models.blip2_mr.config import PromptConfig
 from lavis.models.blip2_mr.prompt import FRAME, PromptBuilder, replacement_map, split_numbers
+from lavis.models.blip2_mr.text_config import PromptConfig
 from lavis.models.blip2_mr.tokenizer import BuiltinTokenizer
 
 

@@ -118,9 +118,7 @@ class RunnerBase(TrainerBase):
         return {f"{b}_{s}": ds for (b, s), ds in found.items()}
 
     def train_dataset(self) -> Dataset:
-        """The training data: the datasets of ``run.train_splits`` (concatenated when there are
-        several).
-        """
+        """The training data: the datasets of ``run.train_splits`` (concatenated when several)."""
         parts = [ds for s in self.run_cfg.train_splits for ds in self.split(s).values()]
         if not parts:
             raise ConfigError(f"run.train_splits: no dataset has the splits {self.run_cfg.train_splits}")

@@ -28,7 +28,13 @@ class TinyRun:
 
 def train_tiny_run(data: Path, run_dir: Path, spec: SyntheticSpec = SPEC) -> TinyRun:
     generate_dataset(data, num_videos=8, seed=1, spec=spec, workers=1)
-    options = [
+    return train_on(data, run_dir)
+
+
+def train_on(data: Path, run_dir: Path, options: tuple[str, ...] = ()) -> TinyRun:
+    """Train the tiny SMS two steps on the synthetic dataset in ``data`` (``options``: more
+    ``key=value`` overrides, applied last)."""
+    base = [
         f"datasets.synthetic_av.root={data.name}",  # relative to the folder it trains from
         f"run.output_dir={run_dir}",
         "run.max_iters=2",
@@ -45,7 +51,7 @@ def train_tiny_run(data: Path, run_dir: Path, spec: SyntheticSpec = SPEC) -> Tin
     before = Path.cwd()
     os.chdir(data.parent)
     try:
-        code = run_experiment(EXPERIMENT, options, evaluate_only=False)  # signal handlers restored after
+        code = run_experiment(EXPERIMENT, [*base, *options], evaluate_only=False)  # signal handlers restored after
     finally:
         os.chdir(before)
     if code != 0:

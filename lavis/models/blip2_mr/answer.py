@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from lavis.common.windows import temporal_iou
-from lavis.models.blip2_mr.config import TimeFormatName
+from lavis.models.blip2_mr.text_config import TimeFormatName
 
 Rounding = Literal["half_up", "half_even"]
 

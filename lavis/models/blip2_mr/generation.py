@@ -22,7 +22,7 @@ from transformers import GenerationConfig
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
-from lavis.models.blip2_mr.config import DecodingConfig
+from lavis.models.blip2_mr.text_config import DecodingConfig
 from lavis.models.blip2_mr.tokenizer import TextTokenizer
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from lavis.models.blip2_mr.answer import TimeFormat, format_windows
-from lavis.models.blip2_mr.config import PromptConfig
+from lavis.models.blip2_mr.text_config import PromptConfig
 from lavis.models.blip2_mr.tokenizer import SPACE, TextTokenizer
 
 FRAME = -1  # placeholder id of a frame-token slot in a layout
