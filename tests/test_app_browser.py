@@ -174,6 +174,7 @@ def test_a_person_asks_the_app_in_a_browser(answering_run, tmp_path):
             )
             assert sizes == [[1200, 500], [1200, 500]]
             assert "the model wrote" in page.inner_text("#answer") and "Sound" in page.inner_text("#answer")
+            assert "the video's index was computed now" in page.inner_text("#answer")
             links = page.eval_on_selector_all("#download a", "links => links.map(a => a.textContent)")
             assert len(links) == 3
 
@@ -201,6 +202,7 @@ def test_a_person_asks_the_app_in_a_browser(answering_run, tmp_path):
             assert "/" not in message and "Traceback" not in message and _rows(page) == []
             _ask(page, clip, QUERIES[1])
             assert _status(page, "Answered") == "Answered 1 query."
+            assert "the video's index was reused from memory" in page.inner_text("#answer")  # uploaded anew
 
             # Two people at once: each page gets the answer to its own question.
             other = context.new_page()
