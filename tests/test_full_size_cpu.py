@@ -2,7 +2,7 @@
 EVA ViT-g, Q-Former, CLAP, gated cross-attention, Flan-T5-XL with LoRA; 3.99 B parameters) with
 random weights on the CPU, at batch 1 x 2 frames with audio:
 
-    bash run_scripts/test.sh -m slow -k full_size     # 9-13 minutes, ~17 GiB peak RSS on 2 cores
+    bash run_scripts/test.sh -m slow -k full_size     # ~4.5 minutes alone, ~16 GiB peak RSS on 2 cores
 
 It runs the published prompt layout (``prompt.layout: reference``) with a T5-style SentencePiece
 tokenizer made at test time and read from a folder, as Flan-T5's files are read. It proves the
