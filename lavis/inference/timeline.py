@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -134,8 +134,15 @@ def timeline_figure(
     title: str = "",
     no_audio_text: str = "no audio stream",
 ) -> Figure:
-    """The timeline as a matplotlib ``Figure`` (``FIGSIZE`` at ``DPI``; ``draw_timeline`` has the
-    arguments). Its panels share one time axis, labelled under the bottom panel only."""
+    """The timeline as a matplotlib ``Figure`` (``FIGSIZE`` at ``DPI``; ``draw_timeline`` writes it).
+    Its panels share one time axis, labelled under the bottom panel only.
+
+    ``windows``: ``[start, end, score]`` best first (seconds); ``gt``: ``[start, end]``;
+    ``frames``: uint8 ``[t, H, W, 3]`` with ``frame_times`` ``[t]`` seconds (at most
+    ``MAX_THUMBNAILS`` of them are drawn); ``loudness``: the output of ``loudness_db`` (None draws
+    ``no_audio_text``); ``relevance``: ``[time, 0..1]`` per frame, drawn as a curve under the
+    windows (None: no such row).
+    """
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     FigureCanvasAgg(fig)
     ratios = (1.3, 0.9, 1.4) + ((0.8,) if relevance else ())
@@ -159,38 +166,10 @@ def timeline_figure(
     return fig
 
 
-def draw_timeline(
-    path: str | Path,
-    duration: float,
-    windows: Sequence[Sequence[float]],
-    *,
-    gt: Optional[Sequence[Sequence[float]]] = None,
-    frames: Optional[np.ndarray] = None,
-    frame_times: Optional[np.ndarray] = None,
-    loudness: Optional[tuple[np.ndarray, np.ndarray]] = None,
-    relevance: Optional[Sequence[Sequence[float]]] = None,
-    title: str = "",
-    no_audio_text: str = "no audio stream",
-) -> Path:
-    """Write the timeline PNG (``FIGSIZE`` x ``DPI`` pixels) and return its path.
-
-    ``windows``: ``[start, end, score]`` best first (seconds); ``gt``: ``[start, end]``;
-    ``frames``: uint8 ``[t, H, W, 3]`` with ``frame_times`` ``[t]`` seconds (at most
-    ``MAX_THUMBNAILS`` of them are drawn); ``loudness``: the output of ``loudness_db`` (None draws
-    ``no_audio_text``); ``relevance``: ``[time, 0..1]`` per frame, drawn as a curve under the
-    windows (None: no such row).
-    """
-    fig = timeline_figure(
-        duration,
-        windows,
-        gt=gt,
-        frames=frames,
-        frame_times=frame_times,
-        loudness=loudness,
-        relevance=relevance,
-        title=title,
-        no_audio_text=no_audio_text,
-    )
+def draw_timeline(path: str | Path, duration: float, windows: Sequence[Sequence[float]], **panels: Any) -> Path:
+    """Write ``timeline_figure(duration, windows, **panels)`` as a PNG (``FIGSIZE`` x ``DPI``
+    pixels) at ``path`` and return it."""
+    fig = timeline_figure(duration, windows, **panels)
     png = io.BytesIO()
     fig.savefig(png, dpi=DPI, format="png")
     return atomic_write_bytes(path, png.getvalue())  # a full disk: an OSError naming the file
